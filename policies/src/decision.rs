@@ -1,0 +1,194 @@
+//! The decision value: one verdict and one stable reason code, used alike by the deny
+//! response, the audit record and the metrics.
+
+use crate::request::{ModelRef, Operation};
+
+/// Stable reason codes. The string form (`as_str`) is part of the public contract: it appears
+/// in error bodies, audit records and stat names, so never rename a variant's string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Allowed,
+    ModelNotAllowed,
+    ModelDenied,
+    ModelUnparseable,
+    OperationUnknown,
+    OperationNotAllowed,
+    QueryNotAllowed,
+    HeaderInvalid,
+    IdentityMissing,
+    IdentityInvalid,
+    DestinationNotPrivatelink,
+    RegionNotAllowed,
+    AccountNotAllowed,
+    BearerKeyNotAllowed,
+    ConnectNotAllowed,
+    BodyTooLarge,
+    BodyUnparseable,
+    PolicyUnavailable,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 18] = [
+        Reason::Allowed,
+        Reason::ModelNotAllowed,
+        Reason::ModelDenied,
+        Reason::ModelUnparseable,
+        Reason::OperationUnknown,
+        Reason::OperationNotAllowed,
+        Reason::QueryNotAllowed,
+        Reason::HeaderInvalid,
+        Reason::IdentityMissing,
+        Reason::IdentityInvalid,
+        Reason::DestinationNotPrivatelink,
+        Reason::RegionNotAllowed,
+        Reason::AccountNotAllowed,
+        Reason::BearerKeyNotAllowed,
+        Reason::ConnectNotAllowed,
+        Reason::BodyTooLarge,
+        Reason::BodyUnparseable,
+        Reason::PolicyUnavailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Allowed => "allowed",
+            Reason::ModelNotAllowed => "model_not_allowed",
+            Reason::ModelDenied => "model_denied",
+            Reason::ModelUnparseable => "model_unparseable",
+            Reason::OperationUnknown => "operation_unknown",
+            Reason::OperationNotAllowed => "operation_not_allowed",
+            Reason::QueryNotAllowed => "query_not_allowed",
+            Reason::HeaderInvalid => "header_invalid",
+            Reason::IdentityMissing => "identity_missing",
+            Reason::IdentityInvalid => "identity_invalid",
+            Reason::DestinationNotPrivatelink => "destination_not_privatelink",
+            Reason::RegionNotAllowed => "region_not_allowed",
+            Reason::AccountNotAllowed => "account_not_allowed",
+            Reason::BearerKeyNotAllowed => "bearer_key_not_allowed",
+            Reason::ConnectNotAllowed => "connect_not_allowed",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::BodyUnparseable => "body_unparseable",
+            Reason::PolicyUnavailable => "policy_unavailable",
+        }
+    }
+
+    /// HTTP status of the refusal. Never 5xx: SDKs retry those.
+    pub fn status(self) -> u16 {
+        match self {
+            Reason::Allowed => 200,
+            Reason::BodyTooLarge => 413,
+            _ => 403,
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a verdict is carried out or only recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    DryRun,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::DryRun => "dry-run",
+        }
+    }
+}
+
+/// The outcome of evaluating one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// `Allowed` for an allow; the refusal reason otherwise.
+    pub reason: Reason,
+    /// A short, fixed-vocabulary human explanation (never contains request bytes that were not
+    /// validated first).
+    pub detail: String,
+    /// The rule that decided, if one did.
+    pub rule_id: Option<String>,
+    /// Enforce, or dry-run (the would-be verdict is recorded and the request continues).
+    pub mode: Mode,
+    /// The operation, once recognised.
+    pub operation: Option<Operation>,
+    /// The canonical model id(s), once parsed (only validated, canonical ids).
+    pub models: Vec<String>,
+}
+
+impl Decision {
+    pub fn allow(rule_id: Option<String>, operation: Operation, models: Vec<String>) -> Self {
+        Decision {
+            reason: Reason::Allowed,
+            detail: String::new(),
+            rule_id,
+            mode: Mode::Enforce,
+            operation: Some(operation),
+            models,
+        }
+    }
+
+    pub fn deny(reason: Reason, detail: impl Into<String>) -> Self {
+        Decision {
+            reason,
+            detail: detail.into(),
+            rule_id: None,
+            mode: Mode::Enforce,
+            operation: None,
+            models: Vec::new(),
+        }
+    }
+
+    pub fn with_operation(mut self, op: Operation) -> Self {
+        self.operation = Some(op);
+        self
+    }
+
+    pub fn with_models(mut self, models: &[ModelRef]) -> Self {
+        self.models = models.iter().map(|m| m.canonical().to_string()).collect();
+        self
+    }
+
+    pub fn with_rule(mut self, rule_id: Option<String>, mode: Mode) -> Self {
+        self.rule_id = rule_id;
+        self.mode = mode;
+        self
+    }
+
+    /// Would the policy let this request through if enforced?
+    pub fn is_allow(&self) -> bool {
+        self.reason == Reason::Allowed
+    }
+
+    /// Does the request continue upstream (allowed, or denied only in dry-run)?
+    pub fn lets_through(&self) -> bool {
+        self.is_allow() || self.mode == Mode::DryRun
+    }
+
+    /// The HTTP status a refusal is answered with.
+    pub fn status(&self) -> u16 {
+        self.reason.status()
+    }
+
+    /// The message placed in the AWS-shaped error body:
+    /// `bedrock-guard: <reason>: <explanation>`.
+    pub fn message(&self) -> String {
+        if self.detail.is_empty() {
+            format!("bedrock-guard: {}", self.reason)
+        } else {
+            format!("bedrock-guard: {}: {}", self.reason, self.detail)
+        }
+    }
+
+    /// The whole JSON error body, escaped.
+    pub fn error_body(&self) -> String {
+        let msg = serde_json::Value::String(self.message());
+        format!("{{\"message\":{msg}}}")
+    }
+}

@@ -1,0 +1,16 @@
+//! bedrock-guard policy engine.
+//!
+//! Pure Rust, no proxy dependency: request facts in, decision out. The plugin compiles a
+//! bundle once (`bundle::compile`) and then, per request, only looks things up.
+#![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod decision;
+pub mod engine;
+pub mod matcher;
+pub mod request;
+
+pub use bundle::{compile, parse_bundle, Bundle, BundleError, CompiledPolicy};
+pub use decision::{Decision, Mode, Reason};
+pub use engine::{decide, evaluate_body, evaluate_head, HeadOutcome, Pending};
+pub use request::{Operation, RequestFacts};

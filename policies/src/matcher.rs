@@ -1,0 +1,3 @@
+//! IAM-style wildcard patterns (`*`, `?`), compiled once.
+//!
+//! INTERFACE STUB: being written.

@@ -1,0 +1,32 @@
+//! Request facts and their interpretation: the route catalogue, model-id canonicalisation,
+//! ARN parsing and strict JSON extraction of body-carried models.
+//!
+//! Nothing here knows about Envoy: the plugin hands in raw bytes exactly as received.
+
+pub mod body;
+pub mod headers;
+pub mod model;
+pub mod route;
+
+pub use body::{extract_body_models, BodyError};
+pub use headers::{check_head, HeadInfo, HeaderError};
+pub use model::{parse_body_model_id, parse_path_model_id, Arn, ModelError, ModelRef};
+pub use route::{classify, ModelLocation, Operation, RouteError, RouteMatch};
+
+/// Everything the engine decides on, as raw bytes straight from the proxy.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFacts<'a> {
+    /// `:method` exactly as received.
+    pub method: &'a [u8],
+    /// `:path` exactly as received (query included), before any normalisation.
+    pub path: &'a [u8],
+    /// `:authority`.
+    pub authority: &'a [u8],
+    /// `:scheme`.
+    pub scheme: &'a [u8],
+    /// The full header map, every pair, names lower-cased by the proxy. Pseudo-headers may be
+    /// included; repeated names appear repeatedly.
+    pub headers: &'a [(&'a str, &'a [u8])],
+    /// The complete request body for operations that carry the model in it.
+    pub body: Option<&'a [u8]>,
+}
