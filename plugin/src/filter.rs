@@ -2,7 +2,10 @@
 
 use std::rc::Rc;
 
-use policies::{evaluate_body, evaluate_head, CompiledPolicy, Decision, HeadOutcome, Pending, Reason, RequestFacts};
+use policies::{
+    evaluate_body, evaluate_head, CompiledPolicy, Decision, HeadOutcome, Pending, Reason,
+    RequestFacts,
+};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
@@ -20,7 +23,13 @@ pub struct GuardHttp {
 
 impl GuardHttp {
     pub fn new(context_id: u32, policy: Option<Rc<CompiledPolicy>>) -> Self {
-        GuardHttp { context_id, policy, pending: None, buffered: 0, request_id: String::new() }
+        GuardHttp {
+            context_id,
+            policy,
+            pending: None,
+            buffered: 0,
+            request_id: String::new(),
+        }
     }
 
     /// Carry out a decision: continue untouched, or answer with the refusal.
@@ -74,11 +83,19 @@ impl HttpContext for GuardHttp {
                 return self.refuse_now(Reason::HeaderInvalid, "request headers could not be read");
             }
         };
-        let find = |name: &str| headers.iter().find(|(k, _)| k == name.as_bytes()).map(|(_, v)| v.as_slice());
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name.as_bytes())
+                .map(|(_, v)| v.as_slice())
+        };
         self.request_id = response::request_id(find("x-request-id"), self.context_id);
 
         let Some(policy) = self.policy.clone() else {
-            return self.refuse_now(Reason::PolicyUnavailable, "no valid policy bundle is loaded");
+            return self.refuse_now(
+                Reason::PolicyUnavailable,
+                "no valid policy bundle is loaded",
+            );
         };
 
         // Header names arrive validated by Envoy's codecs; one that is not UTF-8 is refused
@@ -87,7 +104,9 @@ impl HttpContext for GuardHttp {
         for (name, value) in &headers {
             match std::str::from_utf8(name) {
                 Ok(name) => named.push((name, value.as_slice())),
-                Err(_) => return self.refuse_now(Reason::HeaderInvalid, "header name is not valid UTF-8"),
+                Err(_) => {
+                    return self.refuse_now(Reason::HeaderInvalid, "header name is not valid UTF-8")
+                }
             }
         }
         let facts = RequestFacts {
@@ -119,7 +138,10 @@ impl HttpContext for GuardHttp {
         };
         self.buffered = body_size;
         if u64::try_from(body_size).map_or(true, |n| n > pending.max_body_bytes) {
-            return self.refuse_now(Reason::BodyTooLarge, "request body exceeds limits.max_body_bytes");
+            return self.refuse_now(
+                Reason::BodyTooLarge,
+                "request body exceeds limits.max_body_bytes",
+            );
         }
         if !end_of_stream {
             // StopIterationAndBuffer: Envoy keeps buffering and calls again.

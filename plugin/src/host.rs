@@ -107,11 +107,16 @@ pub fn plugin_configuration() -> Result<Vec<u8>, HostError> {
 }
 
 /// Answer the request locally.
-pub fn send_local_response(status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
+pub fn send_local_response(
+    status: u32,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(), HostError> {
     hostcalls::send_http_response(status, headers.to_vec(), Some(body)).map_err(HostError::Status)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::parse_map;
 
@@ -132,7 +137,11 @@ mod tests {
 
     #[test]
     fn parses_non_utf8_values_and_repeated_names() {
-        let raw = serialise(&[(b":path", b"/x"), (b"user-agent", b"\xC0\xA7"), (b"user-agent", b"b")]);
+        let raw = serialise(&[
+            (b":path", b"/x"),
+            (b"user-agent", b"\xC0\xA7"),
+            (b"user-agent", b"b"),
+        ]);
         let pairs = parse_map(&raw).unwrap();
         assert_eq!(pairs.len(), 3);
         assert_eq!(pairs[1].1, b"\xC0\xA7".to_vec());

@@ -58,7 +58,10 @@ impl RootContext for GuardRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(filter::GuardHttp::new(context_id, self.policy.clone())))
+        Some(Box::new(filter::GuardHttp::new(
+            context_id,
+            self.policy.clone(),
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {

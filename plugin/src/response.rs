@@ -17,7 +17,9 @@ pub fn refuse(decision: &Decision, request_id: &str) {
         ("x-amzn-requestid", request_id),
         (REASON_HEADER, decision.reason.as_str()),
     ];
-    if let Err(err) = host::send_local_response(u32::from(decision.status()), &headers, body.as_bytes()) {
+    if let Err(err) =
+        host::send_local_response(u32::from(decision.status()), &headers, body.as_bytes())
+    {
         // The stream is gone (client reset): nothing more can be sent, and nothing was forwarded.
         log::warn!("bedrock-guard: could not send refusal: {err:?}");
     }
@@ -27,7 +29,11 @@ pub fn refuse(decision: &Decision, request_id: &str) {
 /// UUID that Envoy generates), otherwise one derived from the context id.
 pub fn request_id(from_envoy: Option<&[u8]>, context_id: u32) -> String {
     match from_envoy {
-        Some(v) if !v.is_empty() && v.len() <= 64 && v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-') => {
+        Some(v)
+            if !v.is_empty()
+                && v.len() <= 64
+                && v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-') =>
+        {
             String::from_utf8_lossy(v).into_owned()
         }
         _ => format!("bedrock-guard-{context_id:08x}"),
@@ -35,18 +41,25 @@ pub fn request_id(from_envoy: Option<&[u8]>, context_id: u32) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::request_id;
 
     #[test]
     fn request_id_keeps_envoy_uuid() {
         let uuid = b"3f2a1c4e-9d8b-4a7f-8e6d-5c4b3a2f1e0d";
-        assert_eq!(request_id(Some(uuid), 7), "3f2a1c4e-9d8b-4a7f-8e6d-5c4b3a2f1e0d");
+        assert_eq!(
+            request_id(Some(uuid), 7),
+            "3f2a1c4e-9d8b-4a7f-8e6d-5c4b3a2f1e0d"
+        );
     }
 
     #[test]
     fn request_id_never_echoes_unsafe_bytes() {
-        assert_eq!(request_id(Some(b"a\r\nx-evil: 1"), 7), "bedrock-guard-00000007");
+        assert_eq!(
+            request_id(Some(b"a\r\nx-evil: 1"), 7),
+            "bedrock-guard-00000007"
+        );
         assert_eq!(request_id(Some(b"\xC0\xA7"), 7), "bedrock-guard-00000007");
         assert_eq!(request_id(None, 255), "bedrock-guard-000000ff");
     }

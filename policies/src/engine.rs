@@ -1,10 +1,64 @@
 //! The decision flow: head checks, routing, destination, model canonicalisation, rules.
 //!
-//! INTERFACE STUB: signatures are the contract between modules; bodies are being written.
+//! # Order of evaluation
+//!
+//! `evaluate_head` runs, in order, and stops at the first refusal:
+//! 1. `request::check_head` (method shape, CONNECT/Upgrade, repeated security headers, ...);
+//! 2. `request::classify` (the operation; anything outside the catalogue is refused);
+//! 3. the destination: `:authority`, lower-cased and without a `:443` suffix, must be exactly
+//!    one endpoint's `host` (any other port is refused); that endpoint gives the region;
+//! 4. the model: a path-carried id is canonicalised and decided at once; a body-carried one
+//!    makes the request wait for its body (`HeadOutcome::NeedBody`) once the head says the body
+//!    is JSON, not encoded, and not declared larger than the limit; operations that name no
+//!    model are decided on their operation alone.
+//!
+//! # Rule semantics (`evaluate_models`)
+//!
+//! * **ARN checks come first**, for every model given as an ARN: its partition must be the
+//!   endpoint region's partition and its region must be the endpoint's region (an ARN without
+//!   a region, such as the IAM-only global foundation-model form, is refused), else
+//!   `region_not_allowed`; when the bundle lists `accounts`, an ARN's non-empty account must
+//!   be one of them, else `account_not_allowed`.
+//! * **Default deny, explicit deny wins** (as in IAM). A rule matches when its `operations`
+//!   (if set) contain the operation, its `models` (if set) match, and its `principals` (if
+//!   set) match. No verified caller exists yet (workload identity arrives with JWT
+//!   verification), so a rule with `principals` matches no request: it can neither allow nor
+//!   deny until identities are verified.
+//! * **Every model must be allowed.** A request naming several models (agent-runtime bodies)
+//!   is allowed only if each model is allowed by some allow rule; the rule reported is the one
+//!   that allowed the first model. A request naming no model is matched only by rules without
+//!   `models`.
+//! * **Allow matching** tries each pattern against the canonical id and, for ARNs, also
+//!   against the ARN's resource id, so `anthropic.claude-*` allows
+//!   `arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-...` and
+//!   `us.anthropic.claude-*` allows the system inference-profile ARN of that profile. Opaque
+//!   ARNs (application inference profiles, provisioned, custom and imported models, prompts,
+//!   prompt routers, SageMaker endpoints: anything that hides which model runs) are allowed
+//!   only by a pattern written as an ARN (starting with `arn:`) that matches the whole ARN, so
+//!   `*` alone never allows an opaque resource. A bare opaque name (a plain id without a `.`,
+//!   which can only name such a resource) is allowed only by a pattern equal to it, never by
+//!   a wildcard.
+//! * **Deny matching is broad**: patterns are tried against the canonical id and the
+//!   resource id (opaque or not) and also against the base model id behind a system
+//!   inference profile (`us.anthropic.claude-opus-...` is denied by `anthropic.claude-opus-*`),
+//!   as IAM does: invoking a profile also needs the foundation model, so a deny on the model
+//!   blocks its profiles too.
+//! * **Outcome**: an enforced deny rule that matches refuses with `model_denied` (or
+//!   `operation_not_allowed` when the request names no model) and the rule's id. Otherwise, if
+//!   some model (or, for model-less requests, the operation) has no matching allow rule, the
+//!   refusal is `model_not_allowed` (`operation_not_allowed`). Otherwise, if a dry-run deny
+//!   rule matches, the verdict is `model_denied` in dry-run mode (recorded, request passes).
+//!   Otherwise the request is allowed, with the allow rule's id.
+//! * **Bundle-wide dry-run** turns every refusal into a dry-run one (recorded, not enforced),
+//!   structural refusals included, except `body_too_large` (a body that was not buffered
+//!   cannot be forwarded) and `connect_not_allowed` (a tunnel cannot be inspected at all).
+//!
+//! Per request the engine only looks things up: everything is compiled in `bundle::compile`,
+//! and the allow path allocates nothing beyond the decision's own strings.
 
-use crate::bundle::CompiledPolicy;
-use crate::decision::{Decision, Reason};
-use crate::request::{Operation, RequestFacts};
+use crate::bundle::{CompiledEndpoint, CompiledPolicy, CompiledRule};
+use crate::decision::{Decision, Mode, Reason};
+use crate::request::{self, ModelLocation, ModelRef, Operation, RequestFacts};
 
 /// A request whose decision waits for its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,17 +70,24 @@ pub struct Pending {
     pub endpoint_region: String,
 }
 
+/// What the head of a request leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadOutcome {
     Decided(Decision),
     NeedBody(Pending),
 }
 
-pub fn evaluate_head(_policy: &CompiledPolicy, _facts: &RequestFacts) -> HeadOutcome {
-    HeadOutcome::Decided(Decision::deny(Reason::PolicyUnavailable, "engine not built"))
+/// Decide what can be decided from the request head.
+pub fn evaluate_head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
+    match head(policy, facts) {
+        HeadOutcome::Decided(d) => HeadOutcome::Decided(finish(policy, d)),
+        pending => pending,
+    }
 }
 
-pub fn evaluate_body(_policy: &CompiledPolicy, _pending: &Pending, _body: &[u8]) -> Decision {
-    Decision::deny(Reason::PolicyUnavailable, "engine not built")
+/// Decide a request that waited for its body. `body` is the complete body.
+pub fn evaluate_body(policy: &CompiledPolicy, pending: &Pending, body: &[u8]) -> Decision {
+    finish(policy, body_decision(policy, pending, body))
 }
 
 /// Head then (when needed) body, in one call: for the CLI and tests.
@@ -35,4 +96,344 @@ pub fn decide(policy: &CompiledPolicy, facts: &RequestFacts) -> Decision {
         HeadOutcome::Decided(d) => d,
         HeadOutcome::NeedBody(p) => evaluate_body(policy, &p, facts.body.unwrap_or_default()),
     }
+}
+
+/// The ARN partition a region belongs to.
+pub fn partition_of_region(region: &str) -> &'static str {
+    const PREFIXES: &[(&str, &str)] = &[
+        ("us-gov-", "aws-us-gov"),
+        ("cn-", "aws-cn"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-isof-", "aws-iso-f"),
+        ("us-iso-", "aws-iso"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("eusc-", "aws-eusc"),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or("aws", |(_, partition)| partition)
+}
+
+/// Apply the bundle-wide mode to a finished decision.
+fn finish(policy: &CompiledPolicy, mut d: Decision) -> Decision {
+    if policy.mode() == Mode::DryRun
+        && !d.is_allow()
+        && !matches!(d.reason, Reason::BodyTooLarge | Reason::ConnectNotAllowed)
+    {
+        d.mode = Mode::DryRun;
+    }
+    d
+}
+
+fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
+    let info = match request::check_head(facts, policy.identity_header()) {
+        Ok(info) => info,
+        Err(e) => return HeadOutcome::Decided(Decision::deny(e.reason(), e.to_string())),
+    };
+    let route = match request::classify(facts.method, facts.path) {
+        Ok(route) => route,
+        Err(e) => return HeadOutcome::Decided(Decision::deny(e.reason(), e.to_string())),
+    };
+    let op = route.operation;
+    let endpoint = match destination(policy, facts.authority) {
+        Ok(endpoint) => endpoint,
+        Err(detail) => {
+            return HeadOutcome::Decided(
+                Decision::deny(Reason::DestinationNotPrivatelink, detail).with_operation(op),
+            )
+        }
+    };
+    let refuse = |reason: Reason, detail: &str| {
+        HeadOutcome::Decided(Decision::deny(reason, detail).with_operation(op))
+    };
+    match op.model_location() {
+        ModelLocation::Path => {
+            let Some(segment) = route.model_segment else {
+                return refuse(Reason::ModelUnparseable, "the path names no model");
+            };
+            match request::parse_path_model_id(segment) {
+                Ok(model) => HeadOutcome::Decided(evaluate_models(
+                    policy,
+                    op,
+                    std::slice::from_ref(&model),
+                    &endpoint.region,
+                )),
+                Err(e) => refuse(e.reason(), &e.to_string()),
+            }
+        }
+        ModelLocation::BodyField(_) | ModelLocation::BodyAnywhere(_) => {
+            if !info.content_type_json {
+                return refuse(
+                    Reason::BodyUnparseable,
+                    "content-type must be application/json",
+                );
+            }
+            if !info.content_encoding_identity {
+                return refuse(
+                    Reason::BodyUnparseable,
+                    "content-encoding must be absent or identity",
+                );
+            }
+            let max_body_bytes = policy.max_body_bytes();
+            if info.content_length.is_some_and(|len| len > max_body_bytes) {
+                return refuse(
+                    Reason::BodyTooLarge,
+                    "content-length exceeds the policy's body limit",
+                );
+            }
+            HeadOutcome::NeedBody(Pending {
+                operation: op,
+                max_body_bytes,
+                endpoint_region: endpoint.region.clone(),
+            })
+        }
+        ModelLocation::None => {
+            HeadOutcome::Decided(evaluate_models(policy, op, &[], &endpoint.region))
+        }
+    }
+}
+
+fn body_decision(policy: &CompiledPolicy, pending: &Pending, body: &[u8]) -> Decision {
+    let op = pending.operation;
+    let refuse = |reason: Reason, detail: &str| Decision::deny(reason, detail).with_operation(op);
+    let too_large = u64::try_from(body.len()).map_or(true, |len| len > pending.max_body_bytes);
+    if too_large {
+        return refuse(Reason::BodyTooLarge, "body exceeds the policy's body limit");
+    }
+    let location = op.model_location();
+    let required = match location {
+        ModelLocation::BodyField(_) => true,
+        ModelLocation::BodyAnywhere(_) => false,
+        ModelLocation::Path | ModelLocation::None => {
+            return refuse(
+                Reason::PolicyUnavailable,
+                "operation does not carry its model in the body",
+            )
+        }
+    };
+    if required && body.is_empty() {
+        return refuse(Reason::BodyUnparseable, "the body is empty");
+    }
+    let values = match request::extract_body_models(body, location) {
+        Ok(values) => values,
+        Err(e) => return refuse(e.reason(), &e.to_string()),
+    };
+    if required && values.is_empty() {
+        return refuse(Reason::BodyUnparseable, "the body names no model");
+    }
+    let mut models = Vec::with_capacity(values.len());
+    for value in &values {
+        match request::parse_body_model_id(value) {
+            Ok(model) => models.push(model),
+            Err(e) => return refuse(e.reason(), &e.to_string()).with_models(&models),
+        }
+    }
+    evaluate_models(policy, op, &models, &pending.endpoint_region)
+}
+
+/// `:authority` → endpoint. The authority is compared lower-cased, with a `:443` suffix
+/// removed; any other port, and anything not exactly an endpoint host, is refused.
+fn destination<'p>(
+    policy: &'p CompiledPolicy,
+    authority: &[u8],
+) -> Result<&'p CompiledEndpoint, &'static str> {
+    const NOT_CONFIGURED: &str = "the request's authority is not a configured endpoint";
+    let host = authority.strip_suffix(b":443").unwrap_or(authority);
+    if host.contains(&b':') {
+        return Err("only port 443 may be named in the authority");
+    }
+    // Lower-case into a stack buffer: no allocation, and DNS names are at most 253 bytes.
+    let mut buf = [0u8; 253];
+    let Some(slot) = buf.get_mut(..host.len()) else {
+        return Err(NOT_CONFIGURED);
+    };
+    for (dst, src) in slot.iter_mut().zip(host) {
+        if !src.is_ascii() {
+            return Err(NOT_CONFIGURED);
+        }
+        *dst = src.to_ascii_lowercase();
+    }
+    let Ok(host) = std::str::from_utf8(slot) else {
+        return Err(NOT_CONFIGURED);
+    };
+    policy.endpoint(host).ok_or(NOT_CONFIGURED)
+}
+
+/// Decide a recognised operation and its canonical models against the rules. See the module
+/// documentation for the semantics.
+pub fn evaluate_models(
+    policy: &CompiledPolicy,
+    op: Operation,
+    models: &[ModelRef],
+    endpoint_region: &str,
+) -> Decision {
+    let refuse = |reason: Reason, detail: String| {
+        Decision::deny(reason, detail)
+            .with_operation(op)
+            .with_models(models)
+    };
+
+    let partition = partition_of_region(endpoint_region);
+    for model in models {
+        let ModelRef::Arn(arn) = model else { continue };
+        if arn.partition != partition {
+            return refuse(
+                Reason::RegionNotAllowed,
+                format!(
+                    "model ARN is in partition {}, the endpoint in {partition}",
+                    arn.partition
+                ),
+            );
+        }
+        if arn.region.is_empty() {
+            return refuse(
+                Reason::RegionNotAllowed,
+                "model ARN names no region".to_string(),
+            );
+        }
+        if arn.region != endpoint_region {
+            return refuse(
+                Reason::RegionNotAllowed,
+                format!(
+                    "model ARN is in region {}, the endpoint in {endpoint_region}",
+                    arn.region
+                ),
+            );
+        }
+        if let Some(accounts) = policy.accounts() {
+            if !arn.account.is_empty() && !accounts.contains(&arn.account) {
+                return refuse(
+                    Reason::AccountNotAllowed,
+                    format!("account {} is not an allowed account", arn.account),
+                );
+            }
+        }
+    }
+
+    let mut dry_run_denial: Option<&CompiledRule> = None;
+    for rule in &policy.deny_rules {
+        if !denies(rule, op, models) {
+            continue;
+        }
+        if rule.mode == Mode::Enforce {
+            return denial(rule, op, models, Mode::Enforce);
+        }
+        dry_run_denial.get_or_insert(rule);
+    }
+
+    let allowed_by = if models.is_empty() {
+        match policy
+            .allow_rules
+            .iter()
+            .find(|r| applies(r, op) && r.models.is_none())
+        {
+            Some(rule) => rule,
+            None => return refuse(Reason::OperationNotAllowed, format!("no rule allows {op}")),
+        }
+    } else {
+        let mut first = None;
+        for model in models {
+            match policy.allow_rules.iter().find(|r| allows(r, op, model)) {
+                Some(rule) => {
+                    first.get_or_insert(rule);
+                }
+                None => {
+                    return refuse(
+                        Reason::ModelNotAllowed,
+                        format!("no rule allows model {} for {op}", model.canonical()),
+                    )
+                }
+            }
+        }
+        match first {
+            Some(rule) => rule,
+            None => return refuse(Reason::ModelNotAllowed, format!("no rule allows {op}")),
+        }
+    };
+
+    if let Some(rule) = dry_run_denial {
+        return denial(rule, op, models, Mode::DryRun);
+    }
+    Decision::allow(Some(allowed_by.id.clone()), op, Vec::new()).with_models(models)
+}
+
+fn denial(rule: &CompiledRule, op: Operation, models: &[ModelRef], mode: Mode) -> Decision {
+    let reason = if models.is_empty() {
+        Reason::OperationNotAllowed
+    } else {
+        Reason::ModelDenied
+    };
+    Decision::deny(reason, format!("denied by rule {}", rule.id))
+        .with_operation(op)
+        .with_models(models)
+        .with_rule(Some(rule.id.clone()), mode)
+}
+
+/// Operation and principal conditions (the parts that do not depend on the model).
+fn applies(rule: &CompiledRule, op: Operation) -> bool {
+    // No verified principal exists yet: a rule that names principals matches nobody.
+    rule.principals.is_none() && rule.operations.is_none_or(|ops| ops.contains(op))
+}
+
+/// Does deny rule `rule` match this request?
+fn denies(rule: &CompiledRule, op: Operation, models: &[ModelRef]) -> bool {
+    if !applies(rule, op) {
+        return false;
+    }
+    let Some(matcher) = &rule.models else {
+        return true;
+    };
+    models.iter().any(|model| {
+        let set = &matcher.all;
+        set.matches(model.canonical())
+            || model.resource_id().is_some_and(|id| set.matches(id))
+            || base_model(model).is_some_and(|base| set.matches(base))
+    })
+}
+
+/// Does allow rule `rule` allow `model` for `op`?
+fn allows(rule: &CompiledRule, op: Operation, model: &ModelRef) -> bool {
+    if !applies(rule, op) {
+        return false;
+    }
+    let Some(matcher) = &rule.models else {
+        return true;
+    };
+    if is_opaque(model) {
+        return match model {
+            // A bare name of an opaque resource: only the exact name, never a wildcard.
+            ModelRef::Plain { id, .. } => matcher.all.contains_exact(id),
+            ModelRef::Arn(arn) => matcher.arn_only.matches(&arn.raw),
+        };
+    }
+    matcher.all.matches(model.canonical())
+        || model
+            .resource_id()
+            .is_some_and(|id| matcher.all.matches(id))
+}
+
+/// Does the model reference hide which model runs? Besides what the request module calls
+/// opaque, any ARN other than a Bedrock foundation model or system inference profile is
+/// treated as opaque, so a resource type added later fails closed.
+fn is_opaque(model: &ModelRef) -> bool {
+    model.is_opaque()
+        || model.as_arn().is_some_and(|arn| {
+            arn.service != "bedrock"
+                || !matches!(
+                    arn.resource_type.as_str(),
+                    "foundation-model" | "inference-profile"
+                )
+        })
+}
+
+/// The base model behind a system inference profile, plain (`us.anthropic.claude-x`) or as an
+/// ARN (`...:inference-profile/us.anthropic.claude-x`): `anthropic.claude-x`.
+fn base_model(model: &ModelRef) -> Option<&str> {
+    let prefix = model.profile_prefix()?;
+    let id = match model {
+        ModelRef::Plain { id, .. } => id.as_str(),
+        ModelRef::Arn(arn) => arn.resource_id.as_str(),
+    };
+    id.strip_prefix(prefix)?.strip_prefix('.')
 }

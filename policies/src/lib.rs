@@ -7,6 +7,7 @@
 pub mod bundle;
 pub mod decision;
 pub mod engine;
+pub mod identity;
 pub mod matcher;
 pub mod request;
 

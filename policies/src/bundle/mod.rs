@@ -1,34 +1,92 @@
-//! Policy bundle v1: schema, validation, compilation.
+//! Policy bundle v1: schema (`schema`), field checks (`validate`), and the one-pass
+//! validate-and-compile step (`compile`) that turns a bundle into the immutable structure every
+//! request is decided against.
 //!
-//! INTERFACE STUB: signatures are the contract between modules; bodies are being written.
+//! Errors are values: a JSON or schema problem (syntax, wrong type, unknown or duplicated
+//! field) is reported with its line and column; a semantic problem is reported under its field
+//! path (`rules[2].models[0]`), and all semantic problems are reported together.
 
-/// The bundle as written by a security team (serde types).
-#[derive(Debug, Clone)]
-pub struct Bundle;
+mod cidr;
+mod compile;
+pub mod schema;
+mod validate;
 
-/// A validated, compiled bundle. Immutable; shared by every request.
-#[derive(Debug)]
-pub struct CompiledPolicy;
+pub use cidr::Cidr;
+pub(crate) use compile::CompiledRule;
+pub use compile::{compile, CompiledEndpoint, CompiledPolicy};
+pub use schema::Bundle;
+pub use validate::{is_region, ALGORITHMS, API_VERSION, KIND};
 
-impl CompiledPolicy {
-    pub fn max_body_bytes(&self) -> u64 {
-        1_048_576
-    }
-    pub fn identity_header(&self) -> &str {
-        "x-workload-identity"
+/// One semantic problem in a bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Where: `metadata.name`, `rules[2].models[0]`, `identity.providers[0].algorithms[1]`.
+    pub path: String,
+    /// What is wrong, and where useful what to write instead.
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
     }
 }
 
+/// Why a bundle was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BundleError {
-    #[error("placeholder")]
-    Placeholder,
+    /// The text is not JSON, or does not have the bundle's shape (wrong type, unknown or
+    /// duplicated field, unknown enum value).
+    #[error("line {line}, column {column}: {message}")]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// The bundle parsed but breaks one or more rules; every problem, one per line.
+    #[error("{}", display_lines(.0))]
+    Invalid(Vec<FieldError>),
 }
 
-pub fn parse_bundle(_json: &[u8]) -> Result<Bundle, BundleError> {
-    Err(BundleError::Placeholder)
+impl BundleError {
+    /// The semantic problems (empty for a JSON error).
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            BundleError::Invalid(errors) => errors,
+            BundleError::Json { .. } => &[],
+        }
+    }
+
+    /// Is there a semantic problem at exactly `path`?
+    pub fn has_path(&self, path: &str) -> bool {
+        self.field_errors().iter().any(|e| e.path == path)
+    }
 }
 
-pub fn compile(_bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
-    Err(BundleError::Placeholder)
+fn display_lines(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(FieldError::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Parse a JSON bundle (shape only; `compile` validates the values).
+pub fn parse_bundle(json: &[u8]) -> Result<Bundle, BundleError> {
+    serde_json::from_slice(json).map_err(|e| {
+        let (line, column) = (e.line(), e.column());
+        let full = e.to_string();
+        let suffix = format!(" at line {line} column {column}");
+        let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+        BundleError::Json {
+            line,
+            column,
+            message,
+        }
+    })
+}
+
+/// Validate a bundle without keeping the compiled form.
+pub fn validate(bundle: &Bundle) -> Result<(), BundleError> {
+    compile(bundle).map(|_| ())
 }

@@ -1,8 +1,45 @@
 //! Model-id canonicalisation and ARN parsing.
 //!
-//! INTERFACE STUB: signatures are the contract between modules; bodies are being written.
+//! A model id is accepted only in one unambiguous form: the `{modelId}` path label is
+//! percent-decoded exactly once (as AWS's restJson1 router does), and the decoded text must
+//! then use the conservative alphabet `[A-Za-z0-9._:/-]`, be 1..=2048 bytes, and carry a `/`
+//! only inside the resource part of a well-formed ARN. Everything else is refused, never
+//! guessed. The canonical text is exactly the decoded text: never lowercased, never trimmed.
 
 use crate::decision::Reason;
+
+/// Longest accepted model id, in bytes (the Bedrock `ModelIdentifier` maximum).
+pub const MAX_MODEL_ID_LEN: usize = 2048;
+
+/// Resource types of the `bedrock` service that name a model (or something that stands for one).
+const BEDROCK_MODEL_TYPES: &[&str] = &[
+    "foundation-model",
+    "inference-profile",
+    "application-inference-profile",
+    "provisioned-model",
+    "custom-model",
+    "custom-model-deployment",
+    "imported-model",
+    "prompt",
+    "prompt-router",
+    "default-prompt-router",
+];
+
+/// Resource types of the `sagemaker` service accepted as a model (Marketplace endpoints).
+const SAGEMAKER_MODEL_TYPES: &[&str] = &["endpoint"];
+
+/// Resource types whose id hides which model actually runs.
+const OPAQUE_TYPES: &[&str] = &[
+    "application-inference-profile",
+    "provisioned-model",
+    "custom-model",
+    "custom-model-deployment",
+    "imported-model",
+    "prompt",
+    "prompt-router",
+    "default-prompt-router",
+    "endpoint",
+];
 
 /// A parsed Amazon Resource Name whose resource part names a model-like resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,13 +60,33 @@ pub struct Arn {
     pub resource_id: String,
 }
 
+impl Arn {
+    /// Parse and validate a model ARN written as plain text (e.g. in a bundle). The same rules
+    /// as for a body-carried id apply; a text that is not an ARN is refused with `NotAnArn`.
+    pub fn parse(text: &str) -> Result<Arn, ModelError> {
+        match parse_body_model_id(text)? {
+            ModelRef::Arn(arn) => Ok(arn),
+            ModelRef::Plain { .. } => Err(ModelError::NotAnArn),
+        }
+    }
+
+    /// Does the resource id hide the model that really runs (application inference profiles,
+    /// provisioned, custom, imported models, prompts, prompt routers, SageMaker endpoints)?
+    pub fn is_opaque(&self) -> bool {
+        OPAQUE_TYPES.contains(&self.resource_type.as_str())
+    }
+}
+
 /// A canonical model reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelRef {
     /// A bare id: a base model id (`anthropic.claude-3-haiku-20240307-v1:0`) or a system
     /// inference-profile id (`us.anthropic...`). `profile_prefix` is the geography label
     /// (`us`, `eu`, `apac`, `global`, ...) when the id has one.
-    Plain { id: String, profile_prefix: Option<String> },
+    Plain {
+        id: String,
+        profile_prefix: Option<String>,
+    },
     Arn(Arn),
 }
 
@@ -41,13 +98,92 @@ impl ModelRef {
             ModelRef::Arn(arn) => &arn.raw,
         }
     }
+
+    /// The parsed ARN, when the id is one.
+    pub fn as_arn(&self) -> Option<&Arn> {
+        match self {
+            ModelRef::Plain { .. } => None,
+            ModelRef::Arn(arn) => Some(arn),
+        }
+    }
+
+    /// For an ARN, its resource id (for a foundation-model ARN: the base model id; for an
+    /// inference-profile ARN: the profile id). `None` for a plain id.
+    pub fn resource_id(&self) -> Option<&str> {
+        self.as_arn().map(|arn| arn.resource_id.as_str())
+    }
+
+    /// Does this reference hide which model actually runs?
+    ///
+    /// True for ARNs of application inference profiles, provisioned, custom, imported models,
+    /// custom-model deployments, prompts, prompt routers and SageMaker endpoints. Also true for
+    /// a plain id without any `.`: it cannot be a `provider.model` base id or a system profile
+    /// id, so it can only be the bare name or id of one of those opaque resources.
+    pub fn is_opaque(&self) -> bool {
+        match self {
+            ModelRef::Plain { id, .. } => !id.contains('.'),
+            ModelRef::Arn(arn) => arn.is_opaque(),
+        }
+    }
+
+    /// The cross-region (geography) prefix: for a plain id its `profile_prefix`; for an
+    /// `inference-profile` ARN the same label derived from the resource id; `None` otherwise.
+    pub fn profile_prefix(&self) -> Option<&str> {
+        match self {
+            ModelRef::Plain { profile_prefix, .. } => profile_prefix.as_deref(),
+            ModelRef::Arn(arn) if arn.resource_type == "inference-profile" => {
+                geo_prefix(&arn.resource_id)
+            }
+            ModelRef::Arn(_) => None,
+        }
+    }
 }
 
-/// Why a model id was refused (always `model_unparseable` unless stated).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a model id was refused (always `model_unparseable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
-    #[error("placeholder")]
-    Placeholder,
+    #[error("model id is empty")]
+    Empty,
+    #[error("model id is longer than 2048 bytes")]
+    TooLong,
+    #[error("model id contains a malformed percent escape")]
+    BadEscape,
+    #[error("model id segment contains an unencoded slash")]
+    RawSlash,
+    #[error("model id contains a percent sign after decoding")]
+    PercentAfterDecode,
+    #[error("model id contains a percent sign")]
+    PercentSign,
+    #[error("model id contains a non-ASCII byte")]
+    NonAscii,
+    #[error("model id contains a control character or whitespace")]
+    ControlOrSpace,
+    #[error("model id contains a character outside [A-Za-z0-9._:/-]")]
+    ForbiddenCharacter,
+    #[error("model id contains a dot segment")]
+    DotSegment,
+    #[error("model id contains an empty path component")]
+    EmptyPathComponent,
+    #[error("model id contains a slash outside an ARN resource")]
+    SlashOutsideArn,
+    #[error("model id starts with a non-lowercase ARN prefix")]
+    ArnPrefixCase,
+    #[error("ARN has too few parts")]
+    ArnTooFewParts,
+    #[error("ARN partition is not recognised")]
+    ArnPartition,
+    #[error("ARN service is not bedrock or sagemaker")]
+    ArnService,
+    #[error("ARN region is malformed")]
+    ArnRegion,
+    #[error("ARN account is not 12 digits")]
+    ArnAccount,
+    #[error("ARN resource is not of the form type/id")]
+    ArnResource,
+    #[error("ARN resource type is not a model resource of its service")]
+    ArnResourceType,
+    #[error("model reference is not an ARN")]
+    NotAnArn,
 }
 
 impl ModelError {
@@ -58,12 +194,202 @@ impl ModelError {
 
 /// Canonicalise the raw `{modelId}` path segment: percent-decode exactly once and reject
 /// every ambiguity.
-pub fn parse_path_model_id(_raw_segment: &[u8]) -> Result<ModelRef, ModelError> {
-    Err(ModelError::Placeholder)
+pub fn parse_path_model_id(raw_segment: &[u8]) -> Result<ModelRef, ModelError> {
+    if raw_segment.is_empty() {
+        return Err(ModelError::Empty);
+    }
+    // Each decoded byte takes at most three raw bytes; anything longer cannot fit.
+    if raw_segment.len() > MAX_MODEL_ID_LEN.saturating_mul(3) {
+        return Err(ModelError::TooLong);
+    }
+    // A raw `/` would be a segment boundary for AWS: it never belongs to the label.
+    if raw_segment.contains(&b'/') {
+        return Err(ModelError::RawSlash);
+    }
+    let mut decoded = Vec::with_capacity(raw_segment.len());
+    percent_decode_once(raw_segment, &mut decoded).map_err(|()| ModelError::BadEscape)?;
+    check_id_bytes(&decoded, ModelError::PercentAfterDecode)?;
+    // Every byte is ASCII now, so this conversion cannot fail; stay total anyway.
+    let id = String::from_utf8(decoded).map_err(|_| ModelError::NonAscii)?;
+    parse_checked(id)
 }
 
 /// Canonicalise a model id taken from a JSON body (already JSON-unescaped; never
 /// percent-decoded).
-pub fn parse_body_model_id(_value: &str) -> Result<ModelRef, ModelError> {
-    Err(ModelError::Placeholder)
+pub fn parse_body_model_id(value: &str) -> Result<ModelRef, ModelError> {
+    check_id_bytes(value.as_bytes(), ModelError::PercentSign)?;
+    parse_checked(value.to_owned())
+}
+
+/// Decode `%XX` escapes exactly once into `out` (hex case-insensitive). A `%` not followed by
+/// two hex digits is an error. Bytes other than escapes are copied unchanged.
+pub(crate) fn percent_decode_once(raw: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
+    let mut bytes = raw.iter().copied();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hi = bytes.next().and_then(hex_value).ok_or(())?;
+            let lo = bytes.next().and_then(hex_value).ok_or(())?;
+            out.push((hi << 4) | lo);
+        } else {
+            out.push(b);
+        }
+    }
+    Ok(())
+}
+
+/// The value of one ASCII hex digit.
+pub(crate) fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The byte-level rules shared by path- and body-carried ids: length and alphabet.
+/// `percent_error` is the error for a `%` (double encoding in a path, an unexpected escape in
+/// a body).
+fn check_id_bytes(id: &[u8], percent_error: ModelError) -> Result<(), ModelError> {
+    if id.is_empty() {
+        return Err(ModelError::Empty);
+    }
+    if id.len() > MAX_MODEL_ID_LEN {
+        return Err(ModelError::TooLong);
+    }
+    for &b in id {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b':' | b'/' | b'-' => {}
+            b'%' => return Err(percent_error),
+            0x80..=0xff => return Err(ModelError::NonAscii),
+            0x00..=0x20 | 0x7f => return Err(ModelError::ControlOrSpace),
+            _ => return Err(ModelError::ForbiddenCharacter),
+        }
+    }
+    if is_dot_component(id) {
+        return Err(ModelError::DotSegment);
+    }
+    Ok(())
+}
+
+fn is_dot_component(component: &[u8]) -> bool {
+    component == b"." || component == b".."
+}
+
+/// Structure of an id whose bytes already passed `check_id_bytes`.
+fn parse_checked(id: String) -> Result<ModelRef, ModelError> {
+    if id.starts_with("arn:") {
+        return parse_arn(id).map(ModelRef::Arn);
+    }
+    if id
+        .get(..4)
+        .is_some_and(|head| head.eq_ignore_ascii_case("arn:"))
+    {
+        // `ARN:`/`Arn:` is neither a valid ARN nor a model id: refuse instead of guessing.
+        return Err(ModelError::ArnPrefixCase);
+    }
+    if id.contains('/') {
+        return Err(ModelError::SlashOutsideArn);
+    }
+    let profile_prefix = geo_prefix(&id).map(str::to_owned);
+    Ok(ModelRef::Plain { id, profile_prefix })
+}
+
+fn parse_arn(raw: String) -> Result<Arn, ModelError> {
+    let mut parts = raw.splitn(6, ':');
+    let _arn = parts.next();
+    let (Some(partition), Some(service), Some(region), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(ModelError::ArnTooFewParts);
+    };
+    if !is_partition(partition) {
+        return Err(ModelError::ArnPartition);
+    }
+    let allowed_types = match service {
+        "bedrock" => BEDROCK_MODEL_TYPES,
+        "sagemaker" => SAGEMAKER_MODEL_TYPES,
+        _ => return Err(ModelError::ArnService),
+    };
+    if !is_region(region) {
+        return Err(ModelError::ArnRegion);
+    }
+    if !(account.is_empty() || is_account(account)) {
+        return Err(ModelError::ArnAccount);
+    }
+    let Some((resource_type, resource_id)) = resource.split_once('/') else {
+        return Err(ModelError::ArnResource);
+    };
+    if resource_type.is_empty()
+        || !resource_type
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-')
+    {
+        return Err(ModelError::ArnResource);
+    }
+    if resource_id.is_empty() {
+        return Err(ModelError::ArnResource);
+    }
+    for component in resource_id.split('/') {
+        if component.is_empty() {
+            return Err(ModelError::EmptyPathComponent);
+        }
+        if is_dot_component(component.as_bytes()) {
+            return Err(ModelError::DotSegment);
+        }
+    }
+    if !allowed_types.contains(&resource_type) {
+        return Err(ModelError::ArnResourceType);
+    }
+    Ok(Arn {
+        partition: partition.to_owned(),
+        service: service.to_owned(),
+        region: region.to_owned(),
+        account: account.to_owned(),
+        resource_type: resource_type.to_owned(),
+        resource_id: resource_id.to_owned(),
+        raw,
+    })
+}
+
+/// `aws` or `aws-<lowercase alnum and dash>` (aws-cn, aws-us-gov, aws-iso-b, ...).
+pub(crate) fn is_partition(p: &str) -> bool {
+    match p.strip_prefix("aws") {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('-').is_some_and(|tail| {
+            !tail.is_empty()
+                && tail
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        }),
+        None => false,
+    }
+}
+
+/// Empty, or `[a-z0-9-]{1,20}`.
+pub(crate) fn is_region(r: &str) -> bool {
+    r.len() <= 20
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Exactly twelve ASCII digits.
+pub(crate) fn is_account(a: &str) -> bool {
+    a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The geography label of a system inference-profile id: at least two dots, and the first
+/// dot-label is 2..=8 characters of `[a-z-]`. The set of labels is open on purpose.
+fn geo_prefix(id: &str) -> Option<&str> {
+    if id.bytes().filter(|&b| b == b'.').count() < 2 {
+        return None;
+    }
+    let (label, _) = id.split_once('.')?;
+    let shaped = (2..=8).contains(&label.len())
+        && label.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    shaped.then_some(label)
 }

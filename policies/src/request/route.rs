@@ -1,5 +1,14 @@
 //! The operation catalogue: which Bedrock operation a (method, raw path) pair is, and where
 //! its model identifier lives.
+//!
+//! Routing works on the raw `:path` bytes exactly as received, the way AWS's restJson1 router
+//! does: split on `/` first, match literal segments byte for byte (never percent-decoded,
+//! case-sensitive), and leave labels encoded. Anything ambiguous is refused before routing:
+//! bytes outside printable ASCII, `#`, `\`, `;`, malformed or control-character escapes, empty,
+//! dot (also `%2E`-encoded) and trailing segments.
+
+use crate::decision::Reason;
+use crate::request::model::{hex_value, is_account, is_partition, is_region, percent_decode_once};
 
 /// A recognised Bedrock operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,7 +103,10 @@ impl Operation {
     }
 
     pub fn from_name(name: &str) -> Option<Operation> {
-        Operation::ALL.iter().copied().find(|op| op.as_str() == name)
+        Operation::ALL
+            .iter()
+            .copied()
+            .find(|op| op.as_str() == name)
     }
 
     pub fn model_location(self) -> ModelLocation {
@@ -160,20 +172,362 @@ pub struct RouteMatch<'a> {
     pub model_segment: Option<&'a [u8]>,
 }
 
+/// What makes a raw path ambiguous (refused before any routing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathDefect {
+    #[error("path does not start with a slash")]
+    NotOriginForm,
+    #[error("path contains a byte outside printable ASCII or one of # \\ ;")]
+    ForbiddenByte,
+    #[error("path contains an encoded control character or backslash")]
+    ForbiddenEscape,
+    #[error("path contains a malformed percent escape")]
+    BadEscape,
+    #[error("path contains an empty segment")]
+    EmptySegment,
+    #[error("path ends with a slash")]
+    TrailingSlash,
+    #[error("path contains a dot segment")]
+    DotSegment,
+}
+
 /// Why a (method, path) pair was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
-    #[error("placeholder")]
-    Placeholder,
+    /// The raw path is ambiguous. Under `/model/` this is `model_unparseable` (the path is
+    /// trying to carry a model id), elsewhere `operation_unknown`.
+    #[error("{defect}")]
+    Malformed {
+        defect: PathDefect,
+        under_model: bool,
+    },
+    #[error("path is not a known Bedrock operation")]
+    UnknownPath,
+    #[error("method is not allowed for this operation")]
+    MethodNotAllowed,
+    #[error("path parameter is malformed")]
+    InvalidParameter,
+    #[error("query string is not allowed for this operation")]
+    QueryNotAllowed,
+    #[error("query string is empty")]
+    QueryEmpty,
+    #[error("query parameter is not defined for this operation")]
+    QueryParamNotAllowed,
+    #[error("query parameter appears more than once")]
+    QueryParamRepeated,
+    #[error("query parameter is not a name=value pair")]
+    QueryParamMalformed,
 }
 
 impl RouteError {
-    pub fn reason(&self) -> crate::decision::Reason {
-        crate::decision::Reason::OperationUnknown
+    pub fn reason(&self) -> Reason {
+        match self {
+            RouteError::Malformed {
+                under_model: true, ..
+            } => Reason::ModelUnparseable,
+            RouteError::Malformed { .. }
+            | RouteError::UnknownPath
+            | RouteError::MethodNotAllowed
+            | RouteError::InvalidParameter => Reason::OperationUnknown,
+            RouteError::QueryNotAllowed
+            | RouteError::QueryEmpty
+            | RouteError::QueryParamNotAllowed
+            | RouteError::QueryParamRepeated
+            | RouteError::QueryParamMalformed => Reason::QueryNotAllowed,
+        }
     }
 }
 
+/// No catalogue path has more segments than this.
+const MAX_SEGMENTS: usize = 5;
+
 /// Recognise the operation from the method and the raw `:path` (query included).
-pub fn classify<'a>(_method: &[u8], _raw_path: &'a [u8]) -> Result<RouteMatch<'a>, RouteError> {
-    Err(RouteError::Placeholder)
+pub fn classify<'a>(method: &[u8], raw_path: &'a [u8]) -> Result<RouteMatch<'a>, RouteError> {
+    let mut halves = raw_path.splitn(2, |&b| b == b'?');
+    let path = halves.next().unwrap_or_default();
+    let query = halves.next();
+    let under_model = path.split(|&b| b == b'/').find(|s| !s.is_empty()) == Some(b"model");
+    let malformed = |defect| RouteError::Malformed {
+        defect,
+        under_model,
+    };
+
+    check_raw_bytes(raw_path).map_err(malformed)?;
+    let Some(rest) = path.strip_prefix(b"/") else {
+        return Err(malformed(PathDefect::NotOriginForm));
+    };
+
+    let mut segments: [&'a [u8]; MAX_SEGMENTS] = [&[]; MAX_SEGMENTS];
+    let mut count = 0usize;
+    let mut iter = rest.split(|&b| b == b'/').peekable();
+    while let Some(segment) = iter.next() {
+        if segment.is_empty() {
+            let trailing = iter.peek().is_none() && count > 0;
+            return Err(malformed(if trailing {
+                PathDefect::TrailingSlash
+            } else {
+                PathDefect::EmptySegment
+            }));
+        }
+        if decodes_to_dot_segment(segment) {
+            return Err(malformed(PathDefect::DotSegment));
+        }
+        // Keep checking every segment for defects, but only the first few are routed.
+        if let Some(slot) = segments.get_mut(count) {
+            *slot = segment;
+        }
+        count = count.saturating_add(1);
+    }
+    if count > MAX_SEGMENTS {
+        return Err(RouteError::UnknownPath);
+    }
+    let segments = segments.get(..count).unwrap_or_default();
+
+    let (operation, model_segment) = lookup(method, segments)?;
+    check_query(operation, query)?;
+    Ok(RouteMatch {
+        operation,
+        model_segment,
+    })
+}
+
+/// Byte rules over the whole raw path (query included): printable ASCII only, none of
+/// `#`, `\`, `;`, and every `%` followed by two hex digits that do not encode a control
+/// byte or a backslash.
+fn check_raw_bytes(raw: &[u8]) -> Result<(), PathDefect> {
+    let mut bytes = raw.iter().copied();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'#' | b'\\' | b';' => return Err(PathDefect::ForbiddenByte),
+            b'%' => {
+                let hi = bytes.next().and_then(hex_value);
+                let lo = bytes.next().and_then(hex_value);
+                let (Some(hi), Some(lo)) = (hi, lo) else {
+                    return Err(PathDefect::BadEscape);
+                };
+                let decoded = (hi << 4) | lo;
+                if decoded < 0x20 || decoded == 0x7f || decoded == b'\\' {
+                    return Err(PathDefect::ForbiddenEscape);
+                }
+            }
+            0x21..=0x7e => {}
+            _ => return Err(PathDefect::ForbiddenByte),
+        }
+    }
+    Ok(())
+}
+
+/// Does this raw segment, decoded once, read `.` or `..` (`.`, `%2E`, `.%2e`, ...)?
+/// Escapes were already checked to be well-formed.
+fn decodes_to_dot_segment(segment: &[u8]) -> bool {
+    let mut dots = 0usize;
+    let mut bytes = segment.iter().copied();
+    while let Some(b) = bytes.next() {
+        let decoded = if b == b'%' {
+            match (
+                bytes.next().and_then(hex_value),
+                bytes.next().and_then(hex_value),
+            ) {
+                (Some(hi), Some(lo)) => (hi << 4) | lo,
+                _ => return false,
+            }
+        } else {
+            b
+        };
+        if decoded != b'.' {
+            return false;
+        }
+        dots = dots.saturating_add(1);
+    }
+    (1..=2).contains(&dots)
+}
+
+/// The catalogue: literal segments, then method, then label shapes.
+fn lookup<'a>(
+    method: &[u8],
+    segments: &[&'a [u8]],
+) -> Result<(Operation, Option<&'a [u8]>), RouteError> {
+    use Operation as Op;
+    let post = |op: Operation| expect_method(method, b"POST", op);
+    match segments {
+        [b"model", model, op] => {
+            let op = match *op {
+                b"invoke" => Op::InvokeModel,
+                b"invoke-with-response-stream" => Op::InvokeModelWithResponseStream,
+                b"converse" => Op::Converse,
+                b"converse-stream" => Op::ConverseStream,
+                b"count-tokens" => Op::CountTokens,
+                b"invoke-with-bidirectional-stream" => Op::InvokeModelWithBidirectionalStream,
+                _ => return Err(RouteError::UnknownPath),
+            };
+            Ok((post(op)?, Some(*model)))
+        }
+        [b"async-invoke"] => match method {
+            b"POST" => Ok((Op::StartAsyncInvoke, None)),
+            b"GET" => Ok((Op::ListAsyncInvokes, None)),
+            _ => Err(RouteError::MethodNotAllowed),
+        },
+        [b"async-invoke", invocation] => {
+            let op = expect_method(method, b"GET", Op::GetAsyncInvoke)?;
+            label(is_async_invoke_arn(invocation))?;
+            Ok((op, None))
+        }
+        [b"guardrail", identifier, b"version", version, b"apply"] => {
+            let op = post(Op::ApplyGuardrail)?;
+            label(is_guardrail_identifier(identifier) && is_guardrail_version(version))?;
+            Ok((op, None))
+        }
+        [b"openai", b"v1", b"chat", b"completions"] => Ok((post(Op::ChatCompletions)?, None)),
+        [b"openai", b"v1", b"responses"] => Ok((post(Op::Responses)?, None)),
+        [b"anthropic", b"v1", b"messages"] => Ok((post(Op::AnthropicMessages)?, None)),
+        [b"agents", session] => {
+            let op = post(Op::InvokeInlineAgent)?;
+            label(is_session_id(session))?;
+            Ok((op, None))
+        }
+        [b"knowledgebases", kb, b"retrieve"] => {
+            let op = post(Op::Retrieve)?;
+            label(is_knowledge_base_id(kb))?;
+            Ok((op, None))
+        }
+        [b"retrieveAndGenerate"] => Ok((post(Op::RetrieveAndGenerate)?, None)),
+        [b"retrieveAndGenerateStream"] => Ok((post(Op::RetrieveAndGenerateStream)?, None)),
+        [b"rerank"] => Ok((post(Op::Rerank)?, None)),
+        [b"optimize-prompt"] => Ok((post(Op::OptimizePrompt)?, None)),
+        _ => Err(RouteError::UnknownPath),
+    }
+}
+
+fn expect_method(method: &[u8], expected: &[u8], op: Operation) -> Result<Operation, RouteError> {
+    if method == expected {
+        Ok(op)
+    } else {
+        Err(RouteError::MethodNotAllowed)
+    }
+}
+
+fn label(valid: bool) -> Result<(), RouteError> {
+    if valid {
+        Ok(())
+    } else {
+        Err(RouteError::InvalidParameter)
+    }
+}
+
+/// `name=value` pairs, every name defined for the operation, each at most once.
+fn check_query(op: Operation, query: Option<&[u8]>) -> Result<(), RouteError> {
+    let Some(query) = query else {
+        return Ok(());
+    };
+    let allowed = op.allowed_query_params();
+    if allowed.is_empty() {
+        return Err(RouteError::QueryNotAllowed);
+    }
+    if query.is_empty() {
+        return Err(RouteError::QueryEmpty);
+    }
+    let mut seen = 0u64;
+    for pair in query.split(|&b| b == b'&') {
+        let mut name_value = pair.splitn(2, |&b| b == b'=');
+        let name = name_value.next().unwrap_or_default();
+        if name.is_empty() || name_value.next().is_none() {
+            return Err(RouteError::QueryParamMalformed);
+        }
+        let index = allowed
+            .iter()
+            .position(|n| n.as_bytes() == name)
+            .ok_or(RouteError::QueryParamNotAllowed)?;
+        // The catalogue defines far fewer than 64 parameters per operation; a longer list
+        // would be refused rather than have its repeats missed.
+        let bit = u32::try_from(index)
+            .ok()
+            .and_then(|i| 1u64.checked_shl(i))
+            .filter(|_| index < 64)
+            .ok_or(RouteError::QueryParamNotAllowed)?;
+        if seen & bit != 0 {
+            return Err(RouteError::QueryParamRepeated);
+        }
+        seen |= bit;
+    }
+    Ok(())
+}
+
+/// Decode a label once, bounded; `None` for a bad escape, an oversized label or non-UTF-8.
+fn decode_label(raw: &[u8], max_decoded: usize) -> Option<String> {
+    if raw.len() > max_decoded.saturating_mul(3) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    percent_decode_once(raw, &mut out).ok()?;
+    if out.len() > max_decoded {
+        return None;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `arn:aws[-x]:bedrock:<region>:<12 digits>:async-invoke/<12 lowercase alnum>`, once decoded.
+fn is_async_invoke_arn(raw: &[u8]) -> bool {
+    decode_label(raw, 256).is_some_and(|text| {
+        bedrock_arn_resource(&text, "async-invoke")
+            .is_some_and(|id| id.len() == 12 && id.bytes().all(is_lower_alnum))
+    })
+}
+
+/// `[a-z0-9]{1,64}` as is, or (decoded once) a guardrail ARN with such an id.
+fn is_guardrail_identifier(raw: &[u8]) -> bool {
+    let is_id = |id: &[u8]| (1..=64).contains(&id.len()) && id.iter().copied().all(is_lower_alnum);
+    if is_id(raw) {
+        return true;
+    }
+    decode_label(raw, 2048).is_some_and(|text| {
+        bedrock_arn_resource(&text, "guardrail").is_some_and(|id| is_id(id.as_bytes()))
+    })
+}
+
+/// `[1-9][0-9]{0,7}` or `DRAFT`, written literally.
+fn is_guardrail_version(raw: &[u8]) -> bool {
+    if raw == b"DRAFT" {
+        return true;
+    }
+    match raw.split_first() {
+        Some((first, tail)) => {
+            (b'1'..=b'9').contains(first) && tail.len() <= 7 && tail.iter().all(u8::is_ascii_digit)
+        }
+        None => false,
+    }
+}
+
+/// `[0-9a-zA-Z._:-]{1,100}` once decoded (SDKs encode the `:`).
+fn is_session_id(raw: &[u8]) -> bool {
+    decode_label(raw, 100).is_some_and(|text| {
+        !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    })
+}
+
+/// `[0-9a-zA-Z]{1,10}`, written literally.
+fn is_knowledge_base_id(raw: &[u8]) -> bool {
+    (1..=10).contains(&raw.len()) && raw.iter().all(u8::is_ascii_alphanumeric)
+}
+
+fn is_lower_alnum(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+/// For `arn:<partition>:bedrock:<region>:<account>:<resource_type>/<id>` with a non-empty
+/// region and a 12-digit account, the `<id>`.
+fn bedrock_arn_resource<'t>(text: &'t str, resource_type: &str) -> Option<&'t str> {
+    let mut parts = text.splitn(6, ':');
+    let ok = parts.next() == Some("arn")
+        && parts.next().is_some_and(is_partition)
+        && parts.next() == Some("bedrock")
+        && parts.next().is_some_and(|r| !r.is_empty() && is_region(r))
+        && parts.next().is_some_and(is_account);
+    if !ok {
+        return None;
+    }
+    let (kind, id) = parts.next()?.split_once('/')?;
+    (kind == resource_type).then_some(id)
 }
