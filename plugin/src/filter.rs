@@ -116,6 +116,7 @@ impl HttpContext for GuardHttp {
             scheme: find(":scheme").unwrap_or_default(),
             headers: &named,
             body: None,
+            ..Default::default()
         };
         match evaluate_head(&policy, &facts) {
             HeadOutcome::Decided(decision) => self.act(&decision),

@@ -172,6 +172,7 @@ impl Jwks {
 
     /// Parses a JWKS document (RFC 7517 §5) strictly. See the module documentation.
     pub fn parse(document: &[u8]) -> Result<Jwks, JwksError> {
+        super::ensure_crypto_provider();
         if document.len() > MAX_JWKS_BYTES {
             return Err(JwksError::TooLarge);
         }
