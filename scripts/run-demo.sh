@@ -18,7 +18,8 @@ stop() {
   wait 2>/dev/null || true
   echo "stopped."
 }
-trap stop INT TERM EXIT
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 
 "$PY" -m tests.harness.mock_bedrock --host 127.0.0.1 --port 8443 --pki .build/pki \
   >.build/run/mock.log 2>&1 &

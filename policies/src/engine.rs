@@ -5,12 +5,31 @@
 //! `evaluate_head` runs, in order, and stops at the first refusal:
 //! 1. `request::check_head` (method shape, CONNECT/Upgrade, repeated security headers, ...);
 //! 2. `request::classify` (the operation; anything outside the catalogue is refused);
-//! 3. the destination: `:authority`, lower-cased and without a `:443` suffix, must be exactly
-//!    one endpoint's `host` (any other port is refused); that endpoint gives the region;
-//! 4. the model: a path-carried id is canonicalised and decided at once; a body-carried one
+//! 3. the destination (`destination::resolve`): `:authority`, canonicalised (lower-cased,
+//!    without a `:443` or `:80` port; user information, IP literals, other ports, trailing
+//!    dots and malformed names refused), must be exactly one endpoint's `host`, or a zonal
+//!    name of a listed VPC endpoint; the original destination address, when the proxy knows
+//!    it, must be inside that endpoint's `cidrs`; that endpoint gives the region;
+//! 4. the credential (`credentials::detect`), see below;
+//! 5. the model: a path-carried id is canonicalised and decided at once; a body-carried one
 //!    makes the request wait for its body (`HeadOutcome::NeedBody`) once the head says the body
 //!    is JSON, not encoded, and not declared larger than the limit; operations that name no
 //!    model are decided on their operation alone.
+//!
+//! # Credential checks
+//!
+//! * **SigV4**: the credential scope's region must be the endpoint's region and its service
+//!   the endpoint's signing name (`bedrock`; `bedrock-mantle` for mantle hosts), else
+//!   `region_not_allowed` naming which; a `SignedHeaders` list that includes the identity
+//!   header is `header_invalid` (the filter removes that header before forwarding, which
+//!   would break the signature: clients must not sign it). A malformed SigV4 header, an
+//!   unknown scheme, a malformed bearer token, or both `Authorization` and `x-api-key` is
+//!   `header_invalid`.
+//! * **Bedrock API keys** (`Authorization: Bearer` or `x-api-key`) are `bearer_key_not_allowed`
+//!   unless `credentials.allow_bearer_api_keys`; long-term (`ABSK`) keys also need
+//!   `credentials.allow_long_term_api_keys`. A bearer token of no known Bedrock format could be
+//!   either kind, so it needs both settings.
+//! * **No credential** is not refused here: in the proxy-signed shape Envoy signs later.
 //!
 //! # Rule semantics (`evaluate_models`)
 //!
@@ -19,6 +38,10 @@
 //!   a region, such as the IAM-only global foundation-model form, is refused), else
 //!   `region_not_allowed`; when the bundle lists `accounts`, an ARN's non-empty account must
 //!   be one of them, else `account_not_allowed`.
+//! * **Cross-region profile geographies** next, for every plain or ARN system inference
+//!   profile: when `network.profile_geographies` is set its prefix must be listed; a known
+//!   geography must serve the endpoint's region (`destination::geography_serves`); an unknown
+//!   prefix is allowed only when listed explicitly. Else `region_not_allowed`.
 //! * **Default deny, explicit deny wins** (as in IAM). A rule matches when its `operations`
 //!   (if set) contain the operation, its `models` (if set) match, and its `principals` (if
 //!   set) match. No verified caller exists yet (workload identity arrives with JWT
@@ -57,7 +80,9 @@
 //! and the allow path allocates nothing beyond the decision's own strings.
 
 use crate::bundle::{CompiledEndpoint, CompiledPolicy, CompiledRule};
+use crate::credentials::{self, ApiKeyKind, Credential};
 use crate::decision::{Decision, Mode, Reason};
+use crate::destination;
 use crate::request::{self, ModelLocation, ModelRef, Operation, RequestFacts};
 
 /// A request whose decision waits for its body.
@@ -136,17 +161,20 @@ fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
         Err(e) => return HeadOutcome::Decided(Decision::deny(e.reason(), e.to_string())),
     };
     let op = route.operation;
-    let endpoint = match destination(policy, facts.authority) {
+    let endpoint = match destination::resolve(policy, facts.authority, facts.original_destination) {
         Ok(endpoint) => endpoint,
-        Err(detail) => {
+        Err(e) => {
             return HeadOutcome::Decided(
-                Decision::deny(Reason::DestinationNotPrivatelink, detail).with_operation(op),
+                Decision::deny(e.reason(), e.to_string()).with_operation(op),
             )
         }
     };
     let refuse = |reason: Reason, detail: &str| {
         HeadOutcome::Decided(Decision::deny(reason, detail).with_operation(op))
     };
+    if let Err((reason, detail)) = check_credentials(policy, endpoint, facts.headers) {
+        return refuse(reason, &detail);
+    }
     match op.model_location() {
         ModelLocation::Path => {
             let Some(segment) = route.model_segment else {
@@ -232,32 +260,72 @@ fn body_decision(policy: &CompiledPolicy, pending: &Pending, body: &[u8]) -> Dec
     evaluate_models(policy, op, &models, &pending.endpoint_region)
 }
 
-/// `:authority` → endpoint. The authority is compared lower-cased, with a `:443` suffix
-/// removed; any other port, and anything not exactly an endpoint host, is refused.
-fn destination<'p>(
-    policy: &'p CompiledPolicy,
-    authority: &[u8],
-) -> Result<&'p CompiledEndpoint, &'static str> {
-    const NOT_CONFIGURED: &str = "the request's authority is not a configured endpoint";
-    let host = authority.strip_suffix(b":443").unwrap_or(authority);
-    if host.contains(&b':') {
-        return Err("only port 443 may be named in the authority");
-    }
-    // Lower-case into a stack buffer: no allocation, and DNS names are at most 253 bytes.
-    let mut buf = [0u8; 253];
-    let Some(slot) = buf.get_mut(..host.len()) else {
-        return Err(NOT_CONFIGURED);
-    };
-    for (dst, src) in slot.iter_mut().zip(host) {
-        if !src.is_ascii() {
-            return Err(NOT_CONFIGURED);
+/// The credential checks (see the module documentation).
+fn check_credentials(
+    policy: &CompiledPolicy,
+    endpoint: &CompiledEndpoint,
+    headers: &[(&str, &[u8])],
+) -> Result<(), (Reason, String)> {
+    let identity_header = policy.identity_header();
+    let allowed = policy.credentials();
+    match credentials::detect(headers, identity_header) {
+        Credential::None => Ok(()),
+        Credential::SigV4(scope) => {
+            if scope.region != endpoint.region {
+                return Err((
+                    Reason::RegionNotAllowed,
+                    format!(
+                        "SigV4 credential scope names region {}, the endpoint is in {}",
+                        scope.region, endpoint.region
+                    ),
+                ));
+            }
+            let expected = endpoint.service.signing_name();
+            if scope.service != expected {
+                return Err((
+                    Reason::RegionNotAllowed,
+                    format!(
+                        "SigV4 credential scope names service {}, the endpoint expects {expected}",
+                        scope.service
+                    ),
+                ));
+            }
+            if scope.signs(identity_header) {
+                return Err((
+                    Reason::HeaderInvalid,
+                    format!(
+                        "SignedHeaders includes the identity header {identity_header}, which is \
+                         removed before forwarding: clients must not sign it"
+                    ),
+                ));
+            }
+            Ok(())
         }
-        *dst = src.to_ascii_lowercase();
+        Credential::ApiKey { kind, .. } => {
+            let permitted = allowed.allow_bearer_api_keys
+                && (kind == ApiKeyKind::ShortTerm || allowed.allow_long_term_api_keys);
+            if permitted {
+                Ok(())
+            } else {
+                Err((
+                    Reason::BearerKeyNotAllowed,
+                    format!("{}s are not allowed by this policy", kind.describe()),
+                ))
+            }
+        }
+        Credential::UnknownBearer { .. } => {
+            if allowed.allow_bearer_api_keys && allowed.allow_long_term_api_keys {
+                Ok(())
+            } else {
+                Err((
+                    Reason::BearerKeyNotAllowed,
+                    "a bearer token of no known Bedrock API key format is not allowed by this policy"
+                        .to_string(),
+                ))
+            }
+        }
+        Credential::Malformed(e) => Err((Reason::HeaderInvalid, e.to_string())),
     }
-    let Ok(host) = std::str::from_utf8(slot) else {
-        return Err(NOT_CONFIGURED);
-    };
-    policy.endpoint(host).ok_or(NOT_CONFIGURED)
 }
 
 /// Decide a recognised operation and its canonical models against the rules. See the module
@@ -310,6 +378,11 @@ pub fn evaluate_models(
             }
         }
     }
+    for geo in models.iter().filter_map(ModelRef::profile_prefix) {
+        if let Err(detail) = check_geography(policy, geo, endpoint_region) {
+            return refuse(Reason::RegionNotAllowed, detail);
+        }
+    }
 
     let mut dry_run_denial: Option<&CompiledRule> = None;
     for rule in &policy.deny_rules {
@@ -356,6 +429,28 @@ pub fn evaluate_models(
         return denial(rule, op, models, Mode::DryRun);
     }
     Decision::allow(Some(allowed_by.id.clone()), op, Vec::new()).with_models(models)
+}
+
+/// May a cross-region profile of geography `geo` be used through an endpoint in `region`?
+fn check_geography(policy: &CompiledPolicy, geo: &str, region: &str) -> Result<(), String> {
+    let listed = policy
+        .profile_geographies()
+        .map(|list| list.iter().any(|g| g == geo));
+    if listed == Some(false) {
+        return Err(format!(
+            "cross-region profile geography `{geo}` is not allowed"
+        ));
+    }
+    match destination::geography_serves(geo, region) {
+        Some(true) => Ok(()),
+        Some(false) => Err(format!(
+            "cross-region profile geography `{geo}` does not serve the endpoint region {region}"
+        )),
+        None if listed == Some(true) => Ok(()),
+        None => Err(format!(
+            "cross-region profile geography `{geo}` is not a known geography; list it in network.profile_geographies to allow it"
+        )),
+    }
 }
 
 fn denial(rule: &CompiledRule, op: Operation, models: &[ModelRef], mode: Mode) -> Decision {

@@ -4,9 +4,13 @@
 //! bundle once (`bundle::compile`) and then, per request, only looks things up.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod bundle;
+pub mod credentials;
 pub mod decision;
+pub mod destination;
 pub mod engine;
+pub mod eventstream;
 pub mod identity;
 pub mod matcher;
 pub mod request;

@@ -126,7 +126,7 @@ fn minimal_bundle_gets_defaults() {
     let v = json!({
         "apiVersion": "bedrock-guard/v1", "kind": "PolicyBundle",
         "metadata": { "name": "m", "revision": "r" },
-        "endpoints": [{ "host": "bedrock-runtime.eu-central-2.amazonaws.com", "region": "eu-central-2" }]
+        "endpoints": [{ "host": "vpce-0a1b2c3d-abcd1234.bedrock-runtime.eu-central-2.vpce.amazonaws.com", "region": "eu-central-2" }]
     });
     let policy = compile_value(&v).unwrap();
     assert_eq!(policy.mode(), Mode::Enforce);
@@ -153,8 +153,8 @@ fn dry_run_mode_and_custom_limits_are_kept() {
 fn partitions_follow_the_endpoint_region() {
     let mut v = base();
     v["endpoints"] = json!([
-        { "host": "bedrock-runtime.us-gov-west-1.amazonaws.com", "region": "us-gov-west-1" },
-        { "host": "bedrock-runtime.cn-north-1.amazonaws.com.cn", "region": "cn-north-1" }
+        { "host": "bedrock-runtime.us-gov-west-1.amazonaws.com", "region": "us-gov-west-1", "private_dns": true, "cidrs": ["10.0.0.0/8"] },
+        { "host": "bedrock-runtime.cn-north-1.amazonaws.com.cn", "region": "cn-north-1", "private_dns": true, "cidrs": ["10.0.0.0/8"] }
     ]);
     let policy = compile_value(&v).unwrap();
     assert_eq!(policy.endpoints()[0].partition, "aws-us-gov");
@@ -769,4 +769,252 @@ fn reports_all_errors_together_one_per_line() {
         .lines()
         .any(|l| l.starts_with("rules[0].operations[2]: unknown operation \"Invoke\"")));
     assert!(e.has_path("metadata.name"));
+}
+
+// ---- endpoint shapes, FIPS and profile geographies -----------------------------------------
+
+const VPCE_HOST: &str =
+    "vpce-0a1b2c3d4e5f67890-abcd1234.bedrock-runtime.us-east-1.vpce.amazonaws.com";
+
+/// The base bundle with `endpoint` as its only endpoint.
+fn with_endpoint0(endpoint: Value) -> Result<CompiledPolicy, BundleError> {
+    let mut v = base();
+    v["endpoints"] = json!([endpoint]);
+    compile_value(&v)
+}
+
+#[track_caller]
+fn endpoint0_invalid(endpoint: Value, path: &str, needle: &str) {
+    match with_endpoint0(endpoint.clone()) {
+        Ok(_) => panic!("endpoint unexpectedly valid: {endpoint}"),
+        Err(e) => assert_field(&e, path, needle),
+    }
+}
+
+#[test]
+fn service_name_without_private_dns_is_refused_at_its_private_dns_field() {
+    for host in [
+        "bedrock-runtime.us-east-1.amazonaws.com",
+        "bedrock-runtime-fips.us-east-1.amazonaws.com",
+        "bedrock-agent-runtime.us-east-1.amazonaws.com",
+        "bedrock-runtime.us-east-1.api.aws",
+        "bedrock-mantle.us-east-1.api.aws",
+    ] {
+        endpoint0_invalid(
+            json!({ "host": host, "region": "us-east-1", "cidrs": ["10.0.0.0/8"] }),
+            "endpoints[0].private_dns",
+            "private DNS",
+        );
+        assert!(
+            with_endpoint0(json!({ "host": host, "region": "us-east-1", "private_dns": true, "cidrs": ["10.0.0.0/8"] }))
+                .is_ok(),
+            "{host}"
+        );
+    }
+}
+
+#[test]
+fn vpce_name_with_private_dns_is_refused() {
+    endpoint0_invalid(
+        json!({ "host": VPCE_HOST, "region": "us-east-1", "private_dns": true, "cidrs": ["10.0.0.0/8"] }),
+        "endpoints[0].private_dns",
+        "service names only",
+    );
+}
+
+#[test]
+fn vpce_names_with_8_or_17_hex_ids_and_every_service_are_accepted() {
+    for host in [
+        VPCE_HOST,
+        "vpce-0a1b2c3d-abcd1234.bedrock-runtime.us-east-1.vpce.amazonaws.com",
+        "vpce-0a1b2c3d-0000zzzz.bedrock-runtime-fips.us-east-1.vpce.amazonaws.com",
+        "vpce-0a1b2c3d-abcd1234.bedrock-agent-runtime.us-east-1.vpce.amazonaws.com",
+        "vpce-0a1b2c3d-abcd1234.bedrock-agent-runtime-fips.us-east-1.vpce.amazonaws.com",
+        "vpce-0a1b2c3d-abcd1234.bedrock-mantle.us-east-1.vpce.amazonaws.com",
+        "vpce-0a1b2c3d4e5f67890-abcd1234-us-east-1c.bedrock-runtime.us-east-1.vpce.amazonaws.com",
+    ] {
+        assert!(
+            with_endpoint0(json!({ "host": host, "region": "us-east-1" })).is_ok(),
+            "{host}"
+        );
+    }
+}
+
+#[test]
+fn malformed_vpce_ids_are_refused() {
+    for label in [
+        "vpce-0a1b2c3-abcd1234",
+        "vpce-0a1b2c3d4-abcd1234",
+        "vpce-0a1b2c3d4e5f6789-abcd1234",
+        "vpce-0a1b2c3d4e5f678901-abcd1234",
+        "vpce-0a1b2c3g-abcd1234",
+        "vpce-0a1b2c3d-abcd123",
+        "vpce-0a1b2c3d-abcd12345",
+        "vpce-0a1b2c3d",
+        "vpc-0a1b2c3d-abcd1234",
+        "vpce0a1b2c3d-abcd1234",
+    ] {
+        let host = format!("{label}.bedrock-runtime.us-east-1.vpce.amazonaws.com");
+        endpoint0_invalid(
+            json!({ "host": host, "region": "us-east-1" }),
+            "endpoints[0].host",
+            "VPC endpoint label",
+        );
+    }
+}
+
+#[test]
+fn zonal_vpce_name_must_name_a_zone_of_its_region() {
+    for zone in [
+        "us-west-2a",
+        "us-east-1",
+        "us-east-1ab",
+        "us-east-11",
+        "az1",
+    ] {
+        let host =
+            format!("vpce-0a1b2c3d-abcd1234-{zone}.bedrock-runtime.us-east-1.vpce.amazonaws.com");
+        endpoint0_invalid(
+            json!({ "host": host, "region": "us-east-1" }),
+            "endpoints[0].host",
+            "VPC endpoint label",
+        );
+    }
+}
+
+#[test]
+fn hosts_that_are_not_bedrock_data_plane_names_are_refused() {
+    let cases = [
+        (
+            "bedrock.us-east-1.amazonaws.com",
+            "not a Bedrock data-plane service",
+        ),
+        (
+            "bedrock-agent.us-east-1.amazonaws.com",
+            "not a Bedrock data-plane service",
+        ),
+        (
+            "bedrock-runtime.us-east-1.example.com",
+            "not under an AWS DNS suffix",
+        ),
+        ("proxy.internal", "not under an AWS DNS suffix"),
+        (
+            "x.bedrock-runtime.us-east-1.amazonaws.com",
+            "not a Bedrock endpoint name",
+        ),
+        (
+            "bedrock-mantle.us-east-1.amazonaws.com",
+            "bedrock-mantle.us-east-1.api.aws",
+        ),
+        (
+            "vpce-0a1b2c3d-abcd1234.bedrock-runtime.us-east-1.vpce.api.aws",
+            "not a Bedrock endpoint name",
+        ),
+        (
+            "bedrock-runtime.useast1.amazonaws.com",
+            "not an AWS region name",
+        ),
+    ];
+    for (host, needle) in cases {
+        endpoint0_invalid(
+            json!({ "host": host, "region": "us-east-1", "private_dns": true, "cidrs": ["10.0.0.0/8"] }),
+            "endpoints[0].host",
+            needle,
+        );
+    }
+}
+
+#[test]
+fn dns_suffix_must_belong_to_the_region_partition() {
+    endpoint0_invalid(
+        json!({ "host": "bedrock-runtime.cn-north-1.amazonaws.com", "region": "cn-north-1",
+                "private_dns": true, "cidrs": ["10.0.0.0/8"] }),
+        "endpoints[0].host",
+        "does not belong to region \"cn-north-1\"",
+    );
+    endpoint0_invalid(
+        json!({ "host": "bedrock-runtime.us-east-1.amazonaws.com.cn", "region": "us-east-1",
+                "private_dns": true, "cidrs": ["10.0.0.0/8"] }),
+        "endpoints[0].host",
+        "does not belong to region \"us-east-1\"",
+    );
+}
+
+#[test]
+fn fips_flag_must_match_the_host() {
+    endpoint0_invalid(
+        json!({ "host": VPCE_HOST, "region": "us-east-1", "fips": true }),
+        "endpoints[0].fips",
+        "not a FIPS endpoint",
+    );
+    let fips = VPCE_HOST.replace("bedrock-runtime", "bedrock-runtime-fips");
+    let policy =
+        with_endpoint0(json!({ "host": fips, "region": "us-east-1", "fips": true })).unwrap();
+    assert!(policy.endpoints()[0].fips);
+    // The FIPS property is read from the host; the flag may be left out.
+    let policy = with_endpoint0(json!({ "host": fips, "region": "us-east-1" })).unwrap();
+    assert!(policy.endpoints()[0].fips);
+}
+
+#[test]
+fn fips_required_refuses_every_non_fips_endpoint() {
+    let e = invalid(|v| v["network"] = json!({ "fips_required": true }));
+    assert_field(&e, "endpoints[0].host", "fips_required");
+    assert_field(&e, "endpoints[1].host", "fips_required");
+
+    let mut v = base();
+    v["network"] = json!({ "fips_required": true });
+    v["endpoints"] = json!([
+        { "host": VPCE_HOST.replace("bedrock-runtime", "bedrock-runtime-fips"), "region": "us-east-1" },
+        { "host": "bedrock-runtime-fips.us-east-1.amazonaws.com", "region": "us-east-1", "private_dns": true, "cidrs": ["10.20.0.0/16"] },
+        { "host": "bedrock-agent-runtime-fips.us-east-1.api.aws", "region": "us-east-1", "private_dns": true, "cidrs": ["fd00::/8"] }
+    ]);
+    let policy = compile_value(&v).expect("all-FIPS bundle compiles");
+    assert!(policy.fips_required());
+
+    v["endpoints"][2] = json!({ "host": "bedrock-mantle.us-east-1.api.aws", "region": "us-east-1", "private_dns": true, "cidrs": ["fd00::/8"] });
+    let e = compile_value(&v).unwrap_err();
+    assert_field(&e, "endpoints[2].host", "not a FIPS endpoint");
+}
+
+#[test]
+fn profile_geographies_are_validated() {
+    let e = invalid(|v| {
+        v["network"] =
+            json!({ "profile_geographies": ["us", "US", "x", "toolongname", "-us", "us", "e u"] })
+    });
+    assert_field(&e, "network.profile_geographies[1]", "profile prefix");
+    assert_field(&e, "network.profile_geographies[2]", "profile prefix");
+    assert_field(&e, "network.profile_geographies[3]", "profile prefix");
+    assert_field(&e, "network.profile_geographies[4]", "profile prefix");
+    assert_field(&e, "network.profile_geographies[5]", "duplicate geography");
+    assert_field(&e, "network.profile_geographies[6]", "profile prefix");
+    assert!(!e.has_path("network.profile_geographies[0]"));
+}
+
+#[test]
+fn profile_geographies_default_to_unrestricted_and_may_be_empty() {
+    let policy = compile_value(&base()).unwrap();
+    assert_eq!(policy.profile_geographies(), None);
+    assert!(!policy.fips_required());
+    let mut v = base();
+    v["network"] = json!({ "profile_geographies": [] });
+    assert_eq!(
+        compile_value(&v).unwrap().profile_geographies(),
+        Some(&[][..])
+    );
+    v["network"] = json!({ "profile_geographies": ["us", "global", "sa"] });
+    let policy = compile_value(&v).unwrap();
+    assert_eq!(
+        policy.profile_geographies().unwrap(),
+        ["us".to_string(), "global".into(), "sa".into()]
+    );
+}
+
+#[test]
+fn network_refuses_unknown_fields() {
+    let mut v = base();
+    v["network"] = json!({ "fips": true });
+    let e = compile_value(&v).unwrap_err();
+    assert_json_error(&e, "unknown field `fips`");
 }

@@ -5,6 +5,7 @@ use policies::{
     Pending, Reason, RequestFacts,
 };
 use serde_json::{json, Value};
+use std::net::IpAddr;
 
 const HOST: &str = "bedrock-runtime.us-east-1.amazonaws.com";
 const VPCE: &str = "vpce-0a1b2c3d4e5f67890-abcd1234.bedrock-runtime.us-east-1.vpce.amazonaws.com";
@@ -21,7 +22,7 @@ fn bundle() -> Value {
         "endpoints": [
             { "host": HOST, "region": "us-east-1", "private_dns": true, "cidrs": ["10.0.0.0/8"] },
             { "host": VPCE, "region": "us-east-1" },
-            { "host": GOV, "region": "us-gov-west-1" }
+            { "host": GOV, "region": "us-gov-west-1", "private_dns": true, "cidrs": ["10.0.0.0/8"] }
         ],
         "accounts": ["123456789012"],
         "limits": { "max_body_bytes": 4096 },
@@ -68,6 +69,7 @@ struct Req {
     authority: String,
     headers: Vec<(String, Vec<u8>)>,
     body: Option<Vec<u8>>,
+    original_destination: Option<IpAddr>,
 }
 
 impl Req {
@@ -78,6 +80,7 @@ impl Req {
             authority: HOST.into(),
             headers: vec![("content-type".into(), b"application/json".to_vec())],
             body: None,
+            original_destination: None,
         }
     }
 
@@ -103,6 +106,11 @@ impl Req {
 
     fn header(mut self, name: &str, value: &str) -> Req {
         self.headers.push((name.into(), value.as_bytes().to_vec()));
+        self
+    }
+
+    fn original_destination(mut self, addr: &str) -> Req {
+        self.original_destination = Some(addr.parse().expect("test address"));
         self
     }
 
@@ -136,6 +144,7 @@ impl Req {
             scheme: b"https",
             headers: &headers,
             body: self.body.as_deref(),
+            original_destination: self.original_destination,
         };
         f(&facts)
     }
@@ -235,8 +244,10 @@ fn global_profile_is_denied_even_though_allowed() {
 
 #[test]
 fn profile_prefix_is_not_allowed_by_a_base_model_pattern() {
-    // `anthropic.claude-sonnet-4-*` must not allow the `eu.` profile of that model.
-    let d = Req::converse("eu.anthropic.claude-sonnet-4-20250514-v1:0").decide(&policy());
+    // `amazon.titan-text-express-v1` must not allow the `us.` profile of that model. (The
+    // `eu.` profile this test used to name is now refused earlier: `eu` does not serve
+    // us-east-1.)
+    let d = Req::converse("us.amazon.titan-text-express-v1").decide(&policy());
     assert_refused(&d, Reason::ModelNotAllowed);
 }
 
@@ -780,4 +791,382 @@ fn deny_message_is_aws_shaped_and_names_the_reason() {
         d.message()
     );
     assert!(d.error_body().contains("no-opus"));
+}
+
+// ---- destination: zonal names, ports, original destination --------------------------------
+
+const VPCE_ZONAL: &str =
+    "vpce-0a1b2c3d4e5f67890-abcd1234-us-east-1b.bedrock-runtime.us-east-1.vpce.amazonaws.com";
+
+#[test]
+fn zonal_vpce_name_reaches_its_listed_endpoint() {
+    assert_allowed(
+        &Req::converse(SONNET_35)
+            .authority(VPCE_ZONAL)
+            .decide(&policy()),
+        "claude",
+    );
+    let other_region = VPCE_ZONAL.replace("-us-east-1b.", "-us-west-2b.");
+    let d = Req::converse(SONNET_35)
+        .authority(&other_region)
+        .decide(&policy());
+    assert_refused(&d, Reason::DestinationNotPrivatelink);
+}
+
+#[test]
+fn plain_http_port_80_is_the_endpoint_and_8443_is_not() {
+    assert_allowed(
+        &Req::converse(SONNET_35)
+            .authority(&format!("{HOST}:80"))
+            .decide(&policy()),
+        "claude",
+    );
+    let d = Req::converse(SONNET_35)
+        .authority(&format!("{HOST}:8443"))
+        .decide(&policy());
+    assert_refused(&d, Reason::DestinationNotPrivatelink);
+    assert!(d.detail.contains("port"), "{d:?}");
+}
+
+#[test]
+fn original_destination_inside_the_endpoint_cidrs_is_allowed() {
+    let d = Req::converse(SONNET_35)
+        .original_destination("10.1.2.3")
+        .decide(&policy());
+    assert_allowed(&d, "claude");
+}
+
+#[test]
+fn original_destination_outside_the_endpoint_cidrs_is_refused() {
+    let d = Req::converse(SONNET_35)
+        .original_destination("52.94.133.131")
+        .decide(&policy());
+    assert_refused(&d, Reason::DestinationNotPrivatelink);
+    assert!(d.detail.contains("outside the endpoint's cidrs"), "{d:?}");
+}
+
+#[test]
+fn original_destination_to_a_vpce_entry_without_cidrs_is_refused() {
+    let d = Req::converse(SONNET_35)
+        .authority(VPCE)
+        .original_destination("10.1.2.3")
+        .decide(&policy());
+    assert_refused(&d, Reason::DestinationNotPrivatelink);
+    assert!(d.detail.contains("cannot be verified"), "{d:?}");
+}
+
+// ---- credentials ---------------------------------------------------------------------------
+
+const SIG: &str = "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7";
+const SHORT_KEY: &str = "bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29tLz9BY3Rpb249";
+const LONG_KEY: &str = "ABSKQmVkcm9ja0FQSUtleS1hYmNkLWF0LTEyMzQ1Njc4OTAxMjpzZWNyZXQ=";
+
+fn sigv4(region: &str, service: &str, signed: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20250830/{region}/{service}/aws4_request, SignedHeaders={signed}, Signature={SIG}"
+    )
+}
+
+fn policy_with_credentials(bearer: bool, long_term: bool) -> CompiledPolicy {
+    let mut v = bundle();
+    v["credentials"] =
+        json!({ "allow_bearer_api_keys": bearer, "allow_long_term_api_keys": long_term });
+    policy_from(&v)
+}
+
+#[test]
+fn sigv4_scoped_to_the_endpoint_region_and_bedrock_is_allowed() {
+    let d = Req::converse(SONNET_35)
+        .header(
+            "authorization",
+            &sigv4("us-east-1", "bedrock", "content-type;host;x-amz-date"),
+        )
+        .decide(&policy());
+    assert_allowed(&d, "claude");
+    let bare_commas = sigv4("us-east-1", "bedrock", "host").replace(", ", ",");
+    let d = Req::converse(SONNET_35)
+        .header("authorization", &bare_commas)
+        .decide(&policy());
+    assert_allowed(&d, "claude");
+}
+
+#[test]
+fn sigv4_scope_in_another_region_is_region_not_allowed() {
+    let d = Req::converse(SONNET_35)
+        .header("authorization", &sigv4("us-west-2", "bedrock", "host"))
+        .decide(&policy());
+    assert_refused(&d, Reason::RegionNotAllowed);
+    assert!(d.detail.contains("region us-west-2"), "{d:?}");
+    assert!(!d.detail.contains(SIG));
+}
+
+#[test]
+fn sigv4_scope_for_service_bedrock_runtime_is_refused() {
+    let d = Req::converse(SONNET_35)
+        .header(
+            "authorization",
+            &sigv4("us-east-1", "bedrock-runtime", "host"),
+        )
+        .decide(&policy());
+    assert_refused(&d, Reason::RegionNotAllowed);
+    assert!(d.detail.contains("service bedrock-runtime"), "{d:?}");
+    assert!(d.detail.contains("expects bedrock"), "{d:?}");
+}
+
+#[test]
+fn mantle_endpoint_expects_the_bedrock_mantle_signing_name() {
+    const MANTLE: &str = "bedrock-mantle.us-east-1.api.aws";
+    let mut v = bundle();
+    v["endpoints"].as_array_mut().unwrap().push(
+        json!({ "host": MANTLE, "region": "us-east-1", "private_dns": true, "cidrs": ["10.0.0.0/8"] }),
+    );
+    let p = policy_from(&v);
+    let req = chat("us.anthropic.claude-3-5-sonnet-20241022-v2:0").authority(MANTLE);
+    let d = req
+        .clone()
+        .header(
+            "authorization",
+            &sigv4("us-east-1", "bedrock-mantle", "host"),
+        )
+        .decide(&p);
+    assert_allowed(&d, "claude");
+    let d = req
+        .header("authorization", &sigv4("us-east-1", "bedrock", "host"))
+        .decide(&p);
+    assert_refused(&d, Reason::RegionNotAllowed);
+    assert!(d.detail.contains("expects bedrock-mantle"), "{d:?}");
+}
+
+#[test]
+fn malformed_sigv4_is_header_invalid() {
+    for header in [
+        sigv4("us-east-1", "bedrock", "host").replace(&format!(", Signature={SIG}"), ""),
+        format!(
+            "{}, Credential=AKIAIOSFODNN7EXAMPLE/20250830/us-west-2/bedrock/aws4_request",
+            sigv4("us-east-1", "bedrock", "host")
+        ),
+        sigv4("us-east-1", "bedrock", "host").replace("AWS4-HMAC-SHA256", "aws4-hmac-sha256"),
+        "Basic dXNlcjpwdw==".to_string(),
+    ] {
+        let d = Req::converse(SONNET_35)
+            .header("authorization", &header)
+            .decide(&policy());
+        assert_refused(&d, Reason::HeaderInvalid);
+    }
+}
+
+#[test]
+fn signing_the_identity_header_is_header_invalid() {
+    let d = Req::converse(SONNET_35)
+        .header(
+            "authorization",
+            &sigv4(
+                "us-east-1",
+                "bedrock",
+                "host;x-amz-date;x-workload-identity",
+            ),
+        )
+        .decide(&policy());
+    assert_refused(&d, Reason::HeaderInvalid);
+    assert!(d.detail.contains("x-workload-identity"), "{d:?}");
+}
+
+#[test]
+fn bedrock_api_keys_follow_the_credentials_settings() {
+    // (allow_bearer_api_keys, allow_long_term_api_keys) -> (short-term allowed, long-term allowed)
+    let cases = [
+        ((false, false), (false, false)),
+        ((true, false), (true, false)),
+        ((true, true), (true, true)),
+    ];
+    for ((bearer, long_term), (short_ok, long_ok)) in cases {
+        let p = policy_with_credentials(bearer, long_term);
+        for (key, ok, kind) in [
+            (SHORT_KEY, short_ok, "short-term Bedrock API key"),
+            (LONG_KEY, long_ok, "long-term Bedrock API key"),
+        ] {
+            let d = Req::converse(SONNET_35)
+                .header("authorization", &format!("Bearer {key}"))
+                .decide(&p);
+            if ok {
+                assert_allowed(&d, "claude");
+            } else {
+                assert_refused(&d, Reason::BearerKeyNotAllowed);
+                assert!(d.detail.contains(kind), "{d:?}");
+                assert!(!d.detail.contains(key));
+            }
+        }
+    }
+}
+
+#[test]
+fn api_key_in_x_api_key_is_a_bearer_key_too() {
+    let req = Req::post("/anthropic/v1/messages")
+        .json(json!({ "model": SONNET_35, "max_tokens": 10, "messages": [] }))
+        .header("x-api-key", SHORT_KEY);
+    // Refused at the head, before the body is read.
+    let p = policy();
+    let outcome = req.with_facts(|f| evaluate_head(&p, f));
+    match outcome {
+        HeadOutcome::Decided(d) => assert_refused(&d, Reason::BearerKeyNotAllowed),
+        other => panic!("expected a head refusal, got {other:?}"),
+    }
+    assert_allowed(&req.decide(&policy_with_credentials(true, false)), "claude");
+    let long = Req::post("/anthropic/v1/messages")
+        .json(json!({ "model": SONNET_35, "max_tokens": 10, "messages": [] }))
+        .header("x-api-key", LONG_KEY);
+    let d = long.decide(&policy_with_credentials(true, false));
+    assert_refused(&d, Reason::BearerKeyNotAllowed);
+    assert!(d.detail.contains("long-term Bedrock API key"), "{d:?}");
+}
+
+#[test]
+fn unknown_bearer_token_needs_every_bearer_setting() {
+    let req = Req::converse(SONNET_35).header("authorization", "Bearer sk-something-else");
+    assert_refused(&req.decide(&policy()), Reason::BearerKeyNotAllowed);
+    assert_refused(
+        &req.decide(&policy_with_credentials(true, false)),
+        Reason::BearerKeyNotAllowed,
+    );
+    assert_allowed(&req.decide(&policy_with_credentials(true, true)), "claude");
+}
+
+#[test]
+fn authorization_and_x_api_key_together_are_header_invalid() {
+    let d = Req::converse(SONNET_35)
+        .header("authorization", &sigv4("us-east-1", "bedrock", "host"))
+        .header("x-api-key", SHORT_KEY)
+        .decide(&policy_with_credentials(true, true));
+    assert_refused(&d, Reason::HeaderInvalid);
+}
+
+#[test]
+fn authorization_carrying_the_identity_token_is_not_a_credential() {
+    let mut v = bundle();
+    v["identity"] = json!({ "header": "authorization", "providers": [{
+        "name": "idp", "issuer": "https://idp.example", "audiences": ["bedrock"], "algorithms": ["RS256"],
+        "remote_jwks": { "cluster": "idp", "path": "/jwks" }
+    }]});
+    let d = Req::converse(SONNET_35)
+        .header("authorization", "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln")
+        .decide(&policy_from(&v));
+    assert_allowed(&d, "claude");
+}
+
+#[test]
+fn credential_refusals_are_recorded_in_a_dry_run_bundle() {
+    let d = Req::converse(SONNET_35)
+        .header("authorization", &format!("Bearer {SHORT_KEY}"))
+        .decide(&dry_run_policy());
+    assert_eq!(d.reason, Reason::BearerKeyNotAllowed);
+    assert_eq!(d.mode, Mode::DryRun);
+}
+
+// ---- cross-region profile geographies ------------------------------------------------------
+
+fn policy_with_geographies(geographies: Value) -> CompiledPolicy {
+    let mut v = bundle();
+    v["network"] = json!({ "profile_geographies": geographies });
+    policy_from(&v)
+}
+
+#[test]
+fn global_profile_is_refused_when_geographies_are_us_only() {
+    let p = policy_with_geographies(json!(["us"]));
+    let d = Req::converse("global.anthropic.claude-sonnet-4-5-20250929-v1:0").decide(&p);
+    assert_refused(&d, Reason::RegionNotAllowed);
+    assert_eq!(
+        d.detail,
+        "cross-region profile geography `global` is not allowed"
+    );
+    let arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/global.anthropic.claude-sonnet-4-5-20250929-v1:0";
+    assert_refused(&Req::converse(arn).decide(&p), Reason::RegionNotAllowed);
+    assert_allowed(
+        &Req::converse("us.anthropic.claude-3-5-sonnet-20241022-v2:0").decide(&p),
+        "claude",
+    );
+}
+
+#[test]
+fn eu_profile_on_a_us_endpoint_is_refused() {
+    let d = Req::converse("eu.anthropic.claude-sonnet-4-20250514-v1:0").decide(&policy());
+    assert_refused(&d, Reason::RegionNotAllowed);
+    assert!(
+        d.detail.contains("`eu`") && d.detail.contains("us-east-1"),
+        "{d:?}"
+    );
+    for model in [
+        "apac.anthropic.claude-sonnet-4-20250514-v1:0",
+        "jp.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "ca.anthropic.claude-sonnet-4-20250514-v1:0",
+        "us-gov.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    ] {
+        assert_refused(
+            &Req::converse(model).decide(&policy()),
+            Reason::RegionNotAllowed,
+        );
+    }
+    // Also when the model is carried in the body.
+    assert_refused(
+        &chat("eu.anthropic.claude-sonnet-4-20250514-v1:0").decide(&policy()),
+        Reason::RegionNotAllowed,
+    );
+}
+
+#[test]
+fn us_profile_on_a_us_endpoint_is_allowed() {
+    assert_allowed(
+        &Req::converse("us.anthropic.claude-3-5-sonnet-20241022-v2:0").decide(&policy()),
+        "claude",
+    );
+    assert_allowed(
+        &chat("us.anthropic.claude-3-5-sonnet-20241022-v2:0").decide(&policy()),
+        "claude",
+    );
+}
+
+#[test]
+fn us_profile_on_a_gov_cloud_endpoint_is_refused_and_us_gov_is_not() {
+    let d = Req::converse("us.anthropic.claude-3-5-sonnet-20241022-v2:0")
+        .authority(GOV)
+        .decide(&policy());
+    assert_refused(&d, Reason::RegionNotAllowed);
+    let d = Req::converse("us-gov.anthropic.claude-3-5-sonnet-20241022-v2:0")
+        .authority(GOV)
+        .decide(&policy());
+    // Past the geography check; no rule allows this profile.
+    assert_refused(&d, Reason::ModelNotAllowed);
+}
+
+#[test]
+fn unknown_geography_is_allowed_only_when_listed() {
+    let mut v = bundle();
+    v["rules"].as_array_mut().unwrap().push(
+        json!({ "id": "sa", "effect": "allow", "models": ["sa.*"], "operations": ["Converse"] }),
+    );
+    let model = "sa.anthropic.claude-sonnet-4-20250514-v1:0";
+    let d = Req::converse(model).decide(&policy_from(&v));
+    assert_refused(&d, Reason::RegionNotAllowed);
+    assert!(d.detail.contains("not a known geography"), "{d:?}");
+    v["network"] = json!({ "profile_geographies": ["us", "sa"] });
+    assert_allowed(&Req::converse(model).decide(&policy_from(&v)), "sa");
+}
+
+#[test]
+fn empty_geography_list_refuses_every_cross_region_profile() {
+    let p = policy_with_geographies(json!([]));
+    assert_refused(
+        &Req::converse("us.anthropic.claude-3-5-sonnet-20241022-v2:0").decide(&p),
+        Reason::RegionNotAllowed,
+    );
+    assert_allowed(&Req::converse(SONNET_35).decide(&p), "claude");
+}
+
+#[test]
+fn listing_a_geography_does_not_make_it_serve_another_region() {
+    let p = policy_with_geographies(json!(["us", "eu"]));
+    assert_refused(
+        &Req::converse("eu.anthropic.claude-sonnet-4-20250514-v1:0").decide(&p),
+        Reason::RegionNotAllowed,
+    );
 }

@@ -25,6 +25,7 @@ fn facts_decide(
         scheme: b"https",
         headers: &headers,
         body: Some(body),
+        original_destination: None,
     };
     decide(policy, &facts)
 }

@@ -30,6 +30,7 @@ fn head(method: &[u8], extra: &[(&'static str, &'static [u8])]) -> Result<HeadIn
         scheme: b"https",
         headers: &headers,
         body: None,
+        original_destination: None,
     };
     check_head(&facts, IDENTITY)
 }

@@ -5,12 +5,13 @@ use std::collections::{HashMap, HashSet};
 
 use super::cidr::Cidr;
 use super::schema::{
-    Bundle, Credentials, Effect, Endpoint, Identity, ModeSpec, Principals, Provider, Rule,
+    Bundle, Credentials, Effect, Endpoint, Identity, ModeSpec, Network, Principals, Provider, Rule,
     DEFAULT_IDENTITY_HEADER, MAX_TOKEN_BYTES_LIMIT,
 };
 use super::validate::{self as v, Errors};
 use super::BundleError;
 use crate::decision::Mode;
+use crate::destination::{self, BedrockService, EndpointKind};
 use crate::matcher::PatternSet;
 use crate::request::{ModelLocation, Operation};
 
@@ -29,6 +30,8 @@ pub struct CompiledPolicy {
     endpoint_by_host: HashMap<String, usize>,
     accounts: Option<HashSet<String>>,
     credentials: Credentials,
+    fips_required: bool,
+    profile_geographies: Option<Vec<String>>,
     max_body_bytes: u64,
     /// Deny rules first, in bundle order; then allow rules, in bundle order.
     pub(crate) deny_rules: Vec<CompiledRule>,
@@ -89,20 +92,36 @@ impl CompiledPolicy {
         self.credentials
     }
 
+    /// `network.fips_required`: every endpoint is a FIPS endpoint (checked at compile time).
+    pub fn fips_required(&self) -> bool {
+        self.fips_required
+    }
+
+    /// `network.profile_geographies`: the allowed cross-region profile geographies, when the
+    /// bundle restricts them.
+    pub fn profile_geographies(&self) -> Option<&[String]> {
+        self.profile_geographies.as_deref()
+    }
+
     /// Number of rules (deny and allow).
     pub fn rule_count(&self) -> usize {
         self.deny_rules.len() + self.allow_rules.len()
     }
 }
 
-/// One endpoint, compiled.
+/// One endpoint, compiled. See `destination` for how requests are matched against it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompiledEndpoint {
     pub host: String,
     pub region: String,
     /// The ARN partition of `region` (`aws`, `aws-us-gov`, `aws-cn`, ...).
     pub partition: &'static str,
+    /// A VPC endpoint name or a service name (reached through private DNS).
+    pub kind: EndpointKind,
+    /// The Bedrock service the host serves (gives the expected SigV4 signing name).
+    pub service: BedrockService,
     pub private_dns: bool,
+    /// The host is a FIPS endpoint (read from the host's service label).
     pub fips: bool,
     pub cidrs: Vec<Cidr>,
 }
@@ -188,7 +207,9 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
     let (name, revision) = compile_metadata(bundle, &mut errs);
     let mode = mode_of(bundle.mode);
     let (identity_header, providers) = compile_identity(bundle.identity.as_ref(), &mut errs);
-    let (endpoints, endpoint_by_host) = compile_endpoints(&bundle.endpoints, &mut errs);
+    let (endpoints, endpoint_by_host) =
+        compile_endpoints(&bundle.endpoints, bundle.network.fips_required, &mut errs);
+    let profile_geographies = compile_network(&bundle.network, &mut errs);
     let accounts = compile_accounts(bundle.accounts.as_deref(), &mut errs);
 
     if bundle.credentials.allow_long_term_api_keys && !bundle.credentials.allow_bearer_api_keys {
@@ -243,6 +264,8 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
         endpoint_by_host,
         accounts,
         credentials: bundle.credentials,
+        fips_required: bundle.network.fips_required,
+        profile_geographies,
         max_body_bytes,
         deny_rules,
         allow_rules,
@@ -465,6 +488,7 @@ fn compile_keys(at: &str, p: &Provider, errs: &mut Errors) {
 
 fn compile_endpoints(
     endpoints: &[Endpoint],
+    fips_required: bool,
     errs: &mut Errors,
 ) -> (Vec<CompiledEndpoint>, HashMap<String, usize>) {
     if endpoints.is_empty() {
@@ -489,10 +513,18 @@ fn compile_endpoints(
                 false
             }
         };
+        let mut shape = None;
         match ep.host.as_deref() {
             Some(host) => {
                 let region = ep.region.as_deref().filter(|_| region_ok);
-                errs.check(|| format!("{at}.host"), v::host(host, region));
+                let dns_ok = v::host(host, region);
+                if dns_ok.is_ok() {
+                    match destination::parse_endpoint_host(host) {
+                        Ok(s) => shape = Some(s),
+                        Err(message) => errs.push(format!("{at}.host"), message),
+                    }
+                }
+                errs.check(|| format!("{at}.host"), dns_ok);
                 if let Some(first) = by_host.get(host) {
                     errs.push(
                         format!("{at}.host"),
@@ -514,6 +546,9 @@ fn compile_endpoints(
                 Err(message) => errs.push(format!("{at}.cidrs[{j}]"), message),
             }
         }
+        if let Some(shape) = shape {
+            check_endpoint_shape(&at, ep, &shape, fips_required, errs);
+        }
         if ep.private_dns && ep.cidrs.is_empty() {
             errs.push(
                 format!("{at}.cidrs"),
@@ -527,12 +562,75 @@ fn compile_endpoints(
             partition: crate::engine::partition_of_region(&region),
             host,
             region,
+            kind: shape.map(|s| s.kind).unwrap_or_default(),
+            service: shape.map(|s| s.service).unwrap_or_default(),
             private_dns: ep.private_dns,
-            fips: ep.fips,
+            fips: shape.is_some_and(|s| s.fips),
             cidrs,
         });
     }
     (compiled, by_host)
+}
+
+/// The rules that depend on what the host is: private DNS only (and always) for service
+/// names, the `fips` flag and `network.fips_required` against the host's service label.
+fn check_endpoint_shape(
+    at: &str,
+    ep: &Endpoint,
+    shape: &destination::HostShape<'_>,
+    fips_required: bool,
+    errs: &mut Errors,
+) {
+    match shape.kind {
+        EndpointKind::ServiceName if !ep.private_dns => errs.push(
+            format!("{at}.private_dns"),
+            "a service name reaches PrivateLink only through the VPC endpoint's private DNS zone: \
+             set private_dns: true and list the endpoint's cidrs, or name the endpoint by its \
+             endpoint-specific vpce-....vpce.amazonaws.com name",
+        ),
+        EndpointKind::VpcEndpoint if ep.private_dns => errs.push(
+            format!("{at}.private_dns"),
+            "applies to service names only: an endpoint-specific vpce name always resolves to \
+             the endpoint's own addresses; remove private_dns",
+        ),
+        _ => {}
+    }
+    if ep.fips && !shape.fips {
+        errs.push(
+            format!("{at}.fips"),
+            "the host is not a FIPS endpoint (its service label has no -fips); \
+             use bedrock-runtime-fips or bedrock-agent-runtime-fips",
+        );
+    }
+    if fips_required && !shape.fips {
+        errs.push(
+            format!("{at}.host"),
+            "network.fips_required is set but this is not a FIPS endpoint; use the \
+             bedrock-runtime-fips (or bedrock-agent-runtime-fips) host",
+        );
+    }
+}
+
+/// `network.profile_geographies`: each a profile prefix (`[a-z-]`, 2 to 8 characters), no
+/// duplicates. An empty list is allowed and refuses every cross-region profile.
+fn compile_network(network: &Network, errs: &mut Errors) -> Option<Vec<String>> {
+    let geographies = network.profile_geographies.as_ref()?;
+    for (j, geo) in geographies.iter().enumerate() {
+        errs.check(
+            || format!("network.profile_geographies[{j}]"),
+            v::profile_geography(geo),
+        );
+        if geographies
+            .get(..j)
+            .is_some_and(|before| before.contains(geo))
+        {
+            errs.push(
+                format!("network.profile_geographies[{j}]"),
+                format!("duplicate geography {geo:?}"),
+            );
+        }
+    }
+    Some(geographies.clone())
 }
 
 fn compile_accounts(accounts: Option<&[String]>, errs: &mut Errors) -> Option<HashSet<String>> {

@@ -23,6 +23,8 @@ pub struct Bundle {
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
     #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
     pub accounts: Option<Vec<String>>,
     #[serde(default)]
     pub credentials: Credentials,
@@ -157,6 +159,21 @@ pub struct Endpoint {
     pub fips: bool,
     #[serde(default)]
     pub cidrs: Vec<String>,
+}
+
+/// Where traffic may go beyond the endpoint list: FIPS, and which cross-region inference
+/// profile geographies may fan a request out to other regions.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Every endpoint must be a FIPS endpoint (`bedrock-runtime-fips`, ...).
+    #[serde(default)]
+    pub fips_required: bool,
+    /// Allowed cross-region profile geographies (`us`, `eu`, `apac`, `global`, ...). Absent:
+    /// every known geography that serves the endpoint's region. Empty: no cross-region
+    /// profile at all.
+    #[serde(default)]
+    pub profile_geographies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

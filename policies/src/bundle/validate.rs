@@ -326,6 +326,23 @@ pub(crate) fn host(host: &str, region: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
+/// A cross-region profile geography: the prefix of a system inference-profile id (`us`,
+/// `us-gov`, `eu`, `apac`, `global`, ...): 2 to 8 characters of `a-z` and `-`.
+pub(crate) fn profile_geography(geo: &str) -> Result<(), String> {
+    let ok = (2..=8).contains(&geo.len())
+        && geo.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+        && !geo.starts_with('-')
+        && !geo.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{geo:?} must be a profile prefix: 2 to 8 characters of a-z and '-' (known: {})",
+            crate::destination::KNOWN_GEOGRAPHIES.join(", ")
+        ))
+    }
+}
+
 /// Exactly twelve ASCII digits.
 pub(crate) fn account(account: &str) -> Result<(), String> {
     if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {

@@ -29,4 +29,7 @@ pub struct RequestFacts<'a> {
     pub headers: &'a [(&'a str, &'a [u8])],
     /// The complete request body for operations that carry the model in it.
     pub body: Option<&'a [u8]>,
+    /// The address the client dialled, when Envoy knows it (transparent interception). `None`
+    /// when the client addressed the proxy itself (explicit `HTTP_PROXY`).
+    pub original_destination: Option<std::net::IpAddr>,
 }

@@ -1,0 +1,537 @@
+//! Destination rules: which `:authority` a request may name, which endpoint that is, which
+//! addresses may stand behind it, and which cross-region profile geographies fit its region.
+//!
+//! # The authority
+//!
+//! `canonical_authority` reads `:authority` only (never `Host`, `X-Forwarded-Host` or
+//! `x-envoy-*`). It is ASCII-lowercased (DNS is case-insensitive) and refused, each with its
+//! own fixed detail, when it carries user information (`@`), is an IP literal (any `[...]`, a
+//! bare IPv6 address, or a name whose last label is numeric such as `10.0.0.1`), names a port
+//! other than `443` or `80`, ends with a dot, has an empty label, a character outside
+//! `[a-z0-9.-]`, a label longer than 63 bytes or more than 253 bytes in all. `:80` is
+//! accepted because SDKs reach the sidecar over plain HTTP with
+//! `AWS_ENDPOINT_URL_BEDROCK_RUNTIME=http://bedrock-runtime.<region>.amazonaws.com`; Envoy
+//! originates TLS upstream either way.
+//!
+//! # Endpoints
+//!
+//! A bundle `endpoints[i].host` is one of two shapes (see `parse_endpoint_host`):
+//!
+//! * an **endpoint-specific VPC endpoint name**,
+//!   `vpce-<8 or 17 hex>-<8 lowercase alnum>.<service>.<region>.vpce.<dns suffix>`, where
+//!   `<service>` is `bedrock-runtime`, `bedrock-runtime-fips`, `bedrock-agent-runtime`,
+//!   `bedrock-agent-runtime-fips` or `bedrock-mantle`. Its zonal variants
+//!   (`vpce-...-<suffix>-<region><letter>.<service>...`) match the entry without being listed;
+//!   a zonal name whose zone belongs to another region does not. A zonal name may also be
+//!   listed on its own (it then matches only itself).
+//! * a **service name** (`bedrock-runtime[-fips].<region>.amazonaws.com`,
+//!   `bedrock-agent-runtime[-fips].<region>.amazonaws.com`, the dual-stack `*.api.aws`
+//!   forms, `bedrock-mantle.<region>.api.aws`, and the other partitions' suffixes). Such a
+//!   name reaches PrivateLink only through the VPC's private hosted zone, so the entry needs
+//!   `private_dns: true` and `cidrs`.
+//!
+//! Matching is exact host equality after canonicalisation (plus the zonal rule above): a
+//! lookalike, another region, or a dual-stack/mantle host that is not listed is refused.
+//!
+//! # Addresses
+//!
+//! * **Original destination** (transparent interception): when the proxy knows the address
+//!   the client dialled, it must lie in the matched entry's `cidrs`. An entry without `cidrs`
+//!   (only VPC endpoint names may omit them) refuses a request whose original destination is
+//!   known: with transparent interception the client, not Envoy, chose that address, and no
+//!   block vouches for it. List the endpoint's subnet blocks in `cidrs` to accept it.
+//! * **Upstream address** (response time): `upstream_allowed` checks Envoy's
+//!   `upstream.address` against the entry's `cidrs`. An entry without `cidrs` accepts any
+//!   upstream: Envoy resolved the endpoint-specific name itself, and that public record
+//!   resolves only to the endpoint's private addresses. List `cidrs` to have it checked too.
+//!
+//! # Cross-region profile geographies
+//!
+//! `geography_serves` says whether a profile geography can be used from an endpoint region:
+//! `us` on commercial `us-*` regions, `us-gov` on `us-gov-*`, `eu` on commercial `eu-*`,
+//! `apac`, `jp` and `au` on `ap-*`, `ca` on `ca-*`, `global` anywhere; any other prefix is
+//! unknown (the engine allows an unknown prefix only when `network.profile_geographies`
+//! lists it explicitly).
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+use crate::bundle::{is_region, CompiledEndpoint, CompiledPolicy};
+use crate::decision::Reason;
+use crate::engine::partition_of_region;
+
+/// Longest DNS name, in bytes.
+pub const MAX_HOST_LEN: usize = 253;
+/// Longest DNS label, in bytes.
+pub const MAX_LABEL_LEN: usize = 63;
+
+/// Why a destination was refused (always `destination_not_privatelink`). The texts are fixed:
+/// they never echo request bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DestinationError {
+    #[error("the authority is empty")]
+    Empty,
+    #[error("the authority contains user information")]
+    Userinfo,
+    #[error("the authority is an IP address literal")]
+    IpLiteral,
+    #[error("the authority names a port other than 443 or 80")]
+    Port,
+    #[error("the authority ends with a dot")]
+    TrailingDot,
+    #[error("the authority has an empty label")]
+    EmptyLabel,
+    #[error("the authority contains a character outside a-z, 0-9, '.' and '-'")]
+    Character,
+    #[error("the authority has a label longer than 63 characters")]
+    LabelTooLong,
+    #[error("the authority is longer than 253 characters")]
+    TooLong,
+    #[error("the request's authority is not a configured endpoint")]
+    NotConfigured,
+    #[error("the original destination address is outside the endpoint's cidrs")]
+    OriginalDestinationOutside,
+    #[error("the original destination address cannot be verified: the endpoint lists no cidrs")]
+    OriginalDestinationUnverified,
+}
+
+impl DestinationError {
+    pub fn reason(&self) -> Reason {
+        Reason::DestinationNotPrivatelink
+    }
+}
+
+/// A canonical host name (lowercase, no port), held inline: canonicalising allocates nothing.
+#[derive(Clone, Copy)]
+pub struct CanonicalHost {
+    buf: [u8; MAX_HOST_LEN],
+    len: usize,
+}
+
+impl CanonicalHost {
+    fn new() -> Self {
+        CanonicalHost {
+            buf: [0; MAX_HOST_LEN],
+            len: 0,
+        }
+    }
+
+    /// Append `bytes`; false (and nothing appended) when they do not fit.
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        let end = self.len.saturating_add(bytes.len());
+        match self.buf.get_mut(self.len..end) {
+            Some(slot) => {
+                slot.copy_from_slice(bytes);
+                self.len = end;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.buf
+            .get(..self.len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for CanonicalHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CanonicalHost")
+            .field(&self.as_str())
+            .finish()
+    }
+}
+
+impl PartialEq for CanonicalHost {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for CanonicalHost {}
+
+/// Canonicalise `:authority` as received: see the module documentation.
+pub fn canonical_authority(authority: &[u8]) -> Result<CanonicalHost, DestinationError> {
+    if authority.is_empty() {
+        return Err(DestinationError::Empty);
+    }
+    if authority.contains(&b'@') {
+        return Err(DestinationError::Userinfo);
+    }
+    if authority.contains(&b'[') || authority.contains(&b']') {
+        return Err(DestinationError::IpLiteral);
+    }
+    if std::str::from_utf8(authority).is_ok_and(|s| s.parse::<Ipv6Addr>().is_ok()) {
+        return Err(DestinationError::IpLiteral);
+    }
+    let host = match authority.iter().position(|&b| b == b':') {
+        None => authority,
+        Some(colon) => {
+            let (host, port) = authority.split_at(colon);
+            if !matches!(port, b":443" | b":80") {
+                return Err(DestinationError::Port);
+            }
+            host
+        }
+    };
+    if host.is_empty() {
+        return Err(DestinationError::Empty);
+    }
+    if host.ends_with(b".") {
+        return Err(DestinationError::TrailingDot);
+    }
+    if host.len() > MAX_HOST_LEN {
+        return Err(DestinationError::TooLong);
+    }
+    let mut out = CanonicalHost::new();
+    for &b in host {
+        let lower = b.to_ascii_lowercase();
+        if !(lower.is_ascii_lowercase() || lower.is_ascii_digit() || matches!(lower, b'.' | b'-')) {
+            return Err(DestinationError::Character);
+        }
+        if !out.push(&[lower]) {
+            return Err(DestinationError::TooLong);
+        }
+    }
+    let text = out.as_str();
+    for label in text.split('.') {
+        if label.is_empty() {
+            return Err(DestinationError::EmptyLabel);
+        }
+        if label.len() > MAX_LABEL_LEN {
+            return Err(DestinationError::LabelTooLong);
+        }
+    }
+    // `10.0.0.1`, `127.1`, `2130706433`: a numeric last label is never a DNS host name.
+    if text
+        .rsplit('.')
+        .next()
+        .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(DestinationError::IpLiteral);
+    }
+    Ok(out)
+}
+
+/// The endpoint a canonical host names: an exact entry, or the regional VPC endpoint entry a
+/// zonal name belongs to.
+pub fn find_endpoint<'p>(policy: &'p CompiledPolicy, host: &str) -> Option<&'p CompiledEndpoint> {
+    if let Some(endpoint) = policy.endpoint(host) {
+        return Some(endpoint);
+    }
+    let regional = regional_name_of_zonal(host)?;
+    policy
+        .endpoint(regional.as_str())
+        .filter(|ep| ep.kind == EndpointKind::VpcEndpoint)
+}
+
+/// `vpce-<id>-<sfx>-<region><letter>.<service>.<region>.vpce.<suffix>` →
+/// `vpce-<id>-<sfx>.<service>.<region>.vpce.<suffix>`; `None` for anything else, including a
+/// zone of another region.
+fn regional_name_of_zonal(host: &str) -> Option<CanonicalHost> {
+    let (first, rest) = host.split_once('.')?;
+    let mut labels = rest.split('.');
+    let (_service, region, vpce) = (labels.next()?, labels.next()?, labels.next()?);
+    if vpce != "vpce" || !first.starts_with("vpce-") {
+        return None;
+    }
+    let regional = first
+        .strip_suffix(|c: char| c.is_ascii_lowercase())?
+        .strip_suffix(region)?
+        .strip_suffix('-')?;
+    let mut out = CanonicalHost::new();
+    let fits = out.push(regional.as_bytes()) && out.push(b".") && out.push(rest.as_bytes());
+    fits.then_some(out)
+}
+
+/// The whole request-side destination check: canonicalise the authority, find its endpoint,
+/// and (when the proxy knows it) check the original destination address.
+pub fn resolve<'p>(
+    policy: &'p CompiledPolicy,
+    authority: &[u8],
+    original_destination: Option<IpAddr>,
+) -> Result<&'p CompiledEndpoint, DestinationError> {
+    let host = canonical_authority(authority)?;
+    let endpoint = find_endpoint(policy, host.as_str()).ok_or(DestinationError::NotConfigured)?;
+    if let Some(addr) = original_destination {
+        endpoint.check_original_destination(addr)?;
+    }
+    Ok(endpoint)
+}
+
+/// Response-time check: may a request sent to `authority` (the request's `:authority`, raw)
+/// have been served from `upstream`? False when the authority names no endpoint. See the
+/// module documentation for entries without `cidrs`.
+pub fn upstream_allowed(policy: &CompiledPolicy, authority: &[u8], upstream: IpAddr) -> bool {
+    canonical_authority(authority)
+        .ok()
+        .and_then(|host| find_endpoint(policy, host.as_str()))
+        .is_some_and(|endpoint| endpoint.upstream_allowed(upstream))
+}
+
+/// Parse Envoy's `upstream.address` attribute (`10.0.0.5:443`, `[fd00::1]:443`) into the
+/// address. `None` for anything else (a bare address without port, a pipe path, garbage).
+pub fn parse_upstream_address(value: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(value)
+        .ok()?
+        .parse::<SocketAddr>()
+        .ok()
+        .map(|socket| socket.ip())
+}
+
+impl CompiledEndpoint {
+    /// Is `addr` inside one of the entry's `cidrs`?
+    pub fn in_cidrs(&self, addr: IpAddr) -> bool {
+        self.cidrs.iter().any(|c| c.contains(addr))
+    }
+
+    /// The original destination the client dialled must be inside `cidrs`; an entry without
+    /// `cidrs` cannot vouch for any address.
+    pub fn check_original_destination(&self, addr: IpAddr) -> Result<(), DestinationError> {
+        if self.cidrs.is_empty() {
+            Err(DestinationError::OriginalDestinationUnverified)
+        } else if self.in_cidrs(addr) {
+            Ok(())
+        } else {
+            Err(DestinationError::OriginalDestinationOutside)
+        }
+    }
+
+    /// May the response have come from `upstream`? Inside `cidrs`, or any address when the
+    /// entry (a VPC endpoint name that Envoy resolved itself) lists none.
+    pub fn upstream_allowed(&self, upstream: IpAddr) -> bool {
+        self.cidrs.is_empty() || self.in_cidrs(upstream)
+    }
+}
+
+/// The two shapes an endpoint host may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndpointKind {
+    /// An endpoint-specific name under `vpce.<suffix>` (regional or zonal).
+    #[default]
+    VpcEndpoint,
+    /// A public service name, reaching PrivateLink through private DNS.
+    ServiceName,
+}
+
+/// Which Bedrock data-plane service an endpoint serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BedrockService {
+    #[default]
+    Runtime,
+    AgentRuntime,
+    Mantle,
+}
+
+impl BedrockService {
+    /// The SigV4 signing name (the credential scope's service).
+    pub fn signing_name(self) -> &'static str {
+        match self {
+            BedrockService::Runtime | BedrockService::AgentRuntime => "bedrock",
+            BedrockService::Mantle => "bedrock-mantle",
+        }
+    }
+}
+
+/// What an endpoint host name says about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostShape<'a> {
+    pub kind: EndpointKind,
+    pub service: BedrockService,
+    pub fips: bool,
+    /// Under a dual-stack suffix (`api.aws`, ...).
+    pub dual_stack: bool,
+    /// A zonal VPC endpoint name.
+    pub zonal: bool,
+    pub region: &'a str,
+}
+
+/// Service labels: (label, service, FIPS).
+const SERVICE_LABELS: &[(&str, BedrockService, bool)] = &[
+    ("bedrock-runtime", BedrockService::Runtime, false),
+    ("bedrock-runtime-fips", BedrockService::Runtime, true),
+    ("bedrock-agent-runtime", BedrockService::AgentRuntime, false),
+    (
+        "bedrock-agent-runtime-fips",
+        BedrockService::AgentRuntime,
+        true,
+    ),
+    ("bedrock-mantle", BedrockService::Mantle, false),
+];
+
+/// DNS suffixes: (partition, suffix, dual-stack).
+const DNS_SUFFIXES: &[(&str, &str, bool)] = &[
+    ("aws", "amazonaws.com", false),
+    ("aws", "api.aws", true),
+    ("aws-us-gov", "amazonaws.com", false),
+    ("aws-us-gov", "api.aws", true),
+    ("aws-cn", "amazonaws.com.cn", false),
+    ("aws-cn", "api.amazonwebservices.com.cn", true),
+    ("aws-iso", "c2s.ic.gov", false),
+    ("aws-iso-b", "sc2s.sgov.gov", false),
+    ("aws-iso-e", "cloud.adc-e.uk", false),
+    ("aws-iso-f", "csp.hci.ic.gov", false),
+    ("aws-eusc", "amazonaws.eu", false),
+    ("aws-eusc", "api.amazonwebservices.eu", true),
+];
+
+const SHAPES: &str = "expected an endpoint-specific VPC endpoint name \
+    (vpce-<id>-<suffix>.bedrock-runtime.<region>.vpce.amazonaws.com; also bedrock-runtime-fips, \
+    bedrock-agent-runtime[-fips] and bedrock-mantle) or a service name \
+    (bedrock-runtime[-fips].<region>.amazonaws.com, bedrock-agent-runtime[-fips].<region>.amazonaws.com, \
+    their dual-stack .api.aws forms, or bedrock-mantle.<region>.api.aws)";
+
+/// Classify a bundle endpoint host (already checked to be a lowercase DNS name). The error is
+/// the message for the entry's `host` field.
+pub fn parse_endpoint_host(host: &str) -> Result<HostShape<'_>, String> {
+    let Some((prefix, suffix, dual_stack)) = DNS_SUFFIXES.iter().find_map(|&(_, suffix, ds)| {
+        let prefix = host.strip_suffix(suffix)?.strip_suffix('.')?;
+        Some((prefix, suffix, ds))
+    }) else {
+        return Err(format!("{host:?} is not under an AWS DNS suffix; {SHAPES}"));
+    };
+    let labels: Vec<&str> = prefix.split('.').collect();
+    let (vpce_label, service_label, region) = match labels.as_slice() {
+        [service, region] => (None, *service, *region),
+        [first, service, region, "vpce"] if !dual_stack => (Some(*first), *service, *region),
+        _ => return Err(format!("{host:?} is not a Bedrock endpoint name; {SHAPES}")),
+    };
+    let Some(&(_, service, fips)) = SERVICE_LABELS.iter().find(|(l, ..)| *l == service_label)
+    else {
+        return Err(format!(
+            "{host:?}: {service_label:?} is not a Bedrock data-plane service \
+             (bedrock-runtime, bedrock-runtime-fips, bedrock-agent-runtime, \
+             bedrock-agent-runtime-fips, bedrock-mantle)"
+        ));
+    };
+    if !is_region(region) {
+        return Err(format!(
+            "{host:?}: {region:?} is not an AWS region name; {SHAPES}"
+        ));
+    }
+    let partition = partition_of_region(region);
+    let suffix_fits = DNS_SUFFIXES
+        .iter()
+        .any(|&(p, s, ds)| p == partition && s == suffix && ds == dual_stack);
+    if !suffix_fits {
+        return Err(format!(
+            "{host:?}: the DNS suffix {suffix:?} does not belong to region {region:?} (partition {partition})"
+        ));
+    }
+    let mut zonal = false;
+    let kind = match vpce_label {
+        Some(label) => {
+            zonal = vpce_label_is_zonal(label, region)
+                .map_err(|why| format!("{host:?}: VPC endpoint label {label:?} {why}"))?;
+            EndpointKind::VpcEndpoint
+        }
+        None => {
+            if service == BedrockService::Mantle && !dual_stack {
+                return Err(format!(
+                    "{host:?}: the bedrock-mantle service name is bedrock-mantle.{region}.api.aws"
+                ));
+            }
+            EndpointKind::ServiceName
+        }
+    };
+    Ok(HostShape {
+        kind,
+        service,
+        fips,
+        dual_stack,
+        zonal,
+        region,
+    })
+}
+
+/// `vpce-<8 or 17 lowercase hex>-<8 lowercase alnum>`, optionally followed by
+/// `-<region><letter>` (zonal). Returns whether the label is zonal.
+fn vpce_label_is_zonal(label: &str, region: &str) -> Result<bool, String> {
+    const SHAPE: &str =
+        "must be vpce-<8 or 17 lowercase hex digits>-<8 lowercase letters or digits>, \
+        optionally followed by -<availability zone of the endpoint's region>";
+    let Some(rest) = label.strip_prefix("vpce-") else {
+        return Err(SHAPE.to_string());
+    };
+    let mut parts = rest.splitn(3, '-');
+    let id = parts.next().unwrap_or_default();
+    let dns_suffix = parts.next().unwrap_or_default();
+    let zone = parts.next();
+    let id_ok = matches!(id.len(), 8 | 17)
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let suffix_ok = dns_suffix.len() == 8
+        && dns_suffix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !id_ok || !suffix_ok {
+        return Err(SHAPE.to_string());
+    }
+    match zone {
+        None => Ok(false),
+        Some(zone) => {
+            let in_region = zone
+                .strip_suffix(|c: char| c.is_ascii_lowercase())
+                .is_some_and(|r| r == region);
+            if in_region {
+                Ok(true)
+            } else {
+                Err(format!(
+                    "names zone {zone:?}, which is not an availability zone of {region:?} (like {region}a)"
+                ))
+            }
+        }
+    }
+}
+
+/// Geographies of cross-region (system) inference profiles this filter knows.
+pub const KNOWN_GEOGRAPHIES: &[&str] = &["us", "us-gov", "eu", "apac", "jp", "au", "ca", "global"];
+
+/// Can a profile of geography `geo` be invoked from an endpoint in `region`? `None` when the
+/// geography is not a known one.
+pub fn geography_serves(geo: &str, region: &str) -> Option<bool> {
+    let commercial = partition_of_region(region) == "aws";
+    let serves = match geo {
+        "global" => true,
+        "us" => commercial && region.starts_with("us-"),
+        "us-gov" => region.starts_with("us-gov-"),
+        "eu" => commercial && region.starts_with("eu-"),
+        "apac" | "jp" | "au" => commercial && region.starts_with("ap-"),
+        "ca" => commercial && region.starts_with("ca-"),
+        _ => return None,
+    };
+    Some(serves)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zonal_to_regional() {
+        let regional = regional_name_of_zonal(
+            "vpce-0a1b2c3d4e5f67890-abcd1234-us-east-1a.bedrock-runtime.us-east-1.vpce.amazonaws.com",
+        )
+        .unwrap();
+        assert_eq!(
+            regional.as_str(),
+            "vpce-0a1b2c3d4e5f67890-abcd1234.bedrock-runtime.us-east-1.vpce.amazonaws.com"
+        );
+        assert!(regional_name_of_zonal(
+            "vpce-0a1b2c3d4e5f67890-abcd1234-us-west-2a.bedrock-runtime.us-east-1.vpce.amazonaws.com"
+        )
+        .is_none());
+        assert!(regional_name_of_zonal("bedrock-runtime.us-east-1.amazonaws.com").is_none());
+    }
+
+    #[test]
+    fn host_buffer_refuses_overflow() {
+        let mut h = CanonicalHost::new();
+        assert!(h.push(&[b'a'; MAX_HOST_LEN]));
+        assert!(!h.push(b"a"));
+        assert_eq!(h.as_str().len(), MAX_HOST_LEN);
+    }
+}
