@@ -1,50 +1,88 @@
 //! The HTTP context: one per request.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
+use policies::audit::{AuditRecord, CredentialType};
+use policies::credentials::{self, ApiKeyKind, Credential};
+use policies::eventstream::{usage_from_headers, EventStreamReader};
+use policies::identity::{self, Caller};
 use policies::{
-    evaluate_body, evaluate_head, CompiledPolicy, Decision, HeadOutcome, Pending, Reason,
-    RequestFacts,
+    destination, evaluate_body, evaluate_head, Decision, HeadOutcome, Pending, Reason, RequestFacts,
 };
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::types::{Action, MapType};
 
-use crate::{host, response};
+use crate::{host, metrics::PREFIX, now_ms, response, Shared};
+
+/// Filter-state key (Envoy prefixes it with `wasm.`) holding the request's audit record.
+pub const AUDIT_PROPERTY: &str = "bedrock_guard_audit";
 
 pub struct GuardHttp {
     context_id: u32,
-    policy: Option<Rc<CompiledPolicy>>,
+    shared: Option<Rc<Shared>>,
     /// Set while a body-carried decision waits for the whole body.
     pending: Option<Pending>,
     /// Bytes of request body buffered so far (reported by the host).
     buffered: usize,
     request_id: String,
+    started_ms: u64,
+    /// The raw `:authority`, kept for the upstream-address check at response time.
+    authority: Vec<u8>,
+    record: Option<AuditRecord>,
+    stream: Option<EventStreamReader>,
+    /// The request was refused locally (nothing went upstream).
+    refused: bool,
+    logged: bool,
 }
 
 impl GuardHttp {
-    pub fn new(context_id: u32, policy: Option<Rc<CompiledPolicy>>) -> Self {
+    pub fn new(context_id: u32, shared: Option<Rc<Shared>>) -> Self {
         GuardHttp {
             context_id,
-            policy,
+            shared,
             pending: None,
             buffered: 0,
             request_id: String::new(),
+            started_ms: 0,
+            authority: Vec::new(),
+            record: None,
+            stream: None,
+            refused: false,
+            logged: false,
         }
     }
 
     /// Carry out a decision: continue untouched, or answer with the refusal.
     fn act(&mut self, decision: &Decision) -> Action {
         self.pending = None;
+        if let Some(shared) = &self.shared {
+            shared.metrics.borrow_mut().decision(decision);
+        }
+        let record = self
+            .record
+            .get_or_insert_with(|| AuditRecord::from_decision(decision, self.started_ms));
+        record.apply_decision(decision);
         if decision.lets_through() {
-            if !decision.is_allow() {
-                log::info!(
-                    "bedrock-guard: dry-run would deny: reason={} rule={}",
-                    decision.reason,
-                    decision.rule_id.as_deref().unwrap_or("-")
-                );
+            self.publish();
+            if let Some(shared) = &self.shared {
+                if shared.policy.has_identity() {
+                    // The identity token never reaches Bedrock (it is not a signed header).
+                    let _ = hostcalls::set_map_value(
+                        MapType::HttpRequestHeaders,
+                        shared.policy.identity_header(),
+                        None,
+                    );
+                }
             }
             return Action::Continue;
         }
+        self.refused = true;
+        if let Some(record) = &mut self.record {
+            record.status(decision.status());
+        }
+        self.publish();
         response::refuse(decision, &self.request_id);
         Action::Pause
     }
@@ -53,14 +91,26 @@ impl GuardHttp {
         self.act(&Decision::deny(reason, detail))
     }
 
+    /// Write the audit record where Envoy's access loggers read it.
+    fn publish(&mut self) {
+        let Some(record) = &mut self.record else {
+            return;
+        };
+        record.latency_ms(now_ms().saturating_sub(self.started_ms));
+        let line = record.to_json_line();
+        if let Err(status) = hostcalls::set_property(vec![AUDIT_PROPERTY], Some(line.as_bytes())) {
+            log::warn!("bedrock-guard: cannot publish the audit record: {status:?}");
+        }
+    }
+
     /// Decide a held request on its complete body.
     fn decide_body(&mut self) -> Action {
-        let (Some(policy), Some(pending)) = (self.policy.clone(), self.pending.take()) else {
+        let (Some(shared), Some(pending)) = (self.shared.clone(), self.pending.take()) else {
             return Action::Continue;
         };
         match host::request_body(self.buffered) {
             Ok(body) => {
-                let decision = evaluate_body(&policy, &pending, &body);
+                let decision = evaluate_body(&shared.policy, &pending, &body);
                 self.act(&decision)
             }
             Err(err) => {
@@ -71,10 +121,15 @@ impl GuardHttp {
     }
 }
 
+fn property(path: &[&str]) -> Option<Vec<u8>> {
+    hostcalls::get_property(path.to_vec()).ok().flatten()
+}
+
 impl Context for GuardHttp {}
 
 impl HttpContext for GuardHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.started_ms = now_ms();
         let headers = match host::request_headers() {
             Ok(headers) => headers,
             Err(err) => {
@@ -91,12 +146,13 @@ impl HttpContext for GuardHttp {
         };
         self.request_id = response::request_id(find("x-request-id"), self.context_id);
 
-        let Some(policy) = self.policy.clone() else {
+        let Some(shared) = self.shared.clone() else {
             return self.refuse_now(
                 Reason::PolicyUnavailable,
                 "no valid policy bundle is loaded",
             );
         };
+        let policy = &shared.policy;
 
         // Header names arrive validated by Envoy's codecs; one that is not UTF-8 is refused
         // rather than guessed at.
@@ -109,16 +165,84 @@ impl HttpContext for GuardHttp {
                 }
             }
         }
+        let authority = find(":authority").unwrap_or_default();
+        self.authority = authority.to_vec();
+
+        let now = self.started_ms / 1000;
+        let mut token = None;
+        let caller = match &shared.identity {
+            None => Caller::Anonymous,
+            Some(state) => {
+                if let Ok(Some(t)) = identity::extract_token(policy.identity_header(), &named) {
+                    token = Some(t);
+                }
+                state
+                    .borrow_mut()
+                    .authenticate(policy.identity_header(), &named, now)
+            }
+        };
+        let original_destination = if shared.original_destination {
+            property(&["destination", "address"])
+                .and_then(|a| destination::parse_upstream_address(&a))
+        } else {
+            None
+        };
+
+        let mut record = AuditRecord::from_decision(
+            &Decision::deny(Reason::PolicyUnavailable, ""),
+            self.started_ms,
+        );
+        record
+            .request_id(&self.request_id)
+            .bundle(Arc::clone(&shared.bundle))
+            .endpoint(authority);
+        if let Some(source) = property(&["source", "address"]) {
+            record.source_address(source);
+        }
+        if let Ok(host) = destination::canonical_authority(authority) {
+            if let Some(endpoint) = destination::find_endpoint(policy, host.as_str()) {
+                record.region(&endpoint.region);
+            }
+        }
+        match credentials::detect(&named, policy.identity_header()) {
+            Credential::SigV4(scope) => {
+                record
+                    .credential_type(CredentialType::SigV4)
+                    .access_key_id(scope.access_key_id);
+            }
+            Credential::ApiKey {
+                kind: ApiKeyKind::ShortTerm,
+                ..
+            } => {
+                record.credential_type(CredentialType::BedrockApiKeyShortTerm);
+            }
+            Credential::ApiKey {
+                kind: ApiKeyKind::LongTerm,
+                ..
+            } => {
+                record.credential_type(CredentialType::BedrockApiKeyLongTerm);
+            }
+            _ => {}
+        }
+        if let Caller::Verified(p) = &caller {
+            record.identity(&p.issuer, &p.subject, p.groups.iter());
+        }
+        if let Some(token) = token {
+            record.token_fingerprint(token);
+        }
+        self.record = Some(record);
+
         let facts = RequestFacts {
             method: find(":method").unwrap_or_default(),
             path: find(":path").unwrap_or_default(),
-            authority: find(":authority").unwrap_or_default(),
+            authority,
             scheme: find(":scheme").unwrap_or_default(),
             headers: &named,
             body: None,
-            ..Default::default()
+            original_destination,
+            caller,
         };
-        match evaluate_head(&policy, &facts) {
+        match evaluate_head(policy, &facts) {
             HeadOutcome::Decided(decision) => self.act(&decision),
             HeadOutcome::NeedBody(pending) => {
                 self.pending = Some(pending);
@@ -157,5 +281,129 @@ impl HttpContext for GuardHttp {
             return self.decide_body();
         }
         Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if self.refused {
+            return Action::Continue;
+        }
+        let Some(shared) = self.shared.clone() else {
+            return Action::Continue;
+        };
+        // Only answers that came from the upstream are checked (not Envoy's own replies).
+        if let Some(upstream) = property(&["upstream", "address"]) {
+            let allowed = destination::parse_upstream_address(&upstream).is_some_and(|addr| {
+                destination::upstream_allowed(&shared.policy, &self.authority, addr)
+            });
+            if !allowed {
+                shared
+                    .metrics
+                    .borrow_mut()
+                    .add(&format!("{PREFIX}.upstream_not_privatelink"), 1);
+                let decision = Decision::deny(
+                    Reason::DestinationNotPrivatelink,
+                    "the response came from an address outside the endpoint's PrivateLink ranges",
+                );
+                self.refused = true;
+                if let Some(record) = &mut self.record {
+                    record.apply_decision(&decision);
+                    record.status(502);
+                }
+                self.publish();
+                response::refuse_with_status(&decision, &self.request_id, 502);
+                return Action::Pause;
+            }
+        }
+        let headers = host::header_map(MapType::HttpResponseHeaders).unwrap_or_default();
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|(_, v)| v.as_slice())
+        };
+        let status = find(":status")
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse::<u16>().ok());
+        let throttled = status == Some(429)
+            || find("x-amzn-errortype").is_some_and(|t| t.starts_with(b"ThrottlingException"));
+        {
+            let mut metrics = shared.metrics.borrow_mut();
+            match status {
+                Some(s) if (400..500).contains(&s) => {
+                    metrics.add(&format!("{PREFIX}.upstream_rq_4xx"), 1)
+                }
+                Some(s) if s >= 500 => metrics.add(&format!("{PREFIX}.upstream_rq_5xx"), 1),
+                Some(_) => metrics.add(&format!("{PREFIX}.upstream_rq_2xx"), 1),
+                None => {}
+            }
+            if throttled {
+                metrics.add(&format!("{PREFIX}.upstream_throttled"), 1);
+            }
+        }
+        if let Some(record) = &mut self.record {
+            if let Some(s) = status {
+                record.status(s).upstream_status(s);
+            }
+            if let Some((input, output)) = usage_from_headers(
+                find("x-amzn-bedrock-input-token-count"),
+                find("x-amzn-bedrock-output-token-count"),
+            ) {
+                record.tokens(input, output);
+            }
+        }
+        let is_stream = find("content-type")
+            .is_some_and(|ct| ct.starts_with(b"application/vnd.amazon.eventstream"));
+        if is_stream && !end_of_stream {
+            self.stream = Some(EventStreamReader::new());
+        }
+        self.publish();
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(reader) = &mut self.stream {
+            // Each callback carries only the new chunk; it passes through unchanged.
+            if body_size > 0 {
+                if let Ok(Some(chunk)) = hostcalls::get_buffer(
+                    proxy_wasm::types::BufferType::HttpResponseBody,
+                    0,
+                    body_size,
+                ) {
+                    reader.push(&chunk);
+                }
+            }
+            if end_of_stream {
+                reader.finish();
+                if let Some(record) = &mut self.record {
+                    record.stream(reader);
+                }
+                self.publish();
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        if self.logged {
+            return;
+        }
+        self.logged = true;
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let latency = now_ms().saturating_sub(self.started_ms);
+        let mut metrics = shared.metrics.borrow_mut();
+        metrics.observe(&format!("{PREFIX}.latency_ms"), latency);
+        if let Some(record) = &self.record {
+            if let Some((input, output)) = record.token_counts() {
+                metrics.add(&format!("{PREFIX}.tokens.input"), input);
+                metrics.add(&format!("{PREFIX}.tokens.output"), output);
+            }
+            if let Some(n) = record.malformed_frames().filter(|n| *n > 0) {
+                metrics.add(&format!("{PREFIX}.stream_malformed_frames"), n);
+            }
+        }
+        drop(metrics);
+        self.publish();
     }
 }

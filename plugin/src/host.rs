@@ -32,7 +32,7 @@ pub fn request_headers() -> Result<HeaderPairs, HostError> {
     header_map(MapType::HttpRequestHeaders)
 }
 
-fn header_map(map_type: MapType) -> Result<HeaderPairs, HostError> {
+pub fn header_map(map_type: MapType) -> Result<HeaderPairs, HostError> {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
     // SAFETY: the host writes a pointer to a buffer it allocated through the module's

@@ -1,33 +1,80 @@
 //! bedrock-guard: the proxy-wasm shell around the policy engine.
 //!
-//! The root context compiles the bundle once in `on_configure` (refusing an invalid one);
-//! each HTTP context reads the header map once, asks the engine, and either lets the request
-//! continue untouched (the path and every signed header are never modified) or answers it
-//! with an AWS-shaped refusal. Operations that carry the model in the body are held until the
-//! whole body has arrived, bounded by the bundle's `limits.max_body_bytes`.
+//! The root context compiles the bundle once in `on_configure` (refusing an invalid one) and
+//! owns the per-VM mutable state: the identity verifier and its JWKS fetches, and the stats.
+//! Each HTTP context reads the header map once, authenticates the caller, asks the engine, and
+//! either lets the request continue untouched (the path and every signed header are never
+//! modified; only the identity header is removed) or answers it with an AWS-shaped refusal.
+//! Operations that carry the model in the body are held until the whole body has arrived,
+//! bounded by the bundle's `limits.max_body_bytes`. Every request leaves one audit record in
+//! the filter state `wasm.bedrock_guard_audit` for Envoy's access loggers.
 
+mod config;
 mod filter;
 pub mod host;
+mod identity;
+mod metrics;
 mod response;
 
+use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
 
+use policies::audit::BundleInfo;
 use policies::CompiledPolicy;
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
+
+use crate::identity::IdentityState;
+use crate::metrics::{Metrics, PREFIX};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(GuardRoot::default()) });
 }}
 
-/// Per-VM state: the compiled policy shared by every request on this worker.
-#[derive(Default)]
-struct GuardRoot {
-    policy: Option<Rc<CompiledPolicy>>,
+/// Everything a request needs from its VM, shared by `Rc` (one VM is single-threaded).
+pub struct Shared {
+    pub policy: Rc<CompiledPolicy>,
+    pub bundle: Arc<BundleInfo>,
+    /// Transparent listener: Envoy's `destination.address` is the original destination.
+    pub original_destination: bool,
+    pub identity: Option<RefCell<IdentityState>>,
+    pub metrics: RefCell<Metrics>,
 }
 
-impl Context for GuardRoot {}
+#[derive(Default)]
+struct GuardRoot {
+    shared: Option<Rc<Shared>>,
+}
+
+/// Seconds and milliseconds since the Unix epoch, from the host clock.
+pub fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Context for GuardRoot {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if let Some(shared) = &self.shared {
+            if let Some(identity) = &shared.identity {
+                identity
+                    .borrow_mut()
+                    .on_response(token_id, body_size, now_ms() / 1000);
+            }
+        }
+    }
+}
 
 impl RootContext for GuardRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
@@ -38,29 +85,82 @@ impl RootContext for GuardRoot {
                 return false;
             }
         };
-        match CompiledPolicy::from_json(&raw) {
-            Ok(policy) => {
-                log::info!(
-                    "bedrock-guard: bundle {} revision {} loaded ({} mode)",
-                    policy.name(),
-                    policy.revision(),
-                    policy.mode().as_str()
-                );
-                self.policy = Some(Rc::new(policy));
-                true
-            }
+        let loaded = match config::load(&raw) {
+            Ok(loaded) => loaded,
             Err(err) => {
-                // The previous policy (if any) stays in force: Envoy rejects this config.
+                // Envoy rejects this configuration; the previous one (if any) stays in force.
                 log::error!("bedrock-guard: bundle refused: {err}");
-                false
+                return false;
             }
+        };
+        let policy = loaded.policy;
+        log::info!(
+            "bedrock-guard: bundle {} revision {} loaded ({} mode, digest {})",
+            policy.name(),
+            policy.revision(),
+            policy.mode().as_str(),
+            loaded.digest
+        );
+        let bundle = Arc::new(BundleInfo::new(
+            policy.name(),
+            policy.revision(),
+            &loaded.digest,
+        ));
+        let identity = IdentityState::new(&policy);
+        let mut metrics = Metrics::new(config::literal_models(&loaded.source));
+        if let Ok(revision) = policy.revision().parse::<u64>() {
+            metrics.set(&format!("{PREFIX}.bundle_revision"), revision);
+        }
+        let short = loaded
+            .digest
+            .trim_start_matches("sha256:")
+            .get(..12)
+            .unwrap_or_default()
+            .to_string();
+        metrics.set(
+            &format!(
+                "{PREFIX}.bundle.{}.digest.{short}",
+                metrics::sanitise(policy.name())
+            ),
+            1,
+        );
+        if identity.as_ref().is_some_and(IdentityState::has_remotes) {
+            if let Err(status) = hostcalls::set_tick_period(Duration::from_secs(1)) {
+                log::error!("bedrock-guard: cannot start the JWKS timer: {status:?}");
+                return false;
+            }
+        }
+        self.shared = Some(Rc::new(Shared {
+            policy: Rc::new(policy),
+            bundle,
+            original_destination: loaded.original_destination,
+            identity: identity.map(RefCell::new),
+            metrics: RefCell::new(metrics),
+        }));
+        self.on_tick();
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(shared) = &self.shared else { return };
+        let Some(identity) = &shared.identity else {
+            return;
+        };
+        let now = now_ms() / 1000;
+        let mut identity = identity.borrow_mut();
+        identity.tick(now);
+        if let Some(age) = identity.max_age(now) {
+            shared.metrics.borrow_mut().set(
+                &format!("{PREFIX}.jwks_age_seconds"),
+                age.min(u64::from(u32::MAX)),
+            );
         }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(filter::GuardHttp::new(
             context_id,
-            self.policy.clone(),
+            self.shared.clone(),
         )))
     }
 

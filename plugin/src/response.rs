@@ -10,6 +10,12 @@ pub const REASON_HEADER: &str = "x-bedrock-guard-reason";
 
 /// Send the refusal for `decision`. `request_id` must already be a safe token.
 pub fn refuse(decision: &Decision, request_id: &str) {
+    refuse_with_status(decision, request_id, decision.status());
+}
+
+/// Send the refusal with an explicit status (502 when a response is withheld because it came
+/// from outside the PrivateLink ranges).
+pub fn refuse_with_status(decision: &Decision, request_id: &str, status: u16) {
     let body = decision.error_body();
     let headers = [
         ("content-type", "application/json"),
@@ -17,9 +23,7 @@ pub fn refuse(decision: &Decision, request_id: &str) {
         ("x-amzn-requestid", request_id),
         (REASON_HEADER, decision.reason.as_str()),
     ];
-    if let Err(err) =
-        host::send_local_response(u32::from(decision.status()), &headers, body.as_bytes())
-    {
+    if let Err(err) = host::send_local_response(u32::from(status), &headers, body.as_bytes()) {
         // The stream is gone (client reset): nothing more can be sent, and nothing was forwarded.
         log::warn!("bedrock-guard: could not send refusal: {err:?}");
     }

@@ -195,6 +195,34 @@ impl AuditRecord {
         }
     }
 
+    /// Replace the verdict part (verdict, reason, detail, rule, mode, operation, models and the
+    /// refusal status) with `decision`'s, keeping the request context already recorded. The
+    /// shell builds the record's context before the engine decides.
+    pub fn apply_decision(&mut self, decision: &Decision) -> &mut Self {
+        let fresh = AuditRecord::from_decision(decision, self.event_time_ms);
+        self.operation = fresh.operation.or(self.operation);
+        if !fresh.models.is_empty() {
+            self.models = fresh.models;
+        }
+        self.allow = fresh.allow;
+        self.reason = fresh.reason;
+        self.detail = fresh.detail;
+        self.rule_id = fresh.rule_id;
+        self.mode = fresh.mode;
+        self.status = fresh.status;
+        self
+    }
+
+    /// The token counts recorded so far (from headers or a stream).
+    pub fn token_counts(&self) -> Option<(u64, u64)> {
+        self.input_tokens.zip(self.output_tokens)
+    }
+
+    /// Malformed event-stream frames seen in the response, when it was a stream.
+    pub fn malformed_frames(&self) -> Option<u64> {
+        self.stream_errors
+    }
+
     /// `requestID`: the request id the client sees (`x-amzn-RequestId`, or Envoy's id).
     pub fn request_id(&mut self, id: impl AsRef<[u8]>) -> &mut Self {
         self.request_id = non_empty(text(id.as_ref()));

@@ -44,9 +44,14 @@
 //!   prefix is allowed only when listed explicitly. Else `region_not_allowed`.
 //! * **Default deny, explicit deny wins** (as in IAM). A rule matches when its `operations`
 //!   (if set) contain the operation, its `models` (if set) match, and its `principals` (if
-//!   set) match. No verified caller exists yet (workload identity arrives with JWT
-//!   verification), so a rule with `principals` matches no request: it can neither allow nor
-//!   deny until identities are verified.
+//!   set) match the verified caller: every category it names (`subjects`, `groups`, each
+//!   `claims` entry) must match, any one pattern within a category. An unauthenticated
+//!   request never matches a rule that names principals.
+//! * **Identity** (after the credential checks): when the bundle configures identity
+//!   providers, a request without a verified token is refused (`identity_missing`,
+//!   `identity_invalid` with the verifier's detail code, or `policy_unavailable` when the
+//!   issuer's keys are unavailable). The shell authenticates (`identity::authenticate`) and
+//!   passes the outcome in `RequestFacts::caller`.
 //! * **Every model must be allowed.** A request naming several models (agent-runtime bodies)
 //!   is allowed only if each model is allowed by some allow rule; the rule reported is the one
 //!   that allowed the first model. A request naming no model is matched only by rules without
@@ -79,24 +84,29 @@
 //! Per request the engine only looks things up: everything is compiled in `bundle::compile`,
 //! and the allow path allocates nothing beyond the decision's own strings.
 
-use crate::bundle::{CompiledEndpoint, CompiledPolicy, CompiledRule};
+use std::sync::Arc;
+
+use crate::bundle::{CompiledEndpoint, CompiledPolicy, CompiledRule, PrincipalMatcher};
 use crate::credentials::{self, ApiKeyKind, Credential};
 use crate::decision::{Decision, Mode, Reason};
 use crate::destination;
+use crate::identity::{Caller, Principal};
 use crate::request::{self, ModelLocation, ModelRef, Operation, RequestFacts};
 
 /// A request whose decision waits for its body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
     pub operation: Operation,
     /// The body limit in force for this request.
     pub max_body_bytes: u64,
     /// The region of the endpoint the request is bound for.
     pub endpoint_region: String,
+    /// The verified caller, when the bundle has identity providers.
+    pub principal: Option<Arc<Principal>>,
 }
 
 /// What the head of a request leads to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum HeadOutcome {
     Decided(Decision),
     NeedBody(Pending),
@@ -175,6 +185,11 @@ fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
     if let Err((reason, detail)) = check_credentials(policy, endpoint, facts.headers) {
         return refuse(reason, &detail);
     }
+    let principal = match caller_principal(policy, &facts.caller) {
+        Ok(principal) => principal,
+        Err((reason, detail)) => return refuse(reason, detail),
+    };
+    let who = principal.as_deref();
     match op.model_location() {
         ModelLocation::Path => {
             let Some(segment) = route.model_segment else {
@@ -186,6 +201,7 @@ fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
                     op,
                     std::slice::from_ref(&model),
                     &endpoint.region,
+                    who,
                 )),
                 Err(e) => refuse(e.reason(), &e.to_string()),
             }
@@ -214,10 +230,11 @@ fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
                 operation: op,
                 max_body_bytes,
                 endpoint_region: endpoint.region.clone(),
+                principal,
             })
         }
         ModelLocation::None => {
-            HeadOutcome::Decided(evaluate_models(policy, op, &[], &endpoint.region))
+            HeadOutcome::Decided(evaluate_models(policy, op, &[], &endpoint.region, who))
         }
     }
 }
@@ -257,7 +274,13 @@ fn body_decision(policy: &CompiledPolicy, pending: &Pending, body: &[u8]) -> Dec
             Err(e) => return refuse(e.reason(), &e.to_string()).with_models(&models),
         }
     }
-    evaluate_models(policy, op, &models, &pending.endpoint_region)
+    evaluate_models(
+        policy,
+        op,
+        &models,
+        &pending.endpoint_region,
+        pending.principal.as_deref(),
+    )
 }
 
 /// The credential checks (see the module documentation).
@@ -335,6 +358,7 @@ pub fn evaluate_models(
     op: Operation,
     models: &[ModelRef],
     endpoint_region: &str,
+    principal: Option<&Principal>,
 ) -> Decision {
     let refuse = |reason: Reason, detail: String| {
         Decision::deny(reason, detail)
@@ -386,7 +410,7 @@ pub fn evaluate_models(
 
     let mut dry_run_denial: Option<&CompiledRule> = None;
     for rule in &policy.deny_rules {
-        if !denies(rule, op, models) {
+        if !denies(rule, op, models, principal) {
             continue;
         }
         if rule.mode == Mode::Enforce {
@@ -399,7 +423,7 @@ pub fn evaluate_models(
         match policy
             .allow_rules
             .iter()
-            .find(|r| applies(r, op) && r.models.is_none())
+            .find(|r| applies(r, op, principal) && r.models.is_none())
         {
             Some(rule) => rule,
             None => return refuse(Reason::OperationNotAllowed, format!("no rule allows {op}")),
@@ -407,7 +431,11 @@ pub fn evaluate_models(
     } else {
         let mut first = None;
         for model in models {
-            match policy.allow_rules.iter().find(|r| allows(r, op, model)) {
+            match policy
+                .allow_rules
+                .iter()
+                .find(|r| allows(r, op, model, principal))
+            {
                 Some(rule) => {
                     first.get_or_insert(rule);
                 }
@@ -466,14 +494,57 @@ fn denial(rule: &CompiledRule, op: Operation, models: &[ModelRef], mode: Mode) -
 }
 
 /// Operation and principal conditions (the parts that do not depend on the model).
-fn applies(rule: &CompiledRule, op: Operation) -> bool {
-    // No verified principal exists yet: a rule that names principals matches nobody.
-    rule.principals.is_none() && rule.operations.is_none_or(|ops| ops.contains(op))
+fn applies(rule: &CompiledRule, op: Operation, principal: Option<&Principal>) -> bool {
+    let who = match (&rule.principals, principal) {
+        (None, _) => true,
+        // A rule that names principals never matches an unauthenticated request.
+        (Some(_), None) => false,
+        (Some(m), Some(p)) => principal_matches(m, p),
+    };
+    who && rule.operations.is_none_or(|ops| ops.contains(op))
+}
+
+/// Every category the rule names must match (subjects AND groups AND each claim); within a
+/// category any one pattern is enough.
+fn principal_matches(m: &PrincipalMatcher, p: &Principal) -> bool {
+    (m.subjects.is_empty() || m.subjects.matches(&p.subject))
+        && (m.groups.is_empty() || p.groups.iter().any(|g| m.groups.matches(g)))
+        && m.claims
+            .iter()
+            .all(|(name, set)| p.claim_strings(name).any(|v| set.matches(v)))
+}
+
+/// The identity step: with identity providers configured every request needs a verified
+/// token; without them the caller is anonymous and rules naming principals never match.
+fn caller_principal(
+    policy: &CompiledPolicy,
+    caller: &Caller,
+) -> Result<Option<Arc<Principal>>, (Reason, &'static str)> {
+    if !policy.has_identity() {
+        return Ok(None);
+    }
+    match caller {
+        Caller::Verified(p) => Ok(Some(Arc::clone(p))),
+        Caller::Anonymous | Caller::Missing => Err((
+            Reason::IdentityMissing,
+            "no workload identity token in the identity header",
+        )),
+        Caller::Invalid(e) => Err((Reason::IdentityInvalid, e.as_str())),
+        Caller::Unavailable => Err((
+            Reason::PolicyUnavailable,
+            "the identity provider's keys are unavailable",
+        )),
+    }
 }
 
 /// Does deny rule `rule` match this request?
-fn denies(rule: &CompiledRule, op: Operation, models: &[ModelRef]) -> bool {
-    if !applies(rule, op) {
+fn denies(
+    rule: &CompiledRule,
+    op: Operation,
+    models: &[ModelRef],
+    principal: Option<&Principal>,
+) -> bool {
+    if !applies(rule, op, principal) {
         return false;
     }
     let Some(matcher) = &rule.models else {
@@ -488,8 +559,13 @@ fn denies(rule: &CompiledRule, op: Operation, models: &[ModelRef]) -> bool {
 }
 
 /// Does allow rule `rule` allow `model` for `op`?
-fn allows(rule: &CompiledRule, op: Operation, model: &ModelRef) -> bool {
-    if !applies(rule, op) {
+fn allows(
+    rule: &CompiledRule,
+    op: Operation,
+    model: &ModelRef,
+    principal: Option<&Principal>,
+) -> bool {
+    if !applies(rule, op, principal) {
         return false;
     }
     let Some(matcher) = &rule.models else {

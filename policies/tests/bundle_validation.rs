@@ -18,7 +18,7 @@ fn base() -> Value {
                 "issuer": "https://idp.acme.example",
                 "audiences": ["bedrock-egress"],
                 "algorithms": ["RS256", "ES256"],
-                "jwks": { "keys": [{ "kty": "RSA", "kid": "k1", "n": "AQAB", "e": "AQAB", "use": "sig" }] },
+                "jwks": { "keys": [{ "kty": "RSA", "kid": "k1", "n": "oX-xr3Fud1GT5g8Z6Tdx8-WlECEmggSDZTu7cyQRRJgD8NHhF_TNqY18j-yD8Zstd5gsgF8qtK78zA-n-uSpDqzU-S4ojS-wsxjRpUqReM5VOIxb_49khfJfhk9H41Dg3Zy_KbYWLeRsBm-MV5Ht1qaGjrGBkfhaidKnOEKysLaJ_fyfnmDtn1F-wHQmeaKtY-s4S42iGP-YP7H1MIzxwqY_PMcvuVhqCxaP-oDq3mYH_dkRDyll4T8YF-kS1qyoumzbeAJ6Wxrx0SCepvuZ2z_zvoACOhLhGHmvwoH_J5PH4xTD5IvW3jZ58x7-n9SjdtFSX_zzeudQNZkUMMN6Gw", "e": "AQAB", "use": "sig" }] },
                 "remote_jwks": { "cluster": "idp_jwks", "path": "/.well-known/jwks.json", "refresh_seconds": 300 },
                 "leeway_seconds": 30,
                 "principal_claim": "sub",

@@ -70,6 +70,7 @@ struct Req {
     headers: Vec<(String, Vec<u8>)>,
     body: Option<Vec<u8>>,
     original_destination: Option<IpAddr>,
+    caller: policies::identity::Caller,
 }
 
 impl Req {
@@ -81,11 +82,17 @@ impl Req {
             headers: vec![("content-type".into(), b"application/json".to_vec())],
             body: None,
             original_destination: None,
+            caller: Default::default(),
         }
     }
 
     fn post(path: &str) -> Req {
         Req::new("POST", path)
+    }
+
+    fn by_caller(mut self, caller: policies::identity::Caller) -> Req {
+        self.caller = caller;
+        self
     }
 
     fn get(path: &str) -> Req {
@@ -145,6 +152,7 @@ impl Req {
             headers: &headers,
             body: self.body.as_deref(),
             original_destination: self.original_destination,
+            caller: self.caller.clone(),
         };
         f(&facts)
     }
@@ -549,6 +557,7 @@ fn head_asks_for_the_body_of_body_carried_models() {
             operation: Operation::ChatCompletions,
             max_body_bytes: 4096,
             endpoint_region: "us-east-1".into(),
+            principal: None,
         })
     );
 }
@@ -640,6 +649,7 @@ fn body_longer_than_the_limit_is_refused_with_413() {
         operation: Operation::ChatCompletions,
         max_body_bytes: 10,
         endpoint_region: "us-east-1".into(),
+        principal: None,
     };
     let d = evaluate_body(
         &p,
@@ -661,6 +671,7 @@ fn empty_body_for_a_body_field_operation_is_unparseable() {
         operation: Operation::AnthropicMessages,
         max_body_bytes: 4096,
         endpoint_region: "us-east-1".into(),
+        principal: None,
     };
     assert_refused(&evaluate_body(&p, &pending, b""), Reason::BodyUnparseable);
 }
@@ -757,8 +768,20 @@ fn deny_rule_without_models_blocks_an_operation() {
 
 // ---- principals ----------------------------------------------------------------------------
 
-#[test]
-fn rule_with_principals_matches_no_request_until_identity_is_verified() {
+fn verified(subject: &str, groups: &[&str], claims: Value) -> policies::identity::Caller {
+    let claims = match claims {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    policies::identity::Caller::Verified(std::sync::Arc::new(policies::identity::Principal {
+        issuer: "https://idp.example".into(),
+        subject: subject.into(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        claims,
+    }))
+}
+
+fn identity_policy() -> CompiledPolicy {
     let mut v = bundle();
     v["identity"] = json!({ "providers": [{
         "name": "idp", "issuer": "https://idp.example", "audiences": ["bedrock"], "algorithms": ["RS256"],
@@ -769,14 +792,103 @@ fn rule_with_principals_matches_no_request_until_identity_is_verified() {
         "models": ["cohere.command-r-v1:0"], "operations": ["Converse"]
     }));
     v["rules"].as_array_mut().unwrap().push(json!({
+        "id": "team-claims", "effect": "allow",
+        "principals": { "subjects": ["svc-*"], "claims": { "team": ["research-*"] } },
+        "models": ["mistral.mistral-large-2407-v1:0"], "operations": ["Converse"]
+    }));
+    v["rules"].as_array_mut().unwrap().push(json!({
         "id": "deny-interns", "effect": "deny", "principals": { "groups": ["interns"] }, "models": ["*"]
     }));
-    let p = policy_from(&v);
+    policy_from(&v)
+}
+
+#[test]
+fn bundle_with_identity_refuses_a_request_without_a_verified_caller() {
+    let p = identity_policy();
+    let d = Req::converse(SONNET_35).decide(&p);
+    assert_refused(&d, Reason::IdentityMissing);
+    let d = Req::converse(SONNET_35)
+        .by_caller(policies::identity::Caller::Missing)
+        .decide(&p);
+    assert_refused(&d, Reason::IdentityMissing);
+}
+
+#[test]
+fn invalid_token_is_refused_with_the_verifier_detail() {
+    let p = identity_policy();
+    let d = Req::converse(SONNET_35)
+        .by_caller(policies::identity::Caller::Invalid(
+            policies::identity::IdentityError::Expired,
+        ))
+        .decide(&p);
+    assert_refused(&d, Reason::IdentityInvalid);
+    assert_eq!(d.detail, "expired");
+}
+
+#[test]
+fn unavailable_keys_are_policy_unavailable_never_allowed() {
+    let d = Req::converse(SONNET_35)
+        .by_caller(policies::identity::Caller::Unavailable)
+        .decide(&identity_policy());
+    assert_refused(&d, Reason::PolicyUnavailable);
+}
+
+#[test]
+fn group_rule_allows_members_only() {
+    let p = identity_policy();
+    let member =
+        Req::converse("cohere.command-r-v1:0").by_caller(verified("alice", &["ml"], json!({})));
+    assert_allowed(&member.decide(&p), "team-cohere");
+    let outsider =
+        Req::converse("cohere.command-r-v1:0").by_caller(verified("bob", &["mlx"], json!({})));
+    assert_refused(&outsider.decide(&p), Reason::ModelNotAllowed);
+}
+
+#[test]
+fn rule_without_principals_allows_every_verified_caller() {
+    let d = Req::converse(SONNET_35)
+        .by_caller(verified("bob", &[], json!({})))
+        .decide(&identity_policy());
+    assert_allowed(&d, "claude");
+}
+
+#[test]
+fn deny_rule_on_a_group_wins_over_allow() {
+    let d = Req::converse("cohere.command-r-v1:0")
+        .by_caller(verified("carol", &["ml", "interns"], json!({})))
+        .decide(&identity_policy());
+    assert_refused(&d, Reason::ModelDenied);
+    assert_eq!(d.rule_id.as_deref(), Some("deny-interns"));
+}
+
+#[test]
+fn subject_and_claim_conditions_must_both_match() {
+    let p = identity_policy();
+    let model = "mistral.mistral-large-2407-v1:0";
+    let both = verified("svc-batch", &[], json!({ "team": "research-nlp" }));
+    assert_allowed(
+        &Req::converse(model).by_caller(both).decide(&p),
+        "team-claims",
+    );
+    let wrong_subject = verified("alice", &[], json!({ "team": "research-nlp" }));
     assert_refused(
-        &Req::converse("cohere.command-r-v1:0").decide(&p),
+        &Req::converse(model).by_caller(wrong_subject).decide(&p),
         Reason::ModelNotAllowed,
     );
-    assert_allowed(&Req::converse(SONNET_35).decide(&p), "claude");
+    let wrong_claim = verified("svc-batch", &[], json!({ "team": "sales" }));
+    assert_refused(
+        &Req::converse(model).by_caller(wrong_claim).decide(&p),
+        Reason::ModelNotAllowed,
+    );
+    let claim_array = verified(
+        "svc-batch",
+        &[],
+        json!({ "team": ["sales", "research-cv"] }),
+    );
+    assert_allowed(
+        &Req::converse(model).by_caller(claim_array).decide(&p),
+        "team-claims",
+    );
 }
 
 // ---- decision shape ------------------------------------------------------------------------
@@ -1049,6 +1161,7 @@ fn authorization_carrying_the_identity_token_is_not_a_credential() {
     }]});
     let d = Req::converse(SONNET_35)
         .header("authorization", "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln")
+        .by_caller(verified("svc", &[], json!({})))
         .decide(&policy_from(&v));
     assert_allowed(&d, "claude");
 }

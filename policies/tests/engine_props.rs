@@ -26,6 +26,7 @@ fn facts_decide(
         headers: &headers,
         body: Some(body),
         original_destination: None,
+        caller: Default::default(),
     };
     decide(policy, &facts)
 }

@@ -31,6 +31,7 @@ fn head(method: &[u8], extra: &[(&'static str, &'static [u8])]) -> Result<HeadIn
         headers: &headers,
         body: None,
         original_destination: None,
+        caller: Default::default(),
     };
     check_head(&facts, IDENTITY)
 }
@@ -311,7 +312,6 @@ fn refuses_content_length_garbage() {
         b"5 ",
         b"1e3",
         b"0x10",
-        b"1,2",
         b"\xef\xbc\x91",
         b"18446744073709551616",
     ] {
@@ -321,6 +321,11 @@ fn refuses_content_length_garbage() {
             "{v:?}"
         );
     }
+    // A comma means the HTTP/1 codec folded two content-length headers into one.
+    assert_eq!(
+        with_length(b"1,2"),
+        Err(HeaderError::Duplicate("content-length".into()))
+    );
 }
 
 #[test]
@@ -404,4 +409,33 @@ fn treats_any_other_content_encoding_as_not_identity() {
             "{v:?}"
         );
     }
+}
+
+#[test]
+fn refuses_content_type_folded_by_the_http1_codec() {
+    // Envoy's HTTP/1 codec joins a repeated header into one comma-separated value.
+    let headers = [("content-type", &b"application/json,text/plain"[..])];
+    let facts = policies::RequestFacts {
+        method: b"POST",
+        path: b"/openai/v1/chat/completions",
+        authority: b"bedrock-runtime.us-east-1.amazonaws.com",
+        headers: &headers,
+        ..Default::default()
+    };
+    let err = policies::request::check_head(&facts, "x-workload-identity").unwrap_err();
+    assert_eq!(err.reason(), policies::Reason::HeaderInvalid);
+}
+
+#[test]
+fn refuses_identity_header_folded_by_the_http1_codec() {
+    let headers = [("x-workload-identity", &b"a.b.c,d.e.f"[..])];
+    let facts = policies::RequestFacts {
+        method: b"POST",
+        path: b"/model/x.y/converse",
+        authority: b"bedrock-runtime.us-east-1.amazonaws.com",
+        headers: &headers,
+        ..Default::default()
+    };
+    let err = policies::request::check_head(&facts, "x-workload-identity").unwrap_err();
+    assert_eq!(err.reason(), policies::Reason::HeaderInvalid);
 }

@@ -1,6 +1,8 @@
 //! Validation and compilation in one pass: every field is checked (all problems collected,
 //! each under its path) and turned into the structures the engine looks things up in.
 
+use super::keys;
+use crate::identity::{KeySet, Verifier};
 use std::collections::{HashMap, HashSet};
 
 use super::cidr::Cidr;
@@ -26,6 +28,8 @@ pub struct CompiledPolicy {
     mode: Mode,
     identity_header: String,
     providers: Vec<Provider>,
+    /// Identity providers with their inline keys, when the bundle configures identity.
+    key_set: Option<KeySet>,
     endpoints: Vec<CompiledEndpoint>,
     endpoint_by_host: HashMap<String, usize>,
     accounts: Option<HashSet<String>>,
@@ -70,6 +74,18 @@ impl CompiledPolicy {
     /// The validated identity providers (empty when the bundle has no `identity` block).
     pub fn identity_providers(&self) -> &[Provider] {
         &self.providers
+    }
+
+    /// Does the bundle require a verified workload identity on every request?
+    pub fn has_identity(&self) -> bool {
+        self.key_set.is_some()
+    }
+
+    /// A fresh verifier (keys from the inline JWKS; remote keys are loaded by the shell with
+    /// `Verifier::set_keys`), or `None` when the bundle has no identity providers. Each VM
+    /// owns one: it holds the verified-token cache.
+    pub fn new_verifier(&self) -> Option<Verifier> {
+        self.key_set.clone().map(Verifier::new)
     }
 
     pub fn endpoints(&self) -> &[CompiledEndpoint] {
@@ -207,6 +223,11 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
     let (name, revision) = compile_metadata(bundle, &mut errs);
     let mode = mode_of(bundle.mode);
     let (identity_header, providers) = compile_identity(bundle.identity.as_ref(), &mut errs);
+    let key_set = if errs.is_empty() {
+        keys::compile_key_set(&providers, &mut errs)
+    } else {
+        None
+    };
     let (endpoints, endpoint_by_host) =
         compile_endpoints(&bundle.endpoints, bundle.network.fips_required, &mut errs);
     let profile_geographies = compile_network(&bundle.network, &mut errs);
@@ -260,6 +281,7 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
         mode,
         identity_header,
         providers,
+        key_set,
         endpoints,
         endpoint_by_host,
         accounts,

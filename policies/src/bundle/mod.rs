@@ -8,12 +8,13 @@
 
 mod cidr;
 mod compile;
+mod keys;
 pub mod schema;
 mod validate;
 
 pub use cidr::Cidr;
-pub(crate) use compile::CompiledRule;
 pub use compile::{compile, CompiledEndpoint, CompiledPolicy};
+pub(crate) use compile::{CompiledRule, PrincipalMatcher};
 pub use schema::Bundle;
 pub use validate::{is_region, ALGORITHMS, API_VERSION, KIND};
 

@@ -219,6 +219,18 @@ impl Jwks {
         }
     }
 
+    /// These keys plus `other`'s; on a `kid` present in both, this set's key wins (inline
+    /// keys pinned in the bundle take precedence over fetched ones).
+    pub fn merged_with(&self, other: &Jwks) -> Jwks {
+        let mut keys = other.keys.clone();
+        for (kid, key) in &self.keys {
+            keys.insert(kid.clone(), key.clone());
+        }
+        let mut skipped = self.skipped.clone();
+        skipped.extend(other.skipped.iter().cloned());
+        Jwks::from_keys(keys, skipped)
+    }
+
     /// The key with this `kid`.
     pub fn get(&self, kid: &str) -> Option<&VerifyingKey> {
         self.keys.get(kid)

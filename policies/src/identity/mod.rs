@@ -37,6 +37,7 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 mod cache;
+mod caller;
 mod json;
 mod jwks;
 mod keyset;
@@ -44,6 +45,7 @@ mod principal;
 mod verify;
 
 pub use cache::{fingerprint, TokenCache, TokenHash, VerifiedToken, DEFAULT_CACHE_CAPACITY};
+pub use caller::{authenticate, extract_token, Caller};
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{
     Jwks, JwksError, SkipReason, SkippedKey, VerifyingKey, MAX_JWKS_BYTES, MAX_JWKS_KEYS,

@@ -32,6 +32,8 @@ const HOST: usize = 4;
 const CONTENT_TYPE: usize = 9;
 const CONTENT_LENGTH: usize = 10;
 const CONTENT_ENCODING: usize = 11;
+/// Single-valued headers whose values never contain a comma (indices into `SINGLE_HEADERS`).
+const COMMA_FREE: [usize; 8] = [AUTHORITY, HOST, 6, 7, 8, CONTENT_TYPE, CONTENT_LENGTH, 13];
 
 /// What the head of a request says about its body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,7 +110,10 @@ pub fn check_head(facts: &RequestFacts, identity_header: &str) -> Result<HeadInf
             .position(|n| name.eq_ignore_ascii_case(n));
         if let Some(i) = known {
             if let (Some(count), Some(slot)) = (counts.get_mut(i), values.get_mut(i)) {
-                *count = count.saturating_add(1);
+                // Envoy's HTTP/1 codec folds a repeated header into one comma-joined value:
+                // for headers that can never contain a comma, a comma is a repeat.
+                let folded = COMMA_FREE.contains(&i) && value.contains(&b',');
+                *count = count.saturating_add(if folded { 2 } else { 1 });
                 slot.get_or_insert(value);
             }
         }
@@ -120,7 +125,12 @@ pub fn check_head(facts: &RequestFacts, identity_header: &str) -> Result<HeadInf
     {
         return Err(HeaderError::Duplicate((*name).to_owned()));
     }
-    if identity_count > 1 {
+    let identity_folded = facts.headers.iter().any(|&(name, value)| {
+        !identity_header.eq_ignore_ascii_case("authorization")
+            && name.eq_ignore_ascii_case(identity_header)
+            && value.contains(&b',')
+    });
+    if identity_count > 1 || identity_folded {
         return Err(HeaderError::Duplicate(identity_header.to_ascii_lowercase()));
     }
 

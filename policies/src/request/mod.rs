@@ -32,4 +32,7 @@ pub struct RequestFacts<'a> {
     /// The address the client dialled, when Envoy knows it (transparent interception). `None`
     /// when the client addressed the proxy itself (explicit `HTTP_PROXY`).
     pub original_destination: Option<std::net::IpAddr>,
+    /// The outcome of authenticating the request's identity token (see
+    /// `identity::authenticate`); `Anonymous` when the shell did not authenticate.
+    pub caller: crate::identity::Caller,
 }
