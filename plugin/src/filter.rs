@@ -66,6 +66,9 @@ impl GuardHttp {
         record.apply_decision(decision);
         if decision.lets_through() {
             self.publish();
+            if !decision.is_allow() {
+                self.alert(decision);
+            }
             if let Some(shared) = &self.shared {
                 if shared.policy.has_identity() {
                     // The identity token never reaches Bedrock (it is not a signed header).
@@ -83,8 +86,27 @@ impl GuardHttp {
             record.status(decision.status());
         }
         self.publish();
+        self.alert(decision);
         response::refuse(decision, &self.request_id);
         Action::Pause
+    }
+
+    /// Queue a deny alert (enforced refusals, and dry-run ones when configured).
+    fn alert(&mut self, decision: &Decision) {
+        let (Some(shared), Some(record)) = (&self.shared, &self.record) else {
+            return;
+        };
+        let Some(queue) = &shared.alerts else { return };
+        let mut queue = queue.borrow_mut();
+        if decision.lets_through() && !queue.include_dry_run {
+            return;
+        }
+        if !queue.push(record.to_json_line()) {
+            shared
+                .metrics
+                .borrow_mut()
+                .add(&format!("{PREFIX}.alerts_dropped"), 1);
+        }
     }
 
     fn refuse_now(&mut self, reason: Reason, detail: &str) -> Action {

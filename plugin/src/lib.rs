@@ -9,6 +9,7 @@
 //! bounded by the bundle's `limits.max_body_bytes`. Every request leaves one audit record in
 //! the filter state `wasm.bedrock_guard_audit` for Envoy's access loggers.
 
+mod alerts;
 mod config;
 mod filter;
 pub mod host;
@@ -27,6 +28,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
+use crate::alerts::AlertQueue;
 use crate::identity::IdentityState;
 use crate::metrics::{Metrics, PREFIX};
 
@@ -42,6 +44,7 @@ pub struct Shared {
     /// Transparent listener: Envoy's `destination.address` is the original destination.
     pub original_destination: bool,
     pub identity: Option<RefCell<IdentityState>>,
+    pub alerts: Option<RefCell<AlertQueue>>,
     pub metrics: RefCell<Metrics>,
 }
 
@@ -66,11 +69,26 @@ impl Context for GuardRoot {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        if let Some(shared) = &self.shared {
-            if let Some(identity) = &shared.identity {
-                identity
+        let Some(shared) = &self.shared else { return };
+        if let Some(identity) = &shared.identity {
+            if identity
+                .borrow_mut()
+                .on_response(token_id, body_size, now_ms() / 1000)
+            {
+                return;
+            }
+        }
+        if let Some(alerts) = &shared.alerts {
+            if let Some(n) = alerts.borrow_mut().on_response(token_id) {
+                let ok = host::header_map(proxy_wasm::types::MapType::HttpCallResponseHeaders)
+                    .ok()
+                    .and_then(|h| h.into_iter().find(|(k, _)| k == b":status").map(|(_, v)| v))
+                    .is_some_and(|s| s.first() == Some(&b'2'));
+                let name = if ok { "alerts_sent" } else { "alerts_failed" };
+                shared
+                    .metrics
                     .borrow_mut()
-                    .on_response(token_id, body_size, now_ms() / 1000);
+                    .add(&format!("{PREFIX}.{name}"), n);
             }
         }
     }
@@ -124,9 +142,10 @@ impl RootContext for GuardRoot {
             ),
             1,
         );
-        if identity.as_ref().is_some_and(IdentityState::has_remotes) {
+        let alerts = policy.alerts().map(|a| RefCell::new(AlertQueue::new(a)));
+        if identity.as_ref().is_some_and(IdentityState::has_remotes) || alerts.is_some() {
             if let Err(status) = hostcalls::set_tick_period(Duration::from_secs(1)) {
-                log::error!("bedrock-guard: cannot start the JWKS timer: {status:?}");
+                log::error!("bedrock-guard: cannot start the timer: {status:?}");
                 return false;
             }
         }
@@ -135,6 +154,7 @@ impl RootContext for GuardRoot {
             bundle,
             original_destination: loaded.original_destination,
             identity: identity.map(RefCell::new),
+            alerts,
             metrics: RefCell::new(metrics),
         }));
         self.on_tick();
@@ -143,10 +163,19 @@ impl RootContext for GuardRoot {
 
     fn on_tick(&mut self) {
         let Some(shared) = &self.shared else { return };
+        let now = now_ms() / 1000;
+        if let Some(alerts) = &shared.alerts {
+            let failed = alerts.borrow_mut().tick(now);
+            if failed > 0 {
+                shared
+                    .metrics
+                    .borrow_mut()
+                    .add(&format!("{PREFIX}.alerts_failed"), failed);
+            }
+        }
         let Some(identity) = &shared.identity else {
             return;
         };
-        let now = now_ms() / 1000;
         let mut identity = identity.borrow_mut();
         identity.tick(now);
         if let Some(age) = identity.max_age(now) {

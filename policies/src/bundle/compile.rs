@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::cidr::Cidr;
 use super::schema::{
-    Bundle, Credentials, Effect, Endpoint, Identity, ModeSpec, Network, Principals, Provider, Rule,
-    DEFAULT_IDENTITY_HEADER, MAX_TOKEN_BYTES_LIMIT,
+    Alerts, Bundle, Credentials, Effect, Endpoint, Identity, ModeSpec, Network, Principals,
+    Provider, Rule, DEFAULT_IDENTITY_HEADER, MAX_TOKEN_BYTES_LIMIT,
 };
 use super::validate::{self as v, Errors};
 use super::BundleError;
@@ -37,6 +37,7 @@ pub struct CompiledPolicy {
     fips_required: bool,
     profile_geographies: Option<Vec<String>>,
     max_body_bytes: u64,
+    alerts: Option<Alerts>,
     /// Deny rules first, in bundle order; then allow rules, in bundle order.
     pub(crate) deny_rules: Vec<CompiledRule>,
     pub(crate) allow_rules: Vec<CompiledRule>,
@@ -74,6 +75,11 @@ impl CompiledPolicy {
     /// The validated identity providers (empty when the bundle has no `identity` block).
     pub fn identity_providers(&self) -> &[Provider] {
         &self.providers
+    }
+
+    /// The deny-alert sink, when configured (validated).
+    pub fn alerts(&self) -> Option<&Alerts> {
+        self.alerts.as_ref()
     }
 
     /// Does the bundle require a verified workload identity on every request?
@@ -250,6 +256,10 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
         );
     }
 
+    if let Some(alerts) = &bundle.alerts {
+        compile_alerts(alerts, &mut errs);
+    }
+
     let mut deny_rules = Vec::new();
     let mut allow_rules = Vec::new();
     let mut seen_ids: HashMap<&str, usize> = HashMap::new();
@@ -289,9 +299,59 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
         fips_required: bundle.network.fips_required,
         profile_geographies,
         max_body_bytes,
+        alerts: bundle.alerts.clone(),
         deny_rules,
         allow_rules,
     })
+}
+
+fn compile_alerts(a: &Alerts, errs: &mut Errors) {
+    match a.cluster.as_deref() {
+        None | Some("") => errs.push(
+            "alerts.cluster",
+            "required: the Envoy cluster that receives deny events",
+        ),
+        Some(c)
+            if !c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) =>
+        {
+            errs.push(
+                "alerts.cluster",
+                format!("{c:?} is not a cluster name (letters, digits, '_', '.', '-')"),
+            )
+        }
+        Some(_) => {}
+    }
+    match a.path.as_deref() {
+        None => errs.push("alerts.path", "required (e.g. \"/events\")"),
+        Some(p)
+            if !p.starts_with('/')
+                || !p.bytes().all(|b| b.is_ascii_graphic())
+                || p.contains(['?', '#']) =>
+        {
+            errs.push(
+                "alerts.path",
+                "must start with '/' and contain no spaces, query or fragment",
+            )
+        }
+        Some(_) => {}
+    }
+    let ranges: [(&str, u64, u64, u64); 3] = [
+        ("alerts.batch_size", a.batch_size, 1, 500),
+        (
+            "alerts.flush_interval_seconds",
+            a.flush_interval_seconds,
+            1,
+            60,
+        ),
+        ("alerts.queue_capacity", a.queue_capacity, 1, 100_000),
+    ];
+    for (path, value, lo, hi) in ranges {
+        if !(lo..=hi).contains(&value) {
+            errs.push(path, format!("{value} is out of range ({lo} to {hi})"));
+        }
+    }
 }
 
 fn compile_metadata(bundle: &Bundle, errs: &mut Errors) -> (String, String) {

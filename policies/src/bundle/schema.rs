@@ -31,7 +31,45 @@ pub struct Bundle {
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
+    pub alerts: Option<Alerts>,
+    #[serde(default)]
     pub rules: Vec<Rule>,
+}
+
+/// Deny alerts: each refusal is POSTed (batched, asynchronously) as a JSON event to an Envoy
+/// cluster, e.g. a relay into EventBridge. An unavailable sink never slows or fails requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    #[serde(default)]
+    pub cluster: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Events per POST.
+    #[serde(default = "default_alert_batch")]
+    pub batch_size: u64,
+    /// Longest time an event waits before it is sent.
+    #[serde(default = "default_alert_flush")]
+    pub flush_interval_seconds: u64,
+    /// Events held per worker while the sink is slow; beyond this they are dropped and counted.
+    #[serde(default = "default_alert_queue")]
+    pub queue_capacity: u64,
+    /// Also alert on dry-run (would-be) denials.
+    #[serde(default = "default_true")]
+    pub include_dry_run: bool,
+}
+
+fn default_alert_batch() -> u64 {
+    20
+}
+fn default_alert_flush() -> u64 {
+    1
+}
+fn default_alert_queue() -> u64 {
+    1000
+}
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
