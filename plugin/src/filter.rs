@@ -14,7 +14,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 
-use crate::{host, metrics::PREFIX, now_ms, response, Shared};
+use crate::metrics::Stat;
+use crate::{host, now_ms, response, Shared};
 
 /// Filter-state key (Envoy prefixes it with `wasm.`) holding the request's audit record.
 pub const AUDIT_PROPERTY: &str = "bedrock_guard_audit";
@@ -102,10 +103,7 @@ impl GuardHttp {
             return;
         }
         if !queue.push(record.to_json_line()) {
-            shared
-                .metrics
-                .borrow_mut()
-                .add(&format!("{PREFIX}.alerts_dropped"), 1);
+            shared.metrics.borrow_mut().record(Stat::AlertsDropped, 1);
         }
     }
 
@@ -321,7 +319,7 @@ impl HttpContext for GuardHttp {
                 shared
                     .metrics
                     .borrow_mut()
-                    .add(&format!("{PREFIX}.upstream_not_privatelink"), 1);
+                    .record(Stat::UpstreamNotPrivatelink, 1);
                 let decision = Decision::deny(
                     Reason::DestinationNotPrivatelink,
                     "the response came from an address outside the endpoint's PrivateLink ranges",
@@ -351,15 +349,13 @@ impl HttpContext for GuardHttp {
         {
             let mut metrics = shared.metrics.borrow_mut();
             match status {
-                Some(s) if (400..500).contains(&s) => {
-                    metrics.add(&format!("{PREFIX}.upstream_rq_4xx"), 1)
-                }
-                Some(s) if s >= 500 => metrics.add(&format!("{PREFIX}.upstream_rq_5xx"), 1),
-                Some(_) => metrics.add(&format!("{PREFIX}.upstream_rq_2xx"), 1),
+                Some(s) if (400..500).contains(&s) => metrics.record(Stat::Upstream4xx, 1),
+                Some(s) if s >= 500 => metrics.record(Stat::Upstream5xx, 1),
+                Some(_) => metrics.record(Stat::Upstream2xx, 1),
                 None => {}
             }
             if throttled {
-                metrics.add(&format!("{PREFIX}.upstream_throttled"), 1);
+                metrics.record(Stat::UpstreamThrottled, 1);
             }
         }
         if let Some(record) = &mut self.record {
@@ -415,14 +411,14 @@ impl HttpContext for GuardHttp {
         };
         let latency = now_ms().saturating_sub(self.started_ms);
         let mut metrics = shared.metrics.borrow_mut();
-        metrics.observe(&format!("{PREFIX}.latency_ms"), latency);
+        metrics.record(Stat::LatencyMs, latency);
         if let Some(record) = &self.record {
             if let Some((input, output)) = record.token_counts() {
-                metrics.add(&format!("{PREFIX}.tokens.input"), input);
-                metrics.add(&format!("{PREFIX}.tokens.output"), output);
+                metrics.record(Stat::TokensInput, input);
+                metrics.record(Stat::TokensOutput, output);
             }
             if let Some(n) = record.malformed_frames().filter(|n| *n > 0) {
-                metrics.add(&format!("{PREFIX}.stream_malformed_frames"), n);
+                metrics.record(Stat::StreamMalformedFrames, n);
             }
         }
         drop(metrics);

@@ -30,7 +30,7 @@ use proxy_wasm::types::{ContextType, LogLevel};
 
 use crate::alerts::AlertQueue;
 use crate::identity::IdentityState;
-use crate::metrics::{Metrics, PREFIX};
+use crate::metrics::{Metrics, Stat};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -84,11 +84,12 @@ impl Context for GuardRoot {
                     .ok()
                     .and_then(|h| h.into_iter().find(|(k, _)| k == b":status").map(|(_, v)| v))
                     .is_some_and(|s| s.first() == Some(&b'2'));
-                let name = if ok { "alerts_sent" } else { "alerts_failed" };
-                shared
-                    .metrics
-                    .borrow_mut()
-                    .add(&format!("{PREFIX}.{name}"), n);
+                let stat = if ok {
+                    Stat::AlertsSent
+                } else {
+                    Stat::AlertsFailed
+                };
+                shared.metrics.borrow_mut().record(stat, n);
             }
         }
     }
@@ -127,7 +128,7 @@ impl RootContext for GuardRoot {
         let identity = IdentityState::new(&policy);
         let mut metrics = Metrics::new(config::literal_models(&loaded.source));
         if let Ok(revision) = policy.revision().parse::<u64>() {
-            metrics.set(&format!("{PREFIX}.bundle_revision"), revision);
+            metrics.record(Stat::BundleRevision, revision);
         }
         let short = loaded
             .digest
@@ -135,13 +136,10 @@ impl RootContext for GuardRoot {
             .get(..12)
             .unwrap_or_default()
             .to_string();
-        metrics.set(
-            &format!(
-                "{PREFIX}.bundle.{}.digest.{short}",
-                metrics::sanitise(policy.name())
-            ),
-            1,
-        );
+        metrics.mark(&format!(
+            "bundle.{}.digest.{short}",
+            metrics::sanitise(policy.name())
+        ));
         let alerts = policy.alerts().map(|a| RefCell::new(AlertQueue::new(a)));
         if identity.as_ref().is_some_and(IdentityState::has_remotes) || alerts.is_some() {
             if let Err(status) = hostcalls::set_tick_period(Duration::from_secs(1)) {
@@ -170,7 +168,7 @@ impl RootContext for GuardRoot {
                 shared
                     .metrics
                     .borrow_mut()
-                    .add(&format!("{PREFIX}.alerts_failed"), failed);
+                    .record(Stat::AlertsFailed, failed);
             }
         }
         let Some(identity) = &shared.identity else {
@@ -179,10 +177,10 @@ impl RootContext for GuardRoot {
         let mut identity = identity.borrow_mut();
         identity.tick(now);
         if let Some(age) = identity.max_age(now) {
-            shared.metrics.borrow_mut().set(
-                &format!("{PREFIX}.jwks_age_seconds"),
-                age.min(u64::from(u32::MAX)),
-            );
+            shared
+                .metrics
+                .borrow_mut()
+                .record(Stat::JwksAgeSeconds, age.min(u64::from(u32::MAX)));
         }
     }
 

@@ -1,40 +1,128 @@
-//! Envoy stats defined by the plugin (per VM; Envoy aggregates them across workers).
+//! Envoy stats defined by the plugin (per VM; Envoy sums same-named stats across workers and
+//! shows them under `wasmcustom.bedrock_guard.*`).
 //!
-//! Names are built once per distinct label combination and cached with their metric id, so
-//! the per-request cost is a hash lookup. Model labels are bounded: a model is named in a stat
-//! only when the bundle names it literally; every other model is counted as `other`.
+//! Every metric id is defined once and cached, keyed by plain values (a stat enum, or the
+//! decision's operation, model label and reason), so a request costs a few hash lookups and
+//! no string formatting. Model labels are bounded: a model is named in a stat only when the
+//! bundle names it literally; every other model is counted as `other`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use policies::{Decision, Mode};
+use policies::{Decision, Mode, Operation, Reason};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 pub const PREFIX: &str = "bedrock_guard";
 
+/// Fixed stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stat {
+    RequestsTotal,
+    DryRunDenials,
+    Upstream2xx,
+    Upstream4xx,
+    Upstream5xx,
+    UpstreamThrottled,
+    UpstreamNotPrivatelink,
+    TokensInput,
+    TokensOutput,
+    StreamMalformedFrames,
+    AlertsSent,
+    AlertsFailed,
+    AlertsDropped,
+    LatencyMs,
+    BundleRevision,
+    JwksAgeSeconds,
+}
+
+impl Stat {
+    fn name(self) -> &'static str {
+        match self {
+            Stat::RequestsTotal => "requests_total",
+            Stat::DryRunDenials => "dry_run_denials",
+            Stat::Upstream2xx => "upstream_rq_2xx",
+            Stat::Upstream4xx => "upstream_rq_4xx",
+            Stat::Upstream5xx => "upstream_rq_5xx",
+            Stat::UpstreamThrottled => "upstream_throttled",
+            Stat::UpstreamNotPrivatelink => "upstream_not_privatelink",
+            Stat::TokensInput => "tokens.input",
+            Stat::TokensOutput => "tokens.output",
+            Stat::StreamMalformedFrames => "stream_malformed_frames",
+            Stat::AlertsSent => "alerts_sent",
+            Stat::AlertsFailed => "alerts_failed",
+            Stat::AlertsDropped => "alerts_dropped",
+            Stat::LatencyMs => "latency_ms",
+            Stat::BundleRevision => "bundle_revision",
+            Stat::JwksAgeSeconds => "jwks_age_seconds",
+        }
+    }
+
+    fn kind(self) -> MetricType {
+        match self {
+            Stat::LatencyMs => MetricType::Histogram,
+            Stat::BundleRevision | Stat::JwksAgeSeconds => MetricType::Gauge,
+            _ => MetricType::Counter,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Verdict {
+    Allow,
+    Deny,
+    DryRunDeny,
+}
+
+impl Verdict {
+    fn of(d: &Decision) -> Verdict {
+        match (d.is_allow(), d.mode) {
+            (true, _) => Verdict::Allow,
+            (false, Mode::DryRun) => Verdict::DryRunDeny,
+            (false, Mode::Enforce) => Verdict::Deny,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::DryRunDeny => "dry_run_deny",
+        }
+    }
+}
+
+/// The model label index: `0` = no model, `1` = other, `2..` = models the bundle names.
+type ModelLabel = usize;
+
 #[derive(Default)]
 pub struct Metrics {
-    ids: HashMap<String, u32>,
-    named_models: HashSet<String>,
+    fixed: HashMap<Stat, u32>,
+    by_reason: HashMap<(Verdict, Reason), u32>,
+    by_operation: HashMap<(Option<Operation>, ModelLabel, Verdict), u32>,
+    model_index: HashMap<String, ModelLabel>,
+    labels: Vec<String>,
 }
 
 impl Metrics {
     pub fn new(named_models: impl IntoIterator<Item = String>) -> Metrics {
+        let mut labels = vec!["none".to_string(), "other".to_string()];
+        let mut model_index = HashMap::new();
+        for model in named_models {
+            if !model_index.contains_key(&model) {
+                model_index.insert(model.clone(), labels.len());
+                labels.push(sanitise(&model));
+            }
+        }
         Metrics {
-            ids: HashMap::new(),
-            named_models: named_models.into_iter().collect(),
+            model_index,
+            labels,
+            ..Metrics::default()
         }
     }
 
-    fn id(&mut self, kind: MetricType, name: &str) -> Option<u32> {
-        if let Some(id) = self.ids.get(name) {
-            return Some(*id);
-        }
+    fn define(kind: MetricType, name: &str) -> Option<u32> {
         match hostcalls::define_metric(kind, name) {
-            Ok(id) => {
-                self.ids.insert(name.to_string(), id);
-                Some(id)
-            }
+            Ok(id) => Some(id),
             Err(status) => {
                 log::warn!("bedrock-guard: cannot define stat {name}: {status:?}");
                 None
@@ -42,59 +130,85 @@ impl Metrics {
         }
     }
 
-    pub fn add(&mut self, name: &str, delta: u64) {
-        let delta = i64::try_from(delta).unwrap_or(i64::MAX);
-        if let Some(id) = self.id(MetricType::Counter, name) {
-            let _ = hostcalls::increment_metric(id, delta);
+    fn fixed_id(&mut self, stat: Stat) -> Option<u32> {
+        if let Some(id) = self.fixed.get(&stat) {
+            return Some(*id);
         }
+        let id = Metrics::define(stat.kind(), &format!("{PREFIX}.{}", stat.name()))?;
+        self.fixed.insert(stat, id);
+        Some(id)
     }
 
-    pub fn set(&mut self, name: &str, value: u64) {
-        if let Some(id) = self.id(MetricType::Gauge, name) {
-            let _ = hostcalls::record_metric(id, value);
-        }
-    }
-
-    pub fn observe(&mut self, name: &str, value: u64) {
-        if let Some(id) = self.id(MetricType::Histogram, name) {
-            let _ = hostcalls::record_metric(id, value);
-        }
-    }
-
-    /// The bounded label for a canonical model id.
-    fn model_label(&self, model: Option<&str>) -> String {
-        match model {
-            None => "none".to_string(),
-            Some(m) if self.named_models.contains(m) => sanitise(m),
-            Some(_) => "other".to_string(),
-        }
-    }
-
-    /// Count one decision: by decision and reason, and by operation, model and decision.
-    pub fn decision(&mut self, d: &Decision) {
-        let verdict = match (d.is_allow(), d.mode) {
-            (true, _) => "allow",
-            (false, Mode::DryRun) => "dry_run_deny",
-            (false, Mode::Enforce) => "deny",
+    /// Add to a counter, record a histogram sample, or set a gauge, as the stat's kind says.
+    pub fn record(&mut self, stat: Stat, value: u64) {
+        let Some(id) = self.fixed_id(stat) else {
+            return;
         };
-        self.add(&format!("{PREFIX}.requests_total"), 1);
-        self.add(
-            &format!("{PREFIX}.decision.{verdict}.{}", d.reason.as_str()),
-            1,
-        );
-        if verdict == "dry_run_deny" {
-            self.add(&format!("{PREFIX}.dry_run_denials"), 1);
+        let _ = match stat.kind() {
+            MetricType::Counter => {
+                hostcalls::increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX))
+            }
+            _ => hostcalls::record_metric(id, value),
+        };
+    }
+
+    /// A gauge whose name carries a value (e.g. the bundle digest): defined once, set to 1.
+    pub fn mark(&mut self, name: &str) {
+        if let Some(id) = Metrics::define(MetricType::Gauge, &format!("{PREFIX}.{name}")) {
+            let _ = hostcalls::record_metric(id, 1);
         }
-        let op = d.operation.map_or("unknown", |op| op.as_str());
-        let model = self.model_label(d.models.first().map(String::as_str));
-        self.add(
-            &format!("{PREFIX}.operation.{op}.model.{model}.{verdict}"),
-            1,
-        );
+    }
+
+    /// Count one decision: in total, by verdict and reason, and by operation, model and verdict.
+    pub fn decision(&mut self, d: &Decision) {
+        let verdict = Verdict::of(d);
+        self.record(Stat::RequestsTotal, 1);
+        if verdict == Verdict::DryRunDeny {
+            self.record(Stat::DryRunDenials, 1);
+        }
+        let reason_id = match self.by_reason.get(&(verdict, d.reason)) {
+            Some(id) => Some(*id),
+            None => {
+                let name = format!(
+                    "{PREFIX}.decision.{}.{}",
+                    verdict.as_str(),
+                    d.reason.as_str()
+                );
+                let id = Metrics::define(MetricType::Counter, &name);
+                if let Some(id) = id {
+                    self.by_reason.insert((verdict, d.reason), id);
+                }
+                id
+            }
+        };
+        if let Some(id) = reason_id {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+        let label = match d.models.first() {
+            None => 0,
+            Some(m) => self.model_index.get(m.as_str()).copied().unwrap_or(1),
+        };
+        let key = (d.operation, label, verdict);
+        let op_id = match self.by_operation.get(&key) {
+            Some(id) => Some(*id),
+            None => {
+                let op = d.operation.map_or("unknown", |op| op.as_str());
+                let model = self.labels.get(label).map_or("other", String::as_str);
+                let name = format!("{PREFIX}.operation.{op}.model.{model}.{}", verdict.as_str());
+                let id = Metrics::define(MetricType::Counter, &name);
+                if let Some(id) = id {
+                    self.by_operation.insert(key, id);
+                }
+                id
+            }
+        };
+        if let Some(id) = op_id {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
     }
 }
 
-/// Stat-name-safe text: `[A-Za-z0-9_-]`, everything else `_`.
+/// Stat-name-safe text: `[A-Za-z0-9-]`, everything else `_`.
 pub fn sanitise(s: &str) -> String {
     s.chars()
         .map(|c| {
