@@ -406,6 +406,11 @@ impl HttpContext for GuardHttp {
             return;
         }
         self.logged = true;
+        if self.record.is_none() {
+            // Envoy answered this request itself before the filter saw its headers (e.g. a
+            // malformed header): there is no decision to account for.
+            return;
+        }
         let Some(shared) = self.shared.clone() else {
             return;
         };

@@ -313,7 +313,8 @@ fn check_credentials(
                     ),
                 ));
             }
-            if scope.signs(identity_header) {
+            // The header is only removed when the bundle verifies identities.
+            if policy.has_identity() && scope.signs(identity_header) {
                 return Err((
                     Reason::HeaderInvalid,
                     format!(

@@ -1,0 +1,289 @@
+"""End to end: the stats the filter defines, read from Envoy's admin `/stats` and
+`/stats/prometheus` after a known mix of traffic.
+
+Envoy 1.40 names a wasm-defined stat `wasmcustom.<name>` in `/stats` and `<name>` (dots and
+dashes as `_`, no `envoy_` prefix) in `/stats/prometheus`, where Envoy's default tag extractors
+still apply: `bedrock_guard.upstream_rq_2xx` becomes
+`bedrock_guard_upstream_rq_xx{envoy_response_code_class="2"}`. Each worker has its own VM, and
+same-named stats are one stat in Envoy's store: the test spreads requests over both workers
+(`--concurrency 2`) and checks the totals.
+
+The module's Envoy sets `stats_flush_on_admin: true` (bootstrap, this test only): histograms are
+merged from the workers on a stats flush, which otherwise happens every 5 s.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections import Counter
+from urllib.parse import quote
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import ACCESS_KEY, BEDROCK_HOST, DEMO_BUNDLE, SECRET_KEY, WASM_PATH
+from tests.harness import rawhttp
+from tests.harness.audit_log import (
+    NO_RECORD, SERVER_ERROR, THROTTLE, AuditStack, boto_client, bundle_digest, dry_run_variant,
+)
+from tests.harness.awsreq import sign, to_http11, wire_parts
+from tests.harness.envoy import EnvoyError, envoy_binary
+from tests.harness.mock_bedrock import usage_for
+
+BUNDLE = dry_run_variant(json.loads(DEMO_BUNDLE.read_text()), name="metrics-e2e", revision="317")
+DIGEST = bundle_digest(BUNDLE)
+LITERAL = "anthropic.claude-3-5-sonnet-20240620-v1:0"  # named literally: its own label
+LITERAL_LABEL = "anthropic_claude-3-5-sonnet-20240620-v1_0"
+WILDCARD = f"anthropic.claude-sonnet-4-zq{secrets.token_hex(6)}-v1:0"  # allowed via a wildcard
+DENIED = "meta.llama3-8b-instruct-v1:0"
+OPUS = "anthropic.claude-opus-4-20250514-v1:0"
+DRY_RUN = "amazon.titan-text-express-v1"
+DRY_RUN_LABEL = "amazon_titan-text-express-v1"
+INVOKE_BODY = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64,
+                          "messages": [{"role": "user", "content": "Say hello."}]}).encode()
+P = "bedrock_guard"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, pki_dir):
+    if envoy_binary() is None or not WASM_PATH.is_file():
+        pytest.fail("end-to-end tests need Envoy and dist/bedrock_guard.wasm (make setup build)",
+                    pytrace=False)
+    s = AuditStack(tmp_path_factory.mktemp("metrics"), pki_dir, WASM_PATH, BUNDLE,
+                   bootstrap={"stats_flush_on_admin": True})
+    try:
+        s.start()
+    except EnvoyError as e:
+        pytest.fail(f"Envoy with the filter did not start:\n{e}", pytrace=False)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def live(stack):
+    if not stack.envoy.alive():
+        pytest.fail("Envoy died during the run:\n" + stack.app_log_tail(), pytrace=False)
+    stack.mock.reset()
+    return stack
+
+
+# -- reading stats -----------------------------------------------------------------------------
+
+def custom(stack) -> dict[str, int]:
+    """The filter's counters and gauges from `/stats`, without the `wasmcustom.` prefix."""
+    return {k[len("wasmcustom."):]: v for k, v in stack.envoy.stats(r"^wasmcustom\.").items()}
+
+
+def prometheus(stack) -> dict[str, float]:
+    status, body = stack.envoy.admin("GET", "/stats/prometheus")
+    assert status == 200
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name.replace("{}", "")] = float(value)
+    return out
+
+
+def prom_name(stat: str) -> str:
+    """The Prometheus series of a `/stats` name of ours (without `wasmcustom.`)."""
+    m = re.fullmatch(rf"{P}\.upstream_rq_(\d)xx", stat)
+    if m:
+        return f'{P}_upstream_rq_xx{{envoy_response_code_class="{m.group(1)}"}}'
+    return re.sub(r"[^A-Za-z0-9_]", "_", stat)
+
+
+def latency(stack, expect_count: int | None = None, timeout: float = 3.0) -> dict[str, float]:
+    """`bedrock_guard_latency_ms` buckets, sum and count, after the workers' histograms have
+    been merged (each admin request flushes; the merge completes asynchronously)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        stack.envoy.admin("GET", "/stats?filter=wasmcustom")  # flushes (stats_flush_on_admin)
+        time.sleep(0.05)
+        series = {k: v for k, v in prometheus(stack).items() if k.startswith(f"{P}_latency_ms")}
+        count = series.get(f"{P}_latency_ms_count", 0)
+        settled = series == last and (expect_count is None or count >= expect_count)
+        if settled or time.monotonic() > deadline:
+            return series
+        last = series
+
+
+def worker_connections(stack) -> dict[str, int]:
+    port = stack.envoy.listener_port
+    return {k: v for k, v in stack.envoy.stats(rf"^listener\.127\.0\.0\.1_{port}\.worker_").items()
+            if k.endswith(".downstream_cx_total")}
+
+
+def delta(after: dict, before: dict) -> dict:
+    return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+
+
+# -- traffic -----------------------------------------------------------------------------------
+
+def _messages(text="Say hello."):
+    return [{"role": "user", "content": [{"text": text}]}]
+
+
+class Traffic:
+    """Sends requests, each on a fresh client (so a fresh connection, so both workers get
+    some), and writes down the stats each one must move."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.expect: Counter = Counter()
+        self.sent = 0
+
+    def _count(self, op, model_label, verdict, reason):
+        self.sent += 1
+        self.expect[f"{P}.requests_total"] += 1
+        self.expect[f"{P}.decision.{verdict}.{reason}"] += 1
+        self.expect[f"{P}.operation.{op}.model.{model_label}.{verdict}"] += 1
+        if verdict == "dry_run_deny":
+            self.expect[f"{P}.dry_run_denials"] += 1
+
+    def _upstream(self, status):
+        self.expect[f"{P}.upstream_rq_{status // 100}xx"] += 1
+        if status == 429:
+            self.expect[f"{P}.upstream_throttled"] += 1
+
+    def client(self):
+        return boto_client(self.stack, ACCESS_KEY, SECRET_KEY)[0]
+
+    def converse(self, model, label, verdict="allow", reason="allowed", text="Say hello.",
+                 upstream=200):
+        c = self.client()
+        if verdict == "deny" or upstream != 200:
+            with pytest.raises(ClientError):
+                c.converse(modelId=model, messages=_messages(text))
+        else:
+            c.converse(modelId=model, messages=_messages(text))
+        self._count("Converse", label, verdict, reason)
+        if verdict != "deny":
+            self._upstream(upstream)
+
+    def streamed(self, op):
+        c = self.client()
+        if op == "ConverseStream":
+            list(c.converse_stream(modelId=LITERAL, messages=_messages())["stream"])
+        elif op == "InvokeModelWithResponseStream":
+            list(c.invoke_model_with_response_stream(
+                modelId=LITERAL, body=INVOKE_BODY, contentType="application/json")["body"])
+        else:
+            c.invoke_model(modelId=LITERAL, body=INVOKE_BODY,
+                           contentType="application/json")["body"].read()
+        self._count(op, LITERAL_LABEL, "allow", "allowed")
+        self._upstream(200)
+
+
+def test_stats_after_a_known_mix_of_traffic(live):
+    stack = live
+    before, prom_before = custom(stack), prometheus(stack)
+    hist_before = latency(stack)
+    cluster_before = stack.envoy.stats(r"^cluster\.bedrock_runtime_us_east_1\.upstream_rq_\dxx$")
+    workers_before = worker_connections(stack)
+    assert len(workers_before) == 2, workers_before
+    mark = stack.audit.mark()
+    t = Traffic(stack)
+
+    # N allowed Converse on a literally named model, on fresh connections until both workers
+    # (both VMs) have handled some.
+    def both_workers_busy():
+        return len(delta(worker_connections(stack), workers_before)) == 2
+
+    n = 0
+    while n < 3 or (n < 30 and not both_workers_busy()):
+        t.converse(LITERAL, LITERAL_LABEL)
+        n += 1
+    per_worker = delta(worker_connections(stack), workers_before)
+    assert len(per_worker) == 2 and all(v > 0 for v in per_worker.values()), per_worker
+
+    t.converse(WILDCARD, "other")  # allowed by `anthropic.claude-sonnet-4-*`: label `other`
+    t.converse(DENIED, "other", "deny", "model_not_allowed")
+    t.converse(DENIED, "other", "deny", "model_not_allowed")
+    t.converse(OPUS, "other", "deny", "model_denied")
+    t.converse(DRY_RUN, DRY_RUN_LABEL, "dry_run_deny", "model_denied")
+    t.converse(DRY_RUN, DRY_RUN_LABEL, "dry_run_deny", "model_denied")
+    for op in ("ConverseStream", "InvokeModelWithResponseStream", "InvokeModel"):
+        t.streamed(op)
+    t.converse(LITERAL, LITERAL_LABEL, text=THROTTLE, upstream=429)
+    t.converse(LITERAL, LITERAL_LABEL, text=SERVER_ERROR, upstream=500)
+
+    records = stack.audit.take(t.sent, since=mark)  # also: every request has finished logging
+
+    # Tokens: what the mock reported in token-count headers and in the streams' final events.
+    ups = stack.mock.requests
+    counted = [u for u in ups if u.status == 200 and u.operation in
+               ("InvokeModel", "ConverseStream", "InvokeModelWithResponseStream")]
+    assert len(counted) == 3
+    tin = sum(usage_for(u.body_len)[0] for u in counted)
+    tout = sum(usage_for(u.body_len)[1] for u in counted)
+    assert tin == sum(r["inputTokens"] or 0 for r in records)
+    assert tout == sum(r["outputTokens"] or 0 for r in records)
+    t.expect[f"{P}.tokens.input"] += tin
+    t.expect[f"{P}.tokens.output"] += tout
+
+    after = custom(stack)
+    got = delta(after, before)
+    want = dict(t.expect)
+    assert got == want, ("filter stats moved differently from the traffic sent:\n"
+                         + json.dumps({k: {"got": got.get(k), "want": want.get(k)}
+                                       for k in sorted(set(got) | set(want))
+                                       if got.get(k) != want.get(k)}, indent=1))
+
+    # The same numbers under their Prometheus names.
+    prom_after = prometheus(stack)
+    prom_got = {k: v for k, v in delta(prom_after, prom_before).items()
+                if k.startswith(P + "_") and not k.startswith(f"{P}_latency_ms")}
+    assert prom_got == {prom_name(k): float(v) for k, v in want.items()}, prom_got
+
+    # Envoy's own upstream counters agree with the filter's.
+    cluster = delta(stack.envoy.stats(r"^cluster\.bedrock_runtime_us_east_1\.upstream_rq_\dxx$"),
+                    cluster_before)
+    assert {k.rsplit(".", 1)[1]: v for k, v in cluster.items()} == {
+        k.rsplit(".", 1)[1]: v for k, v in want.items() if re.search(r"upstream_rq_\dxx$", k)}
+
+    # One latency sample per request, none absurd (every one under 60 s).
+    hist = latency(stack, hist_before.get(f"{P}_latency_ms_count", 0) + t.sent)
+    h = delta(hist, hist_before)
+    assert h.get(f"{P}_latency_ms_count") == t.sent, h
+    assert h.get(f'{P}_latency_ms_bucket{{le="60000"}}') == t.sent, h
+
+    # A model the bundle does not name literally never becomes a stat name.
+    suffix = WILDCARD.split("-zq")[1].split("-")[0]
+    for path in ("/stats", "/stats/prometheus"):
+        assert suffix not in stack.envoy.admin("GET", path)[1].decode()
+
+
+def test_bundle_revision_and_digest_gauges(live):
+    stats = custom(live)
+    assert stats[f"{P}.bundle_revision"] == 317
+    short = DIGEST.removeprefix("sha256:")[:12]
+    digest_stats = {k: v for k, v in stats.items() if k.startswith(f"{P}.bundle.")}
+    assert digest_stats == {f"{P}.bundle.metrics-e2e.digest.{short}": 1}, digest_stats
+    prom = prometheus(live)
+    assert prom[f"{P}_bundle_revision"] == 317
+    assert prom[f"{P}_bundle_metrics_e2e_digest_{short}"] == 1
+
+
+def test_requests_envoy_refuses_before_the_filter_leave_the_filter_stats_alone(live):
+    """A request Envoy's codec refuses (a control byte in a header value) never reaches the
+    filter: no decision, no record (`-` in the access log), and no latency sample."""
+    before = custom(live)
+    hist_before = latency(live)
+    mark = live.audit.mark()
+    target = f"/model/{quote(LITERAL, safe='')}/converse"
+    body = b'{"messages":[]}'
+    _, headers, _ = wire_parts(sign("POST", f"http://{BEDROCK_HOST}{target}", body,
+                                    {"Content-Type": "application/json"}))
+    resp = rawhttp.exchange(live.envoy.listener_port, to_http11(
+        "POST", target.encode(), headers + [("x-note", b"a\x01b")], body), timeout=5)
+    assert resp.status == 400 and resp.header("x-bedrock-guard-reason") is None, resp
+    assert live.audit.take_raw(1, since=mark) == [NO_RECORD]
+    assert delta(custom(live), before) == {}
+    h = delta(latency(live), hist_before)
+    assert h == {}, ("a request the filter never saw was timed (latency = now - 0?): "
+                     f"{json.dumps(h)}")
