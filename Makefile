@@ -16,7 +16,7 @@ CARGO   ?= cargo
 
 export ENVOY
 
-.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit validate e2e bench clean
+.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit examples validate e2e bench clean
 
 help:
 	@echo "make run    build everything, start Envoy + the filter + a mock Bedrock, show requests"
@@ -52,7 +52,7 @@ run: setup build
 
 ## ---- test ---------------------------------------------------------------------------------
 
-test: check unit validate e2e
+test: check unit examples validate e2e
 	@echo "make test: all green"
 
 check: fmt-check clippy clippy-wasm
@@ -68,6 +68,14 @@ clippy-wasm:
 
 unit:
 	$(CARGO) test --workspace
+
+# Every example bundle validates (strictly) and passes its own test-case file.
+examples:
+	$(CARGO) run -q -p bedrock-guard-policies --bin bedrock-guard -- validate --strict $(filter-out %.cases.json,$(wildcard policies/examples/*.json))
+	@for c in policies/examples/*.cases.json; do \
+	  echo "bedrock-guard test $${c%.cases.json}.json --cases $$c"; \
+	  $(CARGO) run -q -p bedrock-guard-policies --bin bedrock-guard -- test "$${c%.cases.json}.json" --cases "$$c"; \
+	done
 
 validate: setup build
 	@for f in envoy/*.yaml; do \

@@ -102,12 +102,15 @@ impl IdentityState {
         }
     }
 
-    /// Seconds since the oldest provider's last good fetch (for the JWKS age stat).
+    /// Seconds since the oldest provider's last good fetch (for the JWKS age stat); `None`
+    /// until every remote provider has been fetched once (the stat is not written before).
     pub fn max_age(&self, now: u64) -> Option<u64> {
-        self.remotes
-            .iter()
-            .map(|r| r.last_ok.map_or(u64::MAX, |t| now.saturating_sub(t)))
-            .max()
+        let mut oldest = None;
+        for r in &self.remotes {
+            let age = now.saturating_sub(r.last_ok?);
+            oldest = Some(oldest.map_or(age, |o: u64| o.max(age)));
+        }
+        oldest
     }
 
     /// Timer work: mark stale providers, start due fetches.

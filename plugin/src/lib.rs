@@ -71,10 +71,15 @@ impl Context for GuardRoot {
     ) {
         let Some(shared) = &self.shared else { return };
         if let Some(identity) = &shared.identity {
-            if identity
-                .borrow_mut()
-                .on_response(token_id, body_size, now_ms() / 1000)
-            {
+            let now = now_ms() / 1000;
+            let mut identity = identity.borrow_mut();
+            if identity.on_response(token_id, body_size, now) {
+                if let Some(age) = identity.max_age(now) {
+                    shared
+                        .metrics
+                        .borrow_mut()
+                        .record(Stat::JwksAgeSeconds, age);
+                }
                 return;
             }
         }

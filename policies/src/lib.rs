@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod bundle;
+pub mod canonical;
 pub mod credentials;
 pub mod decision;
 pub mod destination;
@@ -14,6 +15,10 @@ pub mod eventstream;
 pub mod identity;
 pub mod matcher;
 pub mod request;
+pub mod signing;
+
+#[cfg(feature = "cli")]
+pub mod cli;
 
 pub use bundle::{compile, parse_bundle, Bundle, BundleError, CompiledPolicy};
 pub use decision::{Decision, Mode, Reason};

@@ -1069,7 +1069,11 @@ fn malformed_sigv4_is_header_invalid() {
 
 #[test]
 fn signing_the_identity_header_is_header_invalid_when_identity_is_verified() {
-    let signed = sigv4("us-east-1", "bedrock", "host;x-amz-date;x-workload-identity");
+    let signed = sigv4(
+        "us-east-1",
+        "bedrock",
+        "host;x-amz-date;x-workload-identity",
+    );
     let d = Req::converse(SONNET_35)
         .header("authorization", &signed)
         .by_caller(verified("svc", &[], json!({})))
@@ -1081,7 +1085,11 @@ fn signing_the_identity_header_is_header_invalid_when_identity_is_verified() {
 #[test]
 fn signing_a_header_named_like_the_identity_header_is_fine_without_identity() {
     // Without identity providers the filter never removes that header, so signing it is harmless.
-    let signed = sigv4("us-east-1", "bedrock", "host;x-amz-date;x-workload-identity");
+    let signed = sigv4(
+        "us-east-1",
+        "bedrock",
+        "host;x-amz-date;x-workload-identity",
+    );
     let d = Req::converse(SONNET_35)
         .header("authorization", &signed)
         .decide(&policy());

@@ -1,0 +1,160 @@
+//! `ecds`: write the extension-config discovery resource Envoy watches through a file-based
+//! config source (`path_config_source` with `watched_directory`), atomically.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::args;
+use super::keys::read_public_keys;
+use super::load;
+use super::source;
+use super::{CliError, CliResult, EXIT_FAILURE, EXIT_OK};
+use crate::signing;
+
+pub(crate) const TYPED_EXTENSION_CONFIG: &str =
+    "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
+pub(crate) const WASM_FILTER: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
+
+/// The `DiscoveryResponse` holding one `TypedExtensionConfig`: the Wasm filter with the same
+/// plugin shape as `envoy/demo.yaml`, configured with `plugin_config`.
+pub(crate) fn discovery_response(
+    name: &str,
+    version: &str,
+    plugin_config: &str,
+    wasm: &str,
+    vm_id: &str,
+) -> Value {
+    json!({
+        "version_info": version,
+        "type_url": TYPED_EXTENSION_CONFIG,
+        "resources": [{
+            "@type": TYPED_EXTENSION_CONFIG,
+            "name": name,
+            "typed_config": {
+                "@type": WASM_FILTER,
+                "config": {
+                    "name": "bedrock_guard",
+                    "root_id": "bedrock_guard",
+                    "failure_policy": "FAIL_CLOSED",
+                    "vm_config": {
+                        "vm_id": vm_id,
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": { "local": { "filename": wasm } }
+                    },
+                    "configuration": {
+                        "@type": STRING_VALUE,
+                        "value": plugin_config
+                    }
+                }
+            }
+        }]
+    })
+}
+
+/// Write `contents` to `dir/file_name` by writing a temporary file in `dir` and renaming it
+/// over the target, so a watcher never sees a partial file.
+pub(crate) fn write_atomically(
+    dir: &Path,
+    file_name: &str,
+    contents: &[u8],
+) -> Result<PathBuf, String> {
+    let target = dir.join(file_name);
+    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &target)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("cannot write {}: {e}", target.display()));
+    }
+    Ok(target)
+}
+
+fn is_resource_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && !name.starts_with('.')
+}
+
+pub(crate) fn ecds_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
+    use lexopt::prelude::*;
+    const CMD: &str = "ecds";
+    let mut file = None;
+    let mut out_dir = None;
+    let mut name = "bedrock_guard".to_string();
+    let mut sig = None;
+    let mut pubs = Vec::new();
+    let mut wasm = "dist/bedrock_guard.wasm".to_string();
+    let mut vm_id = "bedrock_guard".to_string();
+    while let Some(arg) = parser.next().map_err(|e| args::lex_error(CMD, e))? {
+        match arg {
+            Short('h') | Long("help") => return args::print_help(CMD),
+            Long("out-dir") => out_dir = Some(args::value(parser, CMD)?),
+            Long("name") => name = args::value(parser, CMD)?,
+            Long("sig") => sig = Some(args::value(parser, CMD)?),
+            Long("pub") => pubs.push(args::value(parser, CMD)?),
+            Long("wasm") => wasm = args::value(parser, CMD)?,
+            Long("vm-id") => vm_id = args::value(parser, CMD)?,
+            Value(v) if file.is_none() => file = Some(args::os_to_string(CMD, v)?),
+            other => return Err(CliError::usage(CMD, other.unexpected().to_string())),
+        }
+    }
+    let file = file.ok_or_else(|| CliError::usage(CMD, "name the bundle file"))?;
+    let out_dir = out_dir.ok_or_else(|| CliError::usage(CMD, "give --out-dir DIR"))?;
+    if !is_resource_name(&name) {
+        return Err(CliError::usage(
+            CMD,
+            format!("--name {name:?}: use letters, digits, '_', '-' and '.'"),
+        ));
+    }
+    if !pubs.is_empty() && sig.is_none() {
+        return Err(CliError::usage(CMD, "--pub needs --sig"));
+    }
+    let dir = Path::new(&out_dir);
+    if !dir.is_dir() {
+        return Err(CliError::input(format!("{out_dir} is not a directory")));
+    }
+    let signature = match &sig {
+        None => None,
+        Some(path) => {
+            let text = String::from_utf8(source::read_input(path).map_err(CliError::input)?)
+                .map_err(|_| CliError::input(format!("{path}: not UTF-8 text")))?;
+            Some(text.trim().to_string())
+        }
+    };
+    let loaded = load::require_bundle(&file)?;
+    if let Some(jws) = &signature {
+        if !pubs.is_empty() {
+            let trusted = read_public_keys(&pubs)?;
+            if let Err(e) = signing::verify_canonical(&loaded.canonical, jws, &trusted) {
+                println!("{file}: signature verification failed: {e}");
+                return Ok(EXIT_FAILURE);
+            }
+        }
+    }
+    let config = signing::plugin_config(&loaded.doc.value, signature.as_deref())
+        .map_err(|e| CliError::failure(e.to_string()))?;
+    let response = discovery_response(&name, &loaded.digest, &config, &wasm, &vm_id);
+    let mut text =
+        serde_json::to_string_pretty(&response).map_err(|e| CliError::input(e.to_string()))?;
+    text.push('\n');
+    let target =
+        write_atomically(dir, &format!("{name}.json"), text.as_bytes()).map_err(CliError::input)?;
+    println!(
+        "wrote {} (resource {name}, version {}{})",
+        target.display(),
+        loaded.digest,
+        if signature.is_some() { ", signed" } else { "" }
+    );
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,427 @@
+//! `explain`: one request through a bundle, with the engine's decision and, rule by rule, an
+//! explanation of which rules were considered and which matched.
+//!
+//! The verdict is always the engine's (`engine::decide`). The rule listing is re-derived here
+//! from the bundle with the same public building blocks (operation names, pattern sets, the
+//! canonical model references), following the semantics documented in `engine`: deny rules
+//! first (the first enforce-mode match decides), then allow rules (each model needs one). It
+//! explains; it does not decide.
+
+use serde_json::{json, Value};
+
+use super::args;
+use super::http::{self, RequestSpec};
+use super::load::{self, LoadedBundle};
+use super::{CliError, CliResult, EXIT_OK};
+use crate::bundle::schema::{Effect, ModeSpec, Rule};
+use crate::decision::{Decision, Reason};
+use crate::matcher::PatternSet;
+use crate::request::{parse_body_model_id, ModelRef, Operation};
+
+pub(crate) fn explain_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
+    use lexopt::prelude::*;
+    const CMD: &str = "explain";
+    let mut file = None;
+    let mut method = None;
+    let mut path = None;
+    let mut authority = None;
+    let mut headers = Vec::new();
+    let mut body_file = None;
+    let mut request_file = None;
+    let mut destination = None;
+    let mut as_json = false;
+    while let Some(arg) = parser.next().map_err(|e| args::lex_error(CMD, e))? {
+        match arg {
+            Short('h') | Long("help") => return args::print_help(CMD),
+            Long("method") | Short('X') => method = Some(args::value(parser, CMD)?),
+            Long("path") => path = Some(args::value(parser, CMD)?),
+            Long("authority") => authority = Some(args::value(parser, CMD)?),
+            Long("header") | Short('H') => {
+                let line = args::value(parser, CMD)?;
+                headers.push(http::parse_header_line(&line).map_err(|e| CliError::usage(CMD, e))?);
+            }
+            Long("body") => body_file = Some(args::value(parser, CMD)?),
+            Long("request") => request_file = Some(args::value(parser, CMD)?),
+            Long("destination") => {
+                let text = args::value(parser, CMD)?;
+                destination = Some(text.parse().map_err(|_| {
+                    CliError::usage(CMD, format!("--destination {text:?} is not an IP address"))
+                })?);
+            }
+            Long("json") => as_json = true,
+            Value(v) if file.is_none() => file = Some(args::os_to_string(CMD, v)?),
+            other => return Err(CliError::usage(CMD, other.unexpected().to_string())),
+        }
+    }
+    let file = file.ok_or_else(|| CliError::usage(CMD, "name the bundle file"))?;
+    let mut spec = match (&request_file, &path) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::usage(
+                CMD,
+                "give either --request or --path, not both",
+            ))
+        }
+        (None, None) => return Err(CliError::usage(CMD, "give --path (or --request)")),
+        (Some(raw), None) => {
+            if body_file.is_some() {
+                return Err(CliError::usage(
+                    CMD,
+                    "--body cannot be combined with --request",
+                ));
+            }
+            let bytes = super::source::read_input(raw).map_err(CliError::input)?;
+            http::parse_raw_request(&bytes).map_err(|e| CliError::input(format!("{raw}: {e}")))?
+        }
+        (None, Some(p)) => RequestSpec {
+            method: "POST".to_string(),
+            path: p.as_bytes().to_vec(),
+            scheme: "https".to_string(),
+            ..RequestSpec::default()
+        },
+    };
+    if let Some(m) = method {
+        spec.method = m;
+    }
+    if authority.is_some() {
+        spec.authority = authority;
+    }
+    spec.headers.extend(headers);
+    if let Some(b) = body_file {
+        spec.body = Some(super::source::read_input(&b).map_err(CliError::input)?);
+    }
+    if destination.is_some() {
+        spec.destination = destination;
+    }
+    let loaded = load::require_bundle(&file)?;
+    let decision = spec.decide(&loaded.policy);
+    let rules = explain_rules(&loaded, &decision);
+    if as_json {
+        let out = explanation_json(&loaded, &spec, &decision, &rules);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).unwrap_or_else(|_| out.to_string())
+        );
+    } else {
+        print!("{}", explanation_text(&loaded, &spec, &decision, &rules));
+    }
+    Ok(EXIT_OK)
+}
+
+/// One rule, as the explanation sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct RuleView {
+    pub(crate) index: usize,
+    pub(crate) id: String,
+    pub(crate) effect: &'static str,
+    /// The rule's effective mode (deny rules in a dry-run bundle are dry-run).
+    pub(crate) mode: &'static str,
+    pub(crate) considered: bool,
+    /// `None` when the rule has no such condition.
+    pub(crate) operation_matches: Option<bool>,
+    pub(crate) models_matched: Option<usize>,
+    /// The rule names principals: the CLI decides as an anonymous caller, which they never match.
+    pub(crate) needs_principal: bool,
+    pub(crate) matched: bool,
+    pub(crate) decided: bool,
+}
+
+fn rules_reached(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::Allowed
+            | Reason::ModelDenied
+            | Reason::ModelNotAllowed
+            | Reason::OperationNotAllowed
+    )
+}
+
+fn pattern_set(patterns: &[String], arn_only: bool) -> PatternSet {
+    PatternSet::new(
+        patterns
+            .iter()
+            .filter(|p| !arn_only || p.starts_with("arn:"))
+            .map(String::as_str),
+    )
+}
+
+/// Opaque as the engine treats it: what the request module calls opaque, plus any ARN that is
+/// not a Bedrock foundation model or system inference profile.
+fn is_opaque(model: &ModelRef) -> bool {
+    model.is_opaque()
+        || model.as_arn().is_some_and(|arn| {
+            arn.service != "bedrock"
+                || !matches!(
+                    arn.resource_type.as_str(),
+                    "foundation-model" | "inference-profile"
+                )
+        })
+}
+
+fn base_model(model: &ModelRef) -> Option<&str> {
+    let prefix = model.profile_prefix()?;
+    let id = match model {
+        ModelRef::Plain { id, .. } => id.as_str(),
+        ModelRef::Arn(arn) => arn.resource_id.as_str(),
+    };
+    id.strip_prefix(prefix)?.strip_prefix('.')
+}
+
+fn deny_matches(patterns: &[String], model: &ModelRef) -> bool {
+    let set = pattern_set(patterns, false);
+    set.matches(model.canonical())
+        || model.resource_id().is_some_and(|id| set.matches(id))
+        || base_model(model).is_some_and(|base| set.matches(base))
+}
+
+fn allow_matches(patterns: &[String], model: &ModelRef) -> bool {
+    let all = pattern_set(patterns, false);
+    if is_opaque(model) {
+        return match model {
+            ModelRef::Plain { id, .. } => all.contains_exact(id),
+            ModelRef::Arn(arn) => pattern_set(patterns, true).matches(&arn.raw),
+        };
+    }
+    all.matches(model.canonical()) || model.resource_id().is_some_and(|id| all.matches(id))
+}
+
+fn effective_mode(bundle_mode: ModeSpec, rule: &Rule) -> &'static str {
+    match (rule.effect, bundle_mode, rule.mode) {
+        (Some(Effect::Deny), ModeSpec::DryRun, _)
+        | (Some(Effect::Deny), _, Some(ModeSpec::DryRun)) => "dry-run",
+        _ => "enforce",
+    }
+}
+
+/// Explain every rule of the bundle for this decision.
+pub(crate) fn explain_rules(loaded: &LoadedBundle, decision: &Decision) -> Vec<RuleView> {
+    let bundle = &loaded.bundle;
+    let reached = rules_reached(decision.reason) && decision.operation.is_some();
+    let op = decision.operation;
+    let models: Vec<ModelRef> = decision
+        .models
+        .iter()
+        .filter_map(|m| parse_body_model_id(m).ok())
+        .collect();
+    let mut views: Vec<RuleView> = bundle
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(index, rule)| {
+            let operation_matches = rule.operations.as_ref().map(|ops| {
+                op.is_some_and(|op| ops.iter().any(|n| Operation::from_name(n) == Some(op)))
+            });
+            let needs_principal = rule.principals.is_some();
+            let applies = !needs_principal && operation_matches.unwrap_or(true);
+            let is_deny = rule.effect == Some(Effect::Deny);
+            let models_matched = rule.models.as_ref().map(|patterns| {
+                models
+                    .iter()
+                    .filter(|m| {
+                        if is_deny {
+                            deny_matches(patterns, m)
+                        } else {
+                            allow_matches(patterns, m)
+                        }
+                    })
+                    .count()
+            });
+            let some_model_matches = models_matched.is_none_or(|n| n > 0);
+            // An allow rule with models never matches a request that names none.
+            let matched = reached
+                && applies
+                && if is_deny || !models.is_empty() {
+                    some_model_matches
+                } else {
+                    rule.models.is_none()
+                };
+            RuleView {
+                index,
+                id: rule.id.clone().unwrap_or_default(),
+                effect: if is_deny { "deny" } else { "allow" },
+                mode: effective_mode(bundle.mode, rule),
+                considered: reached,
+                operation_matches,
+                models_matched,
+                needs_principal,
+                matched,
+                decided: false,
+            }
+        })
+        .collect();
+    if reached {
+        // Deny rules are tried in order and the first enforce-mode match ends the evaluation.
+        let stop = views
+            .iter()
+            .find(|v| v.effect == "deny" && v.matched && v.mode == "enforce")
+            .map(|v| v.index);
+        if let Some(stop) = stop {
+            for v in &mut views {
+                let later_deny = v.effect == "deny" && v.index > stop;
+                if later_deny || v.effect == "allow" {
+                    v.considered = false;
+                    v.matched = false;
+                }
+            }
+        }
+    }
+    if let Some(rule) = &decision.rule_id {
+        for v in &mut views {
+            v.decided = v.considered && v.matched && &v.id == rule;
+        }
+    }
+    views
+}
+
+fn verdict(decision: &Decision) -> &'static str {
+    if decision.is_allow() {
+        "allow"
+    } else {
+        "deny"
+    }
+}
+
+fn explanation_json(
+    loaded: &LoadedBundle,
+    spec: &RequestSpec,
+    decision: &Decision,
+    rules: &[RuleView],
+) -> Value {
+    let (authority, defaulted) = spec.effective_authority(&loaded.policy);
+    json!({
+        "bundle": {
+            "name": loaded.policy.name(),
+            "revision": loaded.policy.revision(),
+            "digest": loaded.digest,
+        },
+        "request": {
+            "method": spec.method,
+            "path": String::from_utf8_lossy(&spec.path),
+            "authority": authority,
+            "authority_defaulted": defaulted,
+        },
+        "verdict": verdict(decision),
+        "lets_through": decision.lets_through(),
+        "reason": decision.reason.as_str(),
+        "detail": decision.detail,
+        "rule": decision.rule_id,
+        "mode": decision.mode.as_str(),
+        "operation": decision.operation.map(Operation::as_str),
+        "models": decision.models,
+        "status": decision.status(),
+        "response_body": if decision.is_allow() { Value::Null } else { Value::String(decision.error_body()) },
+        "rules_reached": rules_reached(decision.reason) && decision.operation.is_some(),
+        "rules": rules.iter().map(|r| json!({
+            "index": r.index,
+            "id": r.id,
+            "effect": r.effect,
+            "mode": r.mode,
+            "considered": r.considered,
+            "operation_matches": r.operation_matches,
+            "models_matched": r.models_matched,
+            "needs_principal": r.needs_principal,
+            "matched": r.matched,
+            "decided": r.decided,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn explanation_text(
+    loaded: &LoadedBundle,
+    spec: &RequestSpec,
+    decision: &Decision,
+    rules: &[RuleView],
+) -> String {
+    let (authority, defaulted) = spec.effective_authority(&loaded.policy);
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<11} {v}\n"));
+    line(
+        "request:",
+        &format!(
+            "{} {} (authority {authority}{})",
+            spec.method,
+            String::from_utf8_lossy(&spec.path),
+            if defaulted {
+                ", the bundle's first endpoint"
+            } else {
+                ""
+            }
+        ),
+    );
+    let verdict_text = match (decision.is_allow(), decision.lets_through()) {
+        (true, _) => "allow".to_string(),
+        (false, true) => "deny (dry-run: recorded, the request goes through)".to_string(),
+        (false, false) => "deny".to_string(),
+    };
+    line("verdict:", &verdict_text);
+    line("reason:", decision.reason.as_str());
+    if !decision.detail.is_empty() {
+        line("detail:", &decision.detail);
+    }
+    line("rule:", decision.rule_id.as_deref().unwrap_or("-"));
+    line("mode:", decision.mode.as_str());
+    line(
+        "operation:",
+        decision.operation.map_or("-", Operation::as_str),
+    );
+    line(
+        "models:",
+        &if decision.models.is_empty() {
+            "-".to_string()
+        } else {
+            decision.models.join(", ")
+        },
+    );
+    if decision.is_allow() {
+        line("response:", "forwarded upstream");
+    } else {
+        line(
+            "response:",
+            &format!("{} {}", decision.status(), decision.error_body()),
+        );
+    }
+    out.push_str(&format!(
+        "\nrules (an explanation re-derived from bundle {} rev {}; the verdict above is the engine's):\n",
+        loaded.policy.name(),
+        loaded.policy.revision()
+    ));
+    let reached = rules_reached(decision.reason) && decision.operation.is_some();
+    if !reached {
+        out.push_str(&format!(
+            "  not reached: the request was refused ({}) before any rule was evaluated\n",
+            decision.reason
+        ));
+    }
+    for r in rules {
+        let operation = match r.operation_matches {
+            None => "any".to_string(),
+            Some(true) => "match".to_string(),
+            Some(false) => "no match".to_string(),
+        };
+        let models = match r.models_matched {
+            None => "any".to_string(),
+            Some(n) => format!("{n} of {} match", decision.models.len()),
+        };
+        let result = if !r.considered {
+            "not considered"
+        } else if r.decided {
+            "MATCH (decided)"
+        } else if r.matched {
+            "match"
+        } else {
+            "no match"
+        };
+        out.push_str(&format!(
+            "  rules[{}] {} ({} {}): operation {operation}; models {models}{} -> {result}\n",
+            r.index,
+            r.id,
+            r.effect,
+            r.mode,
+            if r.needs_principal {
+                "; principals: no caller identity here"
+            } else {
+                ""
+            },
+        ));
+    }
+    out
+}
