@@ -1,0 +1,309 @@
+"""Every Envoy configuration shipped in `envoy/` validates with the real Envoy (which also runs
+the plugin's on_configure, so a broken embedded bundle fails) and keeps the properties the
+security design depends on, asserted from the parsed YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness import topology as topo
+from tests.harness.envoy import REPO_ROOT, WASM_FILTER_TYPE, _walk, envoy_binary
+
+CONFIGS = sorted((REPO_ROOT / "envoy").glob("*.yaml"))
+SIDECARS = [p for p in CONFIGS if p.name.startswith("sidecar-")]
+HCM_TYPE = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+            "HttpConnectionManager")
+TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+AUDIT_FORMAT = "%FILTER_STATE(wasm.bedrock_guard_audit:PLAIN)%"
+ORIGINAL_DST_FILTER = "envoy.filters.listener.original_dst"
+
+
+def ids(paths):
+    return [p.name for p in paths]
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def hcms(cfg: dict) -> list[dict]:
+    return [n for n in _walk(cfg) if n.get("@type") == HCM_TYPE]
+
+
+def route_clusters(cfg: dict) -> set[str]:
+    return {n["cluster"] for n in _walk(cfg["static_resources"]["listeners"])
+            if isinstance(n.get("cluster"), str)}
+
+
+def test_there_are_configs_to_check():
+    assert {p.name for p in CONFIGS} >= {"demo.yaml", "sidecar-client-signed.yaml",
+                                         "sidecar-proxy-signed.yaml"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=ids(CONFIGS))
+def test_config_validates_with_envoy(path):
+    binary = envoy_binary()
+    if binary is None:
+        pytest.fail("no Envoy binary (run `make setup` or set ENVOY)", pytrace=False)
+    if not (REPO_ROOT / "dist" / "bedrock_guard.wasm").is_file():
+        pytest.fail("dist/bedrock_guard.wasm is missing (run `make build`)", pytrace=False)
+    proc = subprocess.run([str(binary), "--mode", "validate", "-c", str(path),
+                           "--log-level", "error"], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "OK" in proc.stdout
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=ids(CONFIGS))
+def test_guard_filter_is_fail_closed_in_its_own_vm(path):
+    cfg = load(path)
+    guards = topo.guard_configs(cfg)
+    assert guards, "no bedrock-guard wasm filter"
+    assert "fail_open" not in json.dumps(cfg), "fail_open must not appear anywhere"
+    vm_ids = [g["vm_config"]["vm_id"] for g in guards]
+    for g in guards:
+        assert g["failure_policy"] == "FAIL_CLOSED"
+        assert g["allow_on_headers_stop_iteration"] is True
+        assert g["root_id"] == "bedrock_guard"
+        assert g["vm_config"]["vm_id"].startswith("bedrock_guard")
+        assert g["vm_config"]["runtime"] == "envoy.wasm.runtime.v8"
+    # Every guard has a VM of its own: no other plugin shares it (every wasm filter in the file
+    # is a guard), and no two guard configurations do either.
+    assert len(set(vm_ids)) == len(vm_ids), vm_ids
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=ids(CONFIGS))
+def test_connection_manager_options(path):
+    cfg = load(path)
+    found = hcms(cfg)
+    assert len(found) == len(cfg["static_resources"]["listeners"])
+    text = json.dumps(cfg)
+    assert "upgrade_configs" not in text
+    assert "allow_connect" not in text
+    for hcm in found:
+        assert hcm["common_http_protocol_options"]["headers_with_underscores_action"] == \
+            "REJECT_REQUEST"
+        assert hcm["path_with_escaped_slashes_action"] == "KEEP_UNCHANGED"
+        assert hcm["normalize_path"] is False
+        assert hcm["merge_slashes"] is False
+        assert not hcm.get("http_protocol_options", {}).get("allow_chunked_length")
+        logs = hcm.get("access_log") or []
+        assert any(AUDIT_FORMAT in json.dumps(log) for log in logs), logs
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=ids(CONFIGS))
+def test_filter_order_guard_first_then_signing_then_router(path):
+    for hcm in hcms(load(path)):
+        names = [f["name"] for f in hcm["http_filters"]]
+        types = [f.get("typed_config", {}).get("@type", "") for f in hcm["http_filters"]]
+        assert types[0] == WASM_FILTER_TYPE and names[0] == "bedrock_guard", names
+        assert names[-1] == "envoy.filters.http.router", names
+        if "envoy.filters.http.aws_request_signing" in names:
+            assert names.index("envoy.filters.http.aws_request_signing") == len(names) - 2, names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=ids(CONFIGS))
+def test_no_dynamic_or_original_destination_upstreams(path):
+    cfg = load(path)
+    text = json.dumps(cfg)
+    assert "dynamic_forward_proxy" not in text
+    for cluster in cfg["static_resources"]["clusters"]:
+        assert cluster.get("type", "STATIC") in ("STATIC", "STRICT_DNS"), cluster["name"]
+        assert "ORIGINAL_DST" not in json.dumps(cluster), cluster["name"]
+        ctype = cluster.get("cluster_type")
+        if ctype:
+            assert ctype["name"] == "envoy.cluster.dns", cluster["name"]
+            assert not ctype["typed_config"].get("all_addresses_in_single_endpoint")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=ids(CONFIGS))
+def test_every_upstream_cluster_originates_verified_tls_1_2_or_higher(path):
+    cfg = load(path)
+    by_name = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
+    for name in route_clusters(cfg):
+        tls = by_name[name]["transport_socket"]["typed_config"]
+        assert tls["@type"] == TLS_TYPE, name
+        params = tls["common_tls_context"]["tls_params"]
+        assert params["tls_minimum_protocol_version"] in ("TLSv1_2", "TLSv1_3"), name
+        validation = tls["common_tls_context"]["validation_context"]
+        assert validation["trusted_ca"]["filename"], name
+        sans = validation["match_typed_subject_alt_names"]
+        assert sans and all(s["san_type"] == "DNS" and s["matcher"].get("exact") for s in sans)
+        assert tls.get("sni") or tls.get("auto_sni"), name
+
+
+@pytest.mark.parametrize("path", SIDECARS, ids=ids(SIDECARS))
+def test_sidecar_bundle_endpoints_match_routes_and_clusters(path):
+    """Each bundle endpoint has a virtual host of its own, routed to a cluster whose SNI and
+    certificate name are that host; each Bedrock cluster is some endpoint's; every endpoint
+    lists cidrs (the transparent listener and the response check need them)."""
+    cfg = load(path)
+    by_name = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
+    bundles = [topo.plugin_configuration(g)[0] for g in topo.guard_configs(cfg)]
+    assert all(b == bundles[0] for b in bundles), "listeners embed different bundles"
+    endpoints = bundles[0]["endpoints"]
+    for hcm in hcms(cfg):
+        vhosts = hcm["route_config"]["virtual_hosts"]
+        assert hcm["route_config"].get("ignore_port_in_host_matching") is True
+        served = set()
+        for ep in endpoints:
+            assert ep["cidrs"], ep["host"]
+            (vhost,) = [v for v in vhosts if ep["host"] in v["domains"]]
+            (cluster_name,) = {r["route"]["cluster"] for r in vhost["routes"]}
+            tls = by_name[cluster_name]["transport_socket"]["typed_config"]
+            assert tls["sni"] == ep["host"]
+            sans = tls["common_tls_context"]["validation_context"][
+                "match_typed_subject_alt_names"]
+            assert [s["matcher"]["exact"] for s in sans] == [ep["host"]]
+            served.add(cluster_name)
+        assert served == route_clusters(cfg) & {c for c in by_name}
+        # Whatever no endpoint names goes nowhere upstream.
+        (fallback,) = [v for v in vhosts if v["domains"] == ["*"]]
+        assert all("direct_response" in r for r in fallback["routes"])
+    for cluster in by_name.values():
+        # Bedrock clusters are pinned to the endpoint-specific VPC endpoint name.
+        if cluster["name"] in route_clusters(cfg):
+            for n in _walk(cluster["load_assignment"]):
+                if "socket_address" in n:
+                    addr = n["socket_address"]["address"]
+                    assert addr.endswith(".vpce.amazonaws.com") or addr[0].isdigit(), addr
+                    assert n["socket_address"]["port_value"] == 443
+
+
+@pytest.mark.parametrize("path", SIDECARS, ids=ids(SIDECARS))
+def test_sidecar_transparent_listener_checks_the_original_destination(path):
+    cfg = load(path)
+    kinds = {}
+    for lst in cfg["static_resources"]["listeners"]:
+        transparent = any(f["name"] == ORIGINAL_DST_FILTER for f in lst.get("listener_filters", []))
+        assert lst.get("use_original_dst", False) is transparent, lst["name"]
+        hcm = topo.hcm_of(lst)
+        (guard,) = [f["typed_config"]["config"] for f in hcm["http_filters"]
+                    if f["name"] == "bedrock_guard"]
+        _, original = topo.plugin_configuration(guard)
+        # Only where Envoy's destination.address is the application's: never on the explicit
+        # proxy, whose own address is not where the application meant to go.
+        assert original is transparent, lst["name"]
+        allow_abs = hcm["http_protocol_options"]["allow_absolute_url"]
+        assert allow_abs is (not transparent), lst["name"]
+        kinds[lst["name"]] = transparent
+    assert sorted(kinds.values()) == [False, True], kinds
+
+
+def test_proxy_signed_signing_filter_and_identity():
+    cfg = load(REPO_ROOT / "envoy" / "sidecar-proxy-signed.yaml")
+    bundle = topo.plugin_configuration(topo.guard_configs(cfg)[0])[0]
+    regions = {ep["region"] for ep in bundle["endpoints"]}
+    signers = [n for n in _walk(cfg) if n.get("@type") == topo.SIGNING_FILTER_TYPE]
+    assert len(signers) == len(hcms(cfg))
+    for s in signers:
+        assert s["service_name"] == "bedrock"
+        assert {s["region"]} == regions
+        assert s["use_unsigned_payload"] is False
+        assert not s.get("host_rewrite"), "the signed host must be the one the filter checked"
+    # The proxy signs with its own role: callers must prove who they are.
+    assert bundle["identity"]["providers"], "proxy-signed needs identity providers"
+    for p in bundle["identity"]["providers"]:
+        if "remote_jwks" in p:
+            assert p["remote_jwks"]["cluster"] in {
+                c["name"] for c in cfg["static_resources"]["clusters"]}
+
+
+def test_client_signed_has_no_signing_filter():
+    cfg = load(REPO_ROOT / "envoy" / "sidecar-client-signed.yaml")
+    assert not [n for n in _walk(cfg) if n.get("@type") == topo.SIGNING_FILTER_TYPE]
+
+
+# -- Kubernetes manifests (Istio, Envoy Gateway), checked offline against their CRD schemas ------
+
+CRD_DIR = REPO_ROOT.parent / "shared" / "data" / "crds"
+MANIFESTS = [
+    ("istio/wasmplugin.yaml", "istio-wasmplugins.extensions.istio.io.yaml"),
+    ("istio/serviceentry.yaml", "istio-serviceentries.networking.istio.io.yaml"),
+    ("envoy-gateway/envoyextensionpolicy.yaml",
+     "gateway.envoyproxy.io_envoyextensionpolicies.yaml"),
+]
+needs_crds = pytest.mark.skipif(
+    not CRD_DIR.is_dir(),
+    reason=f"the reference CRD schemas ({CRD_DIR}) are not present in this checkout; the "
+           "manifests are only checked where ../shared/data/crds exists")
+
+
+@needs_crds
+@pytest.mark.parametrize("manifest,crd", MANIFESTS, ids=[m for m, _ in MANIFESTS])
+def test_manifest_conforms_to_its_crd_schema(manifest, crd):
+    from tests.harness import crdschema
+    doc = load(REPO_ROOT / "envoy" / manifest)
+    errors = crdschema.validate_manifest(doc, crdschema.load_crd(CRD_DIR / crd))
+    assert errors == []
+
+
+@needs_crds
+def test_crd_checker_rejects_what_the_schemas_forbid():
+    """The checker is not vacuous: Istio spells it FAIL_CLOSE, and WasmPlugin has no field for
+    allow_on_headers_stop_iteration or vm_id (so neither can be set there)."""
+    from tests.harness import crdschema
+    crd = crdschema.load_crd(CRD_DIR / "istio-wasmplugins.extensions.istio.io.yaml")
+    doc = load(REPO_ROOT / "envoy" / "istio" / "wasmplugin.yaml")
+    doc["spec"]["failStrategy"] = "FAIL_CLOSED"
+    doc["spec"]["allowOnHeadersStopIteration"] = True
+    doc["spec"]["vmConfig"] = {"vmId": "bedrock_guard"}
+    del doc["spec"]["url"]
+    errors = crdschema.validate_manifest(doc, crd)
+    assert any(e.startswith("spec.failStrategy:") for e in errors), errors
+    assert "spec.allowOnHeadersStopIteration: unknown field" in errors
+    assert "spec.vmConfig.vmId: unknown field" in errors
+    assert "spec.url: required" in errors
+
+
+def test_manifests_fail_closed_and_carry_the_sidecar_bundle():
+    client = load(REPO_ROOT / "envoy" / "sidecar-client-signed.yaml")
+    bundle = topo.plugin_configuration(topo.guard_configs(client)[0])[0]
+    istio = load(REPO_ROOT / "envoy" / "istio" / "wasmplugin.yaml")["spec"]
+    assert istio["failStrategy"] == "FAIL_CLOSE"
+    assert istio["pluginName"] == "bedrock_guard"
+    assert [m["mode"] for m in istio["match"]] == ["CLIENT"]
+    assert istio["pluginConfig"] == bundle
+    (eg,) = load(REPO_ROOT / "envoy" / "envoy-gateway" / "envoyextensionpolicy.yaml")["spec"][
+        "wasm"]
+    assert eg["failOpen"] is False and eg["rootID"] == "bedrock_guard"
+    assert eg["config"] == bundle
+    se = load(REPO_ROOT / "envoy" / "istio" / "serviceentry.yaml")["spec"]
+    assert se["hosts"] == [ep["host"] for ep in bundle["endpoints"] if ep.get("private_dns")]
+    assert [e["address"] for e in se["endpoints"]] == [
+        ep["host"] for ep in bundle["endpoints"] if ep["host"].endswith(".vpce.amazonaws.com")]
+
+
+# -- FIPS endpoints (envoy/fips.md) ---------------------------------------------------------------
+
+def _validate(path: Path) -> subprocess.CompletedProcess:
+    binary = envoy_binary()
+    if binary is None:
+        pytest.fail("no Envoy binary (run `make setup` or set ENVOY)", pytrace=False)
+    return subprocess.run([str(binary), "--mode", "validate", "-c", str(path), "--log-level",
+                           "error"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_fips_variant_of_the_sidecar_validates(tmp_path):
+    proc = _validate(topo.fips_variant(topo.CLIENT_SIGNED, tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_fips_required_with_a_non_fips_endpoint_fails_configuration(tmp_path):
+    """network.fips_required is enforced when the plugin configures: Envoy refuses to start."""
+    cfg = load(topo.CLIENT_SIGNED)
+    for plugin in topo.guard_configs(cfg):
+        bundle, original = topo.plugin_configuration(plugin)
+        bundle["network"] = {"fips_required": True}
+        topo._set_plugin_configuration(plugin, bundle, original)
+    path = tmp_path / "not-fips.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = _validate(path)
+    assert proc.returncode != 0
+    assert "Unable to create Wasm plugin bedrock_guard" in proc.stderr + proc.stdout
