@@ -78,6 +78,9 @@ examples:
 	done
 
 validate: setup build
+	@# envoy/hot-reload.yaml watches .build/ecds: give it the demo bundle's resource.
+	@mkdir -p .build/ecds
+	$(CARGO) run -q -p bedrock-guard-policies --bin bedrock-guard -- ecds policies/examples/demo.json --out-dir .build/ecds
 	@for f in envoy/*.yaml; do \
 	  echo "envoy --mode validate $$f"; \
 	  "$(ENVOY)" --mode validate -c "$$f" --log-level warn >/dev/null || { "$(ENVOY)" --mode validate -c "$$f"; exit 1; }; \

@@ -28,8 +28,35 @@ def ids(paths):
     return [p.name for p in paths]
 
 
+def ecds_resource(tmp: Path) -> dict:
+    """The filter configuration `bedrock-guard ecds` writes for the demo bundle (what a
+    hot-reload config receives through extension config discovery)."""
+    cli = REPO_ROOT / "target" / "debug" / "bedrock-guard"
+    cmd = [str(cli)] if cli.is_file() else ["cargo", "run", "-q", "-p", "bedrock-guard-policies",
+                                            "--bin", "bedrock-guard", "--"]
+    subprocess.run(cmd + ["ecds", "policies/examples/demo.json", "--out-dir", str(tmp)],
+                   cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
+    response = json.loads((tmp / "bedrock_guard.json").read_text())
+    (resource,) = response["resources"]
+    return resource
+
+
 def load(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())
+    """The parsed config; an HTTP filter delivered by extension config discovery is replaced
+    by the resource `bedrock-guard ecds` produces for it, so the same checks apply."""
+    cfg = yaml.safe_load(path.read_text())
+    for node in list(_walk(cfg)):
+        for f in node.get("http_filters", []) if isinstance(node, dict) else []:
+            discovery = f.get("config_discovery")
+            if discovery is None:
+                continue
+            assert discovery["type_urls"] == [WASM_FILTER_TYPE], discovery
+            import tempfile
+            with tempfile.TemporaryDirectory() as tmp:
+                resource = ecds_resource(Path(tmp))
+            assert resource["name"] == f["name"]
+            f["typed_config"] = resource["typed_config"]
+    return cfg
 
 
 def hcms(cfg: dict) -> list[dict]:

@@ -1,58 +1,82 @@
-//! The plugin configuration: either the bundle itself (JSON), or a wrapper
-//! `{"bundle": {...}, "signature": "<detached JWS>", "original_destination": true}`.
+//! The plugin configuration (see `policies::signing::parse_plugin_config`): either the bundle
+//! itself, or `{"bundle": {...}, "signature": "<detached JWS>", "original_destination": true}`.
 //!
 //! `original_destination: true` is for transparent listeners, where Envoy's
 //! `destination.address` is the address the application dialled; on an explicit (HTTP_PROXY)
 //! listener it is Envoy's own address and must not be used.
+//!
+//! The VM configuration (operator-owned, next to the module) may pin the public keys bundles
+//! must be signed with: `{"bundle_public_keys": [<JWK>, ...]}`. With keys pinned, an unsigned
+//! or tampered bundle is refused and Envoy keeps the previous one.
 
+use policies::signing::{self, PublicKey};
 use policies::CompiledPolicy;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 pub struct Loaded {
     pub policy: CompiledPolicy,
-    /// `sha256:<hex>` of the bundle's canonical JSON (sorted keys, no whitespace).
+    /// `sha256:<hex>` of the bundle's canonical JSON (the same digest `bedrock-guard digest`
+    /// prints).
     pub digest: String,
     pub source: Value,
     pub original_destination: bool,
+    /// The key id that verified the bundle's signature, when keys are pinned.
+    pub signed_by: Option<String>,
 }
 
-pub fn load(raw: &[u8]) -> Result<Loaded, String> {
-    let value: Value = serde_json::from_slice(raw)
-        .map_err(|e| format!("plugin configuration is not JSON: {e}"))?;
-    let (bundle, original_destination) = match value {
-        Value::Object(mut map) if map.contains_key("bundle") => {
-            for key in map.keys() {
-                if !matches!(
-                    key.as_str(),
-                    "bundle" | "signature" | "original_destination"
-                ) {
-                    return Err(format!("plugin configuration: unknown field {key:?}"));
+/// Parse the VM configuration: the pinned bundle keys (empty when none are pinned).
+pub fn trusted_keys(raw: &[u8]) -> Result<Vec<PublicKey>, String> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let value: Value =
+        serde_json::from_slice(raw).map_err(|e| format!("VM configuration is not JSON: {e}"))?;
+    let Value::Object(map) = value else {
+        return Err("VM configuration must be a JSON object".into());
+    };
+    let mut keys = Vec::new();
+    for (name, v) in map {
+        match (name.as_str(), v) {
+            ("bundle_public_keys", Value::Array(jwks)) => {
+                for (i, jwk) in jwks.iter().enumerate() {
+                    let key = PublicKey::from_jwk(jwk)
+                        .map_err(|e| format!("VM configuration bundle_public_keys[{i}]: {e}"))?;
+                    keys.push(key);
+                }
+                if keys.is_empty() {
+                    return Err("VM configuration bundle_public_keys is empty".into());
                 }
             }
-            let original = match map.remove("original_destination") {
-                None => false,
-                Some(Value::Bool(b)) => b,
-                Some(_) => {
-                    return Err(
-                        "plugin configuration: original_destination must be a boolean".into(),
-                    )
-                }
-            };
-            (map.remove("bundle").unwrap_or(Value::Null), original)
+            ("bundle_public_keys", _) => {
+                return Err("VM configuration bundle_public_keys must be a list of JWKs".into())
+            }
+            (other, _) => return Err(format!("VM configuration: unknown field {other:?}")),
         }
-        other => (other, false),
+    }
+    Ok(keys)
+}
+
+pub fn load(raw: &[u8], trusted: &[PublicKey]) -> Result<Loaded, String> {
+    let config =
+        signing::parse_plugin_config(raw).map_err(|e| format!("plugin configuration: {e}"))?;
+    let signed_by = if trusted.is_empty() {
+        None
+    } else {
+        let Some(jws) = config.signature.as_deref() else {
+            return Err("bundle is not signed, and bundle_public_keys are pinned".into());
+        };
+        let kid = signing::verify_canonical(&config.canonical, jws, trusted)
+            .map_err(|e| format!("bundle signature refused: {e}"))?;
+        Some(kid)
     };
-    // The engine parses the bundle from bytes (strictly, with field paths in errors).
-    let text = serde_json::to_string(&bundle).map_err(|e| e.to_string())?;
-    let policy = CompiledPolicy::from_json(text.as_bytes()).map_err(|e| e.to_string())?;
-    let digest = Sha256::digest(text.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    // The engine parses the canonical bytes (strictly, with field paths in errors).
+    let policy = CompiledPolicy::from_json(&config.canonical).map_err(|e| e.to_string())?;
     Ok(Loaded {
         policy,
-        digest: format!("sha256:{hex}"),
-        source: bundle,
-        original_destination,
+        digest: config.digest,
+        source: config.bundle,
+        original_destination: config.original_destination,
+        signed_by,
     })
 }
 

@@ -98,6 +98,14 @@ pub fn request_body(len: usize) -> Result<Vec<u8>, HostError> {
     }
 }
 
+/// The VM configuration (operator settings such as pinned bundle keys).
+pub fn vm_configuration() -> Result<Vec<u8>, HostError> {
+    match hostcalls::get_buffer(BufferType::VmConfiguration, 0, usize::MAX) {
+        Ok(bytes) => Ok(bytes.unwrap_or_default()),
+        Err(status) => Err(HostError::Status(status)),
+    }
+}
+
 /// The plugin configuration (the policy bundle).
 pub fn plugin_configuration() -> Result<Vec<u8>, HostError> {
     match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {

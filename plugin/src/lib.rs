@@ -51,6 +51,8 @@ pub struct Shared {
 #[derive(Default)]
 struct GuardRoot {
     shared: Option<Rc<Shared>>,
+    /// Keys bundles must be signed with (from the VM configuration; empty: none pinned).
+    trusted_keys: Vec<policies::signing::PublicKey>,
 }
 
 /// Seconds and milliseconds since the Unix epoch, from the host clock.
@@ -101,6 +103,29 @@ impl Context for GuardRoot {
 }
 
 impl RootContext for GuardRoot {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        let raw = match host::vm_configuration() {
+            Ok(raw) => raw,
+            Err(err) => {
+                log::error!("bedrock-guard: cannot read the VM configuration: {err:?}");
+                return false;
+            }
+        };
+        match config::trusted_keys(&raw) {
+            Ok(keys) => {
+                if !keys.is_empty() {
+                    log::info!("bedrock-guard: {} bundle signing key(s) pinned", keys.len());
+                }
+                self.trusted_keys = keys;
+                true
+            }
+            Err(err) => {
+                log::error!("bedrock-guard: {err}");
+                false
+            }
+        }
+    }
+
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let raw = match host::plugin_configuration() {
             Ok(raw) => raw,
@@ -109,7 +134,7 @@ impl RootContext for GuardRoot {
                 return false;
             }
         };
-        let loaded = match config::load(&raw) {
+        let loaded = match config::load(&raw, &self.trusted_keys) {
             Ok(loaded) => loaded,
             Err(err) => {
                 // Envoy rejects this configuration; the previous one (if any) stays in force.
@@ -119,11 +144,15 @@ impl RootContext for GuardRoot {
         };
         let policy = loaded.policy;
         log::info!(
-            "bedrock-guard: bundle {} revision {} loaded ({} mode, digest {})",
+            "bedrock-guard: bundle {} revision {} loaded ({} mode, digest {}, {})",
             policy.name(),
             policy.revision(),
             policy.mode().as_str(),
-            loaded.digest
+            loaded.digest,
+            loaded
+                .signed_by
+                .as_deref()
+                .map_or_else(|| "unsigned".to_string(), |kid| format!("signed by {kid}"))
         );
         let bundle = Arc::new(BundleInfo::new(
             policy.name(),

@@ -710,23 +710,37 @@ pub struct PluginConfig {
     /// `sha256:<hex>` of `canonical`.
     pub digest: String,
     pub signature: Option<String>,
+    /// The listener intercepts transparently: Envoy's destination address is the address the
+    /// application dialled (see the plugin's `config.rs`).
+    pub original_destination: bool,
 }
 
 /// Open the plugin configuration: either the bundle itself, or
-/// `{"bundle": <bundle>, "signature": "<detached JWS>"}`. Parsed strictly (no duplicate
-/// member names anywhere).
+/// `{"bundle": <bundle>, "signature": "<detached JWS>", "original_destination": <bool>}`
+/// (`signature` and `original_destination` optional). Parsed strictly (no duplicate member
+/// names anywhere).
 pub fn parse_plugin_config(config: &[u8]) -> Result<PluginConfig, SigningError> {
     let value = canonical::parse_strict(config)?;
+    let mut original_destination = false;
     let (bundle, signature) = match value {
         Value::Object(mut members) if members.contains_key("bundle") => {
             if let Some(extra) = members
                 .keys()
-                .find(|k| !matches!(k.as_str(), "bundle" | "signature"))
+                .find(|k| !matches!(k.as_str(), "bundle" | "signature" | "original_destination"))
             {
                 return Err(SigningError::Config(format!(
-                    "unexpected member {extra:?} next to \"bundle\" (only \"signature\" is allowed)"
+                    "unexpected member {extra:?} next to \"bundle\" (only \"signature\" and \"original_destination\" are allowed)"
                 )));
             }
+            original_destination = match members.remove("original_destination") {
+                None => false,
+                Some(Value::Bool(b)) => b,
+                Some(_) => {
+                    return Err(SigningError::Config(
+                        "\"original_destination\" must be a boolean".into(),
+                    ))
+                }
+            };
             let signature = match members.remove("signature") {
                 None => None,
                 Some(Value::String(s)) => Some(s),
@@ -751,6 +765,7 @@ pub fn parse_plugin_config(config: &[u8]) -> Result<PluginConfig, SigningError> 
         canonical,
         digest,
         signature,
+        original_destination,
     })
 }
 

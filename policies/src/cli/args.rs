@@ -183,19 +183,22 @@ Write the extension-config (ECDS) resource for a bundle, the file Envoy watches 
 file-based config_source (path_config_source with watched_directory).
 
 Usage: bedrock-guard ecds FILE --out-dir DIR [--name NAME] [--sig FILE.jws [--pub KEY]...]
-                            [--wasm PATH] [--vm-id ID]
+                            [--pin KEY]... [--wasm PATH] [--vm-id ID]
 
 Writes DIR/NAME.json atomically (a temporary file in DIR renamed over the target): a
 DiscoveryResponse with one envoy.config.core.v3.TypedExtensionConfig named NAME whose typed_config
 is the Wasm HTTP filter (root_id bedrock_guard, FAIL_CLOSED, runtime v8). Its plugin
 configuration is the canonical bundle JSON, or {\"bundle\": <bundle>, \"signature\": \"<jws>\"} with
---sig. Prints the path and the resource version (the bundle digest).
+--sig. With --pin, the VM configuration pins those public keys: the filter then refuses any
+bundle not signed by one of them (and Envoy keeps the previous one). Prints the path and the
+resource version (the bundle digest).
 
 Options:
       --out-dir DIR   the watched directory
       --name NAME     resource (and file) name (default bedrock_guard)
       --sig FILE      ship the bundle with this detached JWS
       --pub KEY       verify --sig against this public key first (repeatable)
+      --pin KEY       pin this public key in the VM configuration (repeatable; needs --sig)
       --wasm PATH     the module's local filename (default dist/bedrock_guard.wasm)
       --vm-id ID      the VM id (default bedrock_guard)
   -h, --help          print this help

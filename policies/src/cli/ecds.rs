@@ -27,7 +27,19 @@ pub(crate) fn discovery_response(
     plugin_config: &str,
     wasm: &str,
     vm_id: &str,
+    vm_configuration: Option<&str>,
 ) -> Value {
+    let mut vm_config = json!({
+        "vm_id": vm_id,
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": { "local": { "filename": wasm } }
+    });
+    if let (Some(text), Some(obj)) = (vm_configuration, vm_config.as_object_mut()) {
+        obj.insert(
+            "configuration".into(),
+            json!({ "@type": STRING_VALUE, "value": text }),
+        );
+    }
     json!({
         "version_info": version,
         "type_url": TYPED_EXTENSION_CONFIG,
@@ -40,11 +52,8 @@ pub(crate) fn discovery_response(
                     "name": "bedrock_guard",
                     "root_id": "bedrock_guard",
                     "failure_policy": "FAIL_CLOSED",
-                    "vm_config": {
-                        "vm_id": vm_id,
-                        "runtime": "envoy.wasm.runtime.v8",
-                        "code": { "local": { "filename": wasm } }
-                    },
+                    "allow_on_headers_stop_iteration": true,
+                    "vm_config": vm_config,
                     "configuration": {
                         "@type": STRING_VALUE,
                         "value": plugin_config
@@ -94,6 +103,7 @@ pub(crate) fn ecds_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
     let mut name = "bedrock_guard".to_string();
     let mut sig = None;
     let mut pubs = Vec::new();
+    let mut pins = Vec::new();
     let mut wasm = "dist/bedrock_guard.wasm".to_string();
     let mut vm_id = "bedrock_guard".to_string();
     while let Some(arg) = parser.next().map_err(|e| args::lex_error(CMD, e))? {
@@ -103,6 +113,7 @@ pub(crate) fn ecds_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
             Long("name") => name = args::value(parser, CMD)?,
             Long("sig") => sig = Some(args::value(parser, CMD)?),
             Long("pub") => pubs.push(args::value(parser, CMD)?),
+            Long("pin") => pins.push(args::value(parser, CMD)?),
             Long("wasm") => wasm = args::value(parser, CMD)?,
             Long("vm-id") => vm_id = args::value(parser, CMD)?,
             Value(v) if file.is_none() => file = Some(args::os_to_string(CMD, v)?),
@@ -119,6 +130,12 @@ pub(crate) fn ecds_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
     }
     if !pubs.is_empty() && sig.is_none() {
         return Err(CliError::usage(CMD, "--pub needs --sig"));
+    }
+    if !pins.is_empty() && sig.is_none() {
+        return Err(CliError::usage(
+            CMD,
+            "--pin makes Envoy refuse unsigned bundles: give --sig",
+        ));
     }
     let dir = Path::new(&out_dir);
     if !dir.is_dir() {
@@ -142,9 +159,29 @@ pub(crate) fn ecds_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
             }
         }
     }
+    let vm_configuration = if pins.is_empty() {
+        None
+    } else {
+        let pinned = read_public_keys(&pins)?;
+        if let Some(jws) = &signature {
+            if let Err(e) = signing::verify_canonical(&loaded.canonical, jws, &pinned) {
+                println!("{file}: signature does not verify with the pinned keys: {e}");
+                return Ok(EXIT_FAILURE);
+            }
+        }
+        let jwks: Vec<serde_json::Value> = pinned.iter().map(signing::PublicKey::to_jwk).collect();
+        Some(json!({ "bundle_public_keys": jwks }).to_string())
+    };
     let config = signing::plugin_config(&loaded.doc.value, signature.as_deref())
         .map_err(|e| CliError::failure(e.to_string()))?;
-    let response = discovery_response(&name, &loaded.digest, &config, &wasm, &vm_id);
+    let response = discovery_response(
+        &name,
+        &loaded.digest,
+        &config,
+        &wasm,
+        &vm_id,
+        vm_configuration.as_deref(),
+    );
     let mut text =
         serde_json::to_string_pretty(&response).map_err(|e| CliError::input(e.to_string()))?;
     text.push('\n');
