@@ -41,7 +41,8 @@ cat <<MSG
 
 bedrock-guard is running: Envoy on $LISTEN (admin $ADMIN), the filter with the bundle
 policies/examples/demo.json, and a mock Bedrock (verifies SigV4) on 127.0.0.1:8443.
-Logs: .build/run/envoy.log, .build/run/mock.log
+Logs: .build/run/envoy.log (audit records: one JSON line per request), .build/run/mock.log
+Stats: curl -s $ADMIN/stats?filter=bedrock_guard
 
 An application needs no code change, only two settings (fake example credentials here):
 
