@@ -588,7 +588,7 @@ fn allows(
 /// Does the model reference hide which model runs? Besides what the request module calls
 /// opaque, any ARN other than a Bedrock foundation model or system inference profile is
 /// treated as opaque, so a resource type added later fails closed.
-fn is_opaque(model: &ModelRef) -> bool {
+pub fn is_opaque(model: &ModelRef) -> bool {
     model.is_opaque()
         || model.as_arn().is_some_and(|arn| {
             arn.service != "bedrock"
@@ -601,7 +601,7 @@ fn is_opaque(model: &ModelRef) -> bool {
 
 /// The base model behind a system inference profile, plain (`us.anthropic.claude-x`) or as an
 /// ARN (`...:inference-profile/us.anthropic.claude-x`): `anthropic.claude-x`.
-fn base_model(model: &ModelRef) -> Option<&str> {
+pub fn base_model(model: &ModelRef) -> Option<&str> {
     let prefix = model.profile_prefix()?;
     let id = match model {
         ModelRef::Plain { id, .. } => id.as_str(),

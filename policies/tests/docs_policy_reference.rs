@@ -40,9 +40,14 @@ fn every_schema_property_is_documented_in_the_policy_reference() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/policy.md"))
         .expect("docs/policy.md");
     let documented = |name: &str| {
-        [format!("`{name}"), format!(".{name}`"), format!(".{name}["), format!("{name}.")]
-            .iter()
-            .any(|needle| doc.contains(needle.as_str()))
+        [
+            format!("`{name}"),
+            format!(".{name}`"),
+            format!(".{name}["),
+            format!("{name}."),
+        ]
+        .iter()
+        .any(|needle| doc.contains(needle.as_str()))
     };
     let missing: Vec<&String> = names.iter().filter(|n| !documented(n)).collect();
     assert!(missing.is_empty(), "not in docs/policy.md: {missing:?}");

@@ -144,27 +144,7 @@ fn pattern_set(patterns: &[String], arn_only: bool) -> PatternSet {
     )
 }
 
-/// Opaque as the engine treats it: what the request module calls opaque, plus any ARN that is
-/// not a Bedrock foundation model or system inference profile.
-fn is_opaque(model: &ModelRef) -> bool {
-    model.is_opaque()
-        || model.as_arn().is_some_and(|arn| {
-            arn.service != "bedrock"
-                || !matches!(
-                    arn.resource_type.as_str(),
-                    "foundation-model" | "inference-profile"
-                )
-        })
-}
-
-fn base_model(model: &ModelRef) -> Option<&str> {
-    let prefix = model.profile_prefix()?;
-    let id = match model {
-        ModelRef::Plain { id, .. } => id.as_str(),
-        ModelRef::Arn(arn) => arn.resource_id.as_str(),
-    };
-    id.strip_prefix(prefix)?.strip_prefix('.')
-}
+use crate::engine::{base_model, is_opaque};
 
 fn deny_matches(patterns: &[String], model: &ModelRef) -> bool {
     let set = pattern_set(patterns, false);
