@@ -9,9 +9,11 @@ upstream is not what is measured), each loaded by wrk on loopback for the same d
                 token (verified once, then served from the token cache) and a group rule
   native        Envoy's own jwt_authn + rbac doing the equivalent (the native peer)
 
-Prints requests/s for each and the ratio to the baseline. Envoy runs with one worker
-(--concurrency 1) and wrk on the other core; machines here are noisy, so compare ratios within
-one run, not absolute numbers across runs.
+Prints, for each, requests/s and Envoy's CPU time per request (user + system time of the Envoy
+process over the measured window, divided by the requests served), and both relative to the
+baseline. CPU per request is the filter's real price: it holds even when the load generator,
+not Envoy, limits requests/s. Envoy runs with one worker (--concurrency 1) and wrk on the other
+core; machines here are noisy, so compare ratios within one run, not numbers across runs.
 """
 
 import argparse
@@ -146,12 +148,16 @@ class Envoy:
                 time.sleep(0.1)
         raise SystemExit(f"envoy not ready; see {log}")
 
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)
 
 
-def run_wrk(port: int, seconds: int, token: str | None, connections: int) -> float:
+def run_wrk(port: int, seconds: int, token: str | None, connections: int) -> tuple[float, int]:
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     headers = {"Host": HOST, "content-type": "application/json"}
     if token:
@@ -167,7 +173,8 @@ def run_wrk(port: int, seconds: int, token: str | None, connections: int) -> flo
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise SystemExit(f"bench requests were refused ({non2xx.group(1)} non-2xx): fix the set-up\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), total
 
 
 def main() -> None:
@@ -179,6 +186,7 @@ def main() -> None:
     token, jwks = make_token_and_jwks()
     names = ["baseline", "guard", "guard+jwt", "native"]
     best: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     for rnd in range(args.rounds):
         for name in names:
@@ -189,15 +197,23 @@ def main() -> None:
             try:
                 needs_token = name in ("guard+jwt", "native")
                 run_wrk(listener, 2, token if needs_token else None, args.connections)  # warm-up
-                rps = run_wrk(listener, args.seconds, token if needs_token else None, args.connections)
+                before = proc.cpu_seconds()
+                rps, total = run_wrk(listener, args.seconds, token if needs_token else None,
+                                     args.connections)
+                us = (proc.cpu_seconds() - before) / total * 1e6
             finally:
                 proc.stop()
             best[name] = max(best.get(name, 0.0), rps)
-            print(f"round {rnd + 1}: {name:10s} {rps:10.0f} req/s", flush=True)
-    base = best["baseline"]
-    print("\nbest of rounds (requests/s, and relative to the baseline):")
+            cpu[name] = min(cpu.get(name, float("inf")), us)
+            print(f"round {rnd + 1}: {name:10s} {rps:10.0f} req/s {us:8.1f} us CPU/request",
+                  flush=True)
+    base, base_cpu = best["baseline"], cpu["baseline"]
+    print("\nbest of rounds: requests/s (vs baseline), Envoy CPU per request (vs baseline), and "
+          "the CPU the policy filter adds per request")
     for name in names:
-        print(f"  {name:10s} {best[name]:10.0f}   {best[name] / base:6.1%}")
+        print(f"  {name:10s} {best[name]:8.0f} req/s ({best[name] / base:6.1%})   "
+              f"{cpu[name]:6.1f} us ({cpu[name] / base_cpu:6.1%})   "
+              f"+{cpu[name] - base_cpu:5.1f} us")
 
 
 if __name__ == "__main__":

@@ -331,14 +331,22 @@ class H2Response:
 
 
 def h2_exchange(address: str, port: int, headers: list[tuple[str, str]], body: bytes = b"",
-                timeout: float = 10.0) -> H2Response:
+                timeout: float = 10.0, *, chunks: list[bytes] | None = None,
+                trailers: list[tuple[str, str]] | None = None) -> H2Response:
     """One request on stream 1 over cleartext HTTP/2 with prior knowledge. `headers` are sent
-    verbatim (pseudo-headers first, as given), so `host` may differ from `:authority`."""
+    verbatim (pseudo-headers first, as given), so `host` may differ from `:authority`. The body
+    goes in one DATA frame, or in one frame per element of `chunks`; with `trailers` the stream
+    ends with a trailing HEADERS frame instead of END_STREAM on the last DATA frame."""
+    chunks = chunks if chunks is not None else ([body] if body else [])
     block = b"".join(_hpack_literal(k, v) for k, v in headers)
     out = PREFACE + _frame(SETTINGS, 0, 0)
-    out += _frame(HEADERS, END_HEADERS | (0 if body else END_STREAM), 1, block)
-    if body:
-        out += _frame(DATA, END_STREAM, 1, body)
+    out += _frame(HEADERS, END_HEADERS | (0 if chunks or trailers else END_STREAM), 1, block)
+    for i, chunk in enumerate(chunks):
+        last = i == len(chunks) - 1 and not trailers
+        out += _frame(DATA, END_STREAM if last else 0, 1, chunk)
+    if trailers:
+        tblock = b"".join(_hpack_literal(k, v) for k, v in trailers)
+        out += _frame(HEADERS, END_HEADERS | END_STREAM, 1, tblock)
     with socket.create_connection((address, port), timeout=timeout) as sock:
         sock.sendall(out)
         buf = b""
