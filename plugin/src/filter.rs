@@ -69,17 +69,23 @@ impl GuardHttp {
             if !decision.is_allow() {
                 self.alert(decision);
             }
-            if let Some(shared) = &self.shared {
-                if shared.policy.has_identity() {
-                    // The identity token never reaches Bedrock (it is not a signed header).
-                    let _ = hostcalls::set_map_value(
-                        MapType::HttpRequestHeaders,
-                        shared.policy.identity_header(),
-                        None,
-                    );
-                }
+            let removal = match &self.shared {
+                // The identity token never reaches Bedrock (it is not a signed header).
+                Some(shared) if shared.policy.has_identity() => hostcalls::set_map_value(
+                    MapType::HttpRequestHeaders,
+                    shared.policy.identity_header(),
+                    None,
+                ),
+                _ => Ok(()),
+            };
+            if removal.is_ok() {
+                return Action::Continue;
             }
-            return Action::Continue;
+            // Never forward a token we could not strip.
+            return self.refuse_now(
+                Reason::PolicyUnavailable,
+                "the identity header could not be removed",
+            );
         }
         self.refused = true;
         if let Some(record) = &mut self.record {
