@@ -16,13 +16,14 @@ CARGO   ?= cargo
 
 export ENVOY
 
-.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit examples validate e2e bench clean
+.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit examples validate e2e bench fuzz clean
 
 help:
 	@echo "make run    build everything, start Envoy + the filter + a mock Bedrock, show requests"
 	@echo "make test   fmt, clippy (host + wasm), unit tests, envoy --mode validate, end-to-end tests"
 	@echo "make build  build $(WASM)"
-	@echo "make bench  requests/s: no filter vs bedrock_guard vs Envoy's jwt_authn+rbac (about 2 min)"
+	@echo "make bench  requests/s and CPU/request: no filter vs bedrock_guard vs Envoy's jwt_authn+rbac (about 3 min)"
+	@echo "make fuzz   8 cargo-fuzz targets, FUZZ_SECONDS each (default 60; needs rustup's nightly)"
 
 ## ---- set-up -------------------------------------------------------------------------------
 
@@ -94,6 +95,12 @@ e2e: setup build
 bench: setup build
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	$(PY) bench/bench.py --seconds $${BENCH_SECONDS:-10} --rounds $${BENCH_ROUNDS:-3}
+
+FUZZ_SECONDS ?= 60
+
+fuzz:
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 clean:
 	rm -rf target dist .build
