@@ -135,7 +135,9 @@ mode, operation, canonical model(s), the deny response, and for each rule whethe
 considered and whether it matched.
 
 Usage: bedrock-guard explain FILE --path PATH [--method METHOD] [--authority HOST]
-                             [--header 'NAME: VALUE']... [--body FILE|-] [--destination IP] [--json]
+                             [--header 'NAME: VALUE']... [--body FILE|-] [--destination IP]
+                             [--caller-sub SUB [--caller-group G]... [--caller-claim N=V]...]
+                             [--json]
        bedrock-guard explain FILE --request RAW.http [--json]
 
 Options:
@@ -145,6 +147,9 @@ Options:
       --header H         a request header `name: value` (repeatable; names are lower-cased)
       --body FILE        request body from FILE (`-` for stdin); sent as is
       --destination IP   the original destination address Envoy saw (transparent interception)
+      --caller-sub SUB   decide as a verified caller with this subject (default: no token)
+      --caller-group G   the caller's groups (repeatable)
+      --caller-claim N=V a claim value of the caller (repeatable)
       --request FILE     a captured raw HTTP/1.1 request (origin-form or absolute-form target;
                          the Host header becomes :authority, as in Envoy)
       --json             machine-readable output
@@ -163,12 +168,15 @@ CASES is a list of cases (or {\"cases\": [...]}), each
   {\"name\": \"...\",
    \"request\": {\"method\": \"POST\", \"path\": \"/model/.../converse\", \"authority\": \"...\",
                \"headers\": {\"name\": \"value\"} or [\"name: value\", ...],
-               \"body\": \"raw text\" or a JSON value, \"destination\": \"10.0.0.1\"},
+               \"body\": \"raw text\" or a JSON value, \"destination\": \"10.0.0.1\",
+               \"caller\": {\"subject\": \"svc-a\", \"groups\": [\"ml\"], \"claims\": {\"team\": \"x\"}}},
    \"expect\": {\"verdict\": \"allow\"|\"deny\", \"reason\": \"model_denied\", \"rule\": \"no-opus\",
               \"mode\": \"enforce\"|\"dry-run\", \"operation\": \"Converse\"}}
 method defaults to POST; authority to the Host header, else the bundle's first endpoint; a body
 given as a JSON value is serialised and implies content-type: application/json unless headers
-set one. Prints one line per failed case, then `N passed, M failed`.
+set one. `caller` is the verified identity (what the token's claims give, for bundles with an
+identity block); without it the request carries no token. Prints one line per failed case,
+then `N passed, M failed`.
 
 Options:
       --cases FILE   the test cases

@@ -44,6 +44,21 @@ struct CaseRequest {
     /// The original destination address (transparent interception).
     #[serde(default)]
     destination: Option<String>,
+    /// The verified caller (what the identity token's claims give); absent: no token.
+    #[serde(default)]
+    caller: Option<CaseCaller>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseCaller {
+    subject: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    claims: serde_json::Map<String, Value>,
+    #[serde(default)]
+    issuer: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,6 +322,17 @@ fn build_request(r: &CaseRequest) -> Result<RequestSpec, (String, &'static str)>
         spec.destination = Some(
             d.parse()
                 .map_err(|_| (format!("{d:?} is not an IP address"), "request.destination"))?,
+        );
+    }
+    if let Some(c) = &r.caller {
+        if c.subject.is_empty() {
+            return Err(("must not be empty".to_string(), "request.caller.subject"));
+        }
+        spec.caller = super::http::verified_caller(
+            c.subject.clone(),
+            c.groups.clone(),
+            c.claims.clone(),
+            c.issuer.clone(),
         );
     }
     Ok(spec)

@@ -29,6 +29,9 @@ pub(crate) fn explain_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
     let mut body_file = None;
     let mut request_file = None;
     let mut destination = None;
+    let mut caller_sub: Option<String> = None;
+    let mut caller_groups: Vec<String> = Vec::new();
+    let mut caller_claims = serde_json::Map::new();
     let mut as_json = false;
     while let Some(arg) = parser.next().map_err(|e| args::lex_error(CMD, e))? {
         match arg {
@@ -47,6 +50,20 @@ pub(crate) fn explain_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
                 destination = Some(text.parse().map_err(|_| {
                     CliError::usage(CMD, format!("--destination {text:?} is not an IP address"))
                 })?);
+            }
+            Long("caller-sub") => caller_sub = Some(args::value(parser, CMD)?),
+            Long("caller-group") => caller_groups.push(args::value(parser, CMD)?),
+            Long("caller-claim") => {
+                let text = args::value(parser, CMD)?;
+                let (name, value) = text.split_once('=').ok_or_else(|| {
+                    CliError::usage(CMD, format!("--caller-claim {text:?} is not NAME=VALUE"))
+                })?;
+                caller_claims
+                    .entry(name.to_string())
+                    .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                if let Some(serde_json::Value::Array(values)) = caller_claims.get_mut(name) {
+                    values.push(serde_json::Value::String(value.to_string()));
+                }
             }
             Long("json") => as_json = true,
             Value(v) if file.is_none() => file = Some(args::os_to_string(CMD, v)?),
@@ -92,9 +109,25 @@ pub(crate) fn explain_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
     if destination.is_some() {
         spec.destination = destination;
     }
+    match caller_sub {
+        Some(sub) => {
+            spec.caller = super::http::verified_caller(sub, caller_groups, caller_claims, None)
+        }
+        None if !caller_groups.is_empty() || !caller_claims.is_empty() => {
+            return Err(CliError::usage(
+                CMD,
+                "--caller-group and --caller-claim need --caller-sub",
+            ))
+        }
+        None => {}
+    }
     let loaded = load::require_bundle(&file)?;
     let decision = spec.decide(&loaded.policy);
-    let rules = explain_rules(&loaded, &decision);
+    let caller = match &spec.caller {
+        crate::identity::Caller::Verified(p) => Some(p.as_ref()),
+        _ => None,
+    };
+    let rules = explain_rules(&loaded, &decision, caller);
     if as_json {
         let out = explanation_json(&loaded, &spec, &decision, &rules);
         println!(
@@ -119,8 +152,10 @@ pub(crate) struct RuleView {
     /// `None` when the rule has no such condition.
     pub(crate) operation_matches: Option<bool>,
     pub(crate) models_matched: Option<usize>,
-    /// The rule names principals: the CLI decides as an anonymous caller, which they never match.
+    /// The rule names principals (which only a verified caller can match).
     pub(crate) needs_principal: bool,
+    /// Whether the caller given to `explain` matches them (`None`: no caller given).
+    pub(crate) principal_matches: Option<bool>,
     pub(crate) matched: bool,
     pub(crate) decided: bool,
 }
@@ -164,6 +199,21 @@ fn allow_matches(patterns: &[String], model: &ModelRef) -> bool {
     all.matches(model.canonical()) || model.resource_id().is_some_and(|id| all.matches(id))
 }
 
+/// The engine's principal semantics: every category the rule names must match, any pattern
+/// within a category.
+fn principals_match(
+    p: &crate::bundle::schema::Principals,
+    who: &crate::identity::Principal,
+) -> bool {
+    let set = |patterns: &[String]| PatternSet::new(patterns.iter().map(String::as_str));
+    (p.subjects.is_empty() || set(&p.subjects).matches(&who.subject))
+        && (p.groups.is_empty() || who.groups.iter().any(|g| set(&p.groups).matches(g)))
+        && p.claims
+            .0
+            .iter()
+            .all(|(name, patterns)| who.claim_strings(name).any(|v| set(patterns).matches(v)))
+}
+
 fn effective_mode(bundle_mode: ModeSpec, rule: &Rule) -> &'static str {
     match (rule.effect, bundle_mode, rule.mode) {
         (Some(Effect::Deny), ModeSpec::DryRun, _)
@@ -173,7 +223,11 @@ fn effective_mode(bundle_mode: ModeSpec, rule: &Rule) -> &'static str {
 }
 
 /// Explain every rule of the bundle for this decision.
-pub(crate) fn explain_rules(loaded: &LoadedBundle, decision: &Decision) -> Vec<RuleView> {
+pub(crate) fn explain_rules(
+    loaded: &LoadedBundle,
+    decision: &Decision,
+    caller: Option<&crate::identity::Principal>,
+) -> Vec<RuleView> {
     let bundle = &loaded.bundle;
     let reached = rules_reached(decision.reason) && decision.operation.is_some();
     let op = decision.operation;
@@ -191,7 +245,12 @@ pub(crate) fn explain_rules(loaded: &LoadedBundle, decision: &Decision) -> Vec<R
                 op.is_some_and(|op| ops.iter().any(|n| Operation::from_name(n) == Some(op)))
             });
             let needs_principal = rule.principals.is_some();
-            let applies = !needs_principal && operation_matches.unwrap_or(true);
+            let principal_ok = match (&rule.principals, caller) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(p), Some(who)) => principals_match(p, who),
+            };
+            let applies = principal_ok && operation_matches.unwrap_or(true);
             let is_deny = rule.effect == Some(Effect::Deny);
             let models_matched = rule.models.as_ref().map(|patterns| {
                 models
@@ -223,6 +282,10 @@ pub(crate) fn explain_rules(loaded: &LoadedBundle, decision: &Decision) -> Vec<R
                 operation_matches,
                 models_matched,
                 needs_principal,
+                principal_matches: rule
+                    .principals
+                    .as_ref()
+                    .and_then(|p| caller.map(|who| principals_match(p, who))),
                 matched,
                 decided: false,
             }
@@ -299,6 +362,7 @@ fn explanation_json(
             "operation_matches": r.operation_matches,
             "models_matched": r.models_matched,
             "needs_principal": r.needs_principal,
+            "principal_matches": r.principal_matches,
             "matched": r.matched,
             "decided": r.decided,
         })).collect::<Vec<_>>(),
@@ -396,10 +460,11 @@ fn explanation_text(
             r.id,
             r.effect,
             r.mode,
-            if r.needs_principal {
-                "; principals: no caller identity here"
-            } else {
-                ""
+            match (r.needs_principal, r.principal_matches) {
+                (false, _) => "",
+                (true, None) => "; principals: no caller given (--caller-sub)",
+                (true, Some(true)) => "; principals match",
+                (true, Some(false)) => "; principals no match",
             },
         ));
     }

@@ -3,11 +3,14 @@
 use std::net::IpAddr;
 
 use crate::bundle::CompiledPolicy;
+use std::sync::Arc;
+
 use crate::decision::Decision;
+use crate::identity::{Caller, Principal};
 use crate::request::RequestFacts;
 
 /// One request, as the proxy would hand it to the engine.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct RequestSpec {
     pub(crate) method: String,
     /// Raw `:path`, query included.
@@ -19,6 +22,23 @@ pub(crate) struct RequestSpec {
     pub(crate) headers: Vec<(String, Vec<u8>)>,
     pub(crate) body: Option<Vec<u8>>,
     pub(crate) destination: Option<IpAddr>,
+    /// The caller, as if its token had verified (`Anonymous`: no token was sent).
+    pub(crate) caller: Caller,
+}
+
+/// A verified caller for `test` cases and `explain`: what a token's claims would give.
+pub(crate) fn verified_caller(
+    subject: String,
+    groups: Vec<String>,
+    claims: serde_json::Map<String, serde_json::Value>,
+    issuer: Option<String>,
+) -> Caller {
+    Caller::Verified(Arc::new(Principal {
+        issuer: issuer.unwrap_or_default(),
+        subject,
+        groups,
+        claims,
+    }))
 }
 
 impl RequestSpec {
@@ -55,9 +75,8 @@ impl RequestSpec {
             headers: &headers,
             body: self.body.as_deref(),
             original_destination: self.destination,
-            // The CLI has no token verifier: the caller is anonymous, so rules that name
-            // principals do not match.
-            ..RequestFacts::default()
+            // The CLI verifies no token: the caller is what the case or `--caller-*` says.
+            caller: self.caller.clone(),
         };
         crate::engine::decide(policy, &facts)
     }
