@@ -585,18 +585,11 @@ fn allows(
             .is_some_and(|id| matcher.all.matches(id))
 }
 
-/// Does the model reference hide which model runs? Besides what the request module calls
-/// opaque, any ARN other than a Bedrock foundation model or system inference profile is
-/// treated as opaque, so a resource type added later fails closed.
+/// Does the model reference hide which model runs? Anything but a foundation model or a system
+/// inference profile does (see `ModelRef::is_opaque`); ARNs of unknown resource types never
+/// get this far (they are refused as unparseable).
 pub fn is_opaque(model: &ModelRef) -> bool {
     model.is_opaque()
-        || model.as_arn().is_some_and(|arn| {
-            arn.service != "bedrock"
-                || !matches!(
-                    arn.resource_type.as_str(),
-                    "foundation-model" | "inference-profile"
-                )
-        })
 }
 
 /// The base model behind a system inference profile, plain (`us.anthropic.claude-x`) or as an

@@ -28,18 +28,9 @@ const BEDROCK_MODEL_TYPES: &[&str] = &[
 /// Resource types of the `sagemaker` service accepted as a model (Marketplace endpoints).
 const SAGEMAKER_MODEL_TYPES: &[&str] = &["endpoint"];
 
-/// Resource types whose id hides which model actually runs.
-const OPAQUE_TYPES: &[&str] = &[
-    "application-inference-profile",
-    "provisioned-model",
-    "custom-model",
-    "custom-model-deployment",
-    "imported-model",
-    "prompt",
-    "prompt-router",
-    "default-prompt-router",
-    "endpoint",
-];
+/// The only resource types whose id says which model runs (a foundation model, or a system
+/// inference profile named after one); every other known type hides it (is opaque).
+const TRANSPARENT_TYPES: &[&str] = &["foundation-model", "inference-profile"];
 
 /// A parsed Amazon Resource Name whose resource part names a model-like resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +64,7 @@ impl Arn {
     /// Does the resource id hide the model that really runs (application inference profiles,
     /// provisioned, custom, imported models, prompts, prompt routers, SageMaker endpoints)?
     pub fn is_opaque(&self) -> bool {
-        OPAQUE_TYPES.contains(&self.resource_type.as_str())
+        !TRANSPARENT_TYPES.contains(&self.resource_type.as_str())
     }
 }
 
