@@ -2,7 +2,8 @@
 stdout from `%FILTER_STATE(wasm.bedrock_guard_audit:PLAIN)%`).
 
 * golden records: the stable fields of allowed, refused, dry-run, streamed, InvokeModel and
-  upstream-error requests, and exactly one line per request;
+  upstream-error requests (with the upstream's status and address), and exactly one line per
+  request;
 * canary: secrets and markers planted in every place a request (or its answer) can carry them
   never show up in any output of the run (audit lines, Envoy's log, refusal bodies, stats), while
   each one provably travelled through the proxy;
@@ -135,7 +136,12 @@ def _allowed(op, model, rule="claude-and-titan", **over):
 def _refused(op, model, reason, rule=None, **over):
     return {**COMMON, "eventName": op, "requestParameters": {"modelId": model},
             "decision": "deny", "reason": reason, "ruleId": rule, "status": 403,
-            "upstreamStatus": None, **over}
+            "upstreamStatus": None, "upstreamAddress": None, **over}
+
+
+def _upstream(stack) -> str:
+    """`upstreamAddress` of an answer from the stack's mock: Envoy's `upstream.address`."""
+    return f"{stack.mock.host}:{stack.mock.port}"
 
 
 def _assert_fields(rec: dict, want: dict) -> None:
@@ -212,7 +218,7 @@ def test_golden_record_of_a_forwarded_request(live, call, want, tokens):
         n, m = usage_for(up.body_len)
         assert seen_tokens == (n, m)
         want = {**want, "inputTokens": n, "outputTokens": m}
-    _assert_fields(rec, want)
+    _assert_fields(rec, {**want, "upstreamAddress": _upstream(live)})
     _assert_time_and_latency(rec, t0, t1)
     # The record's id is the one Envoy sent upstream with the request (for correlation).
     assert up.header_values("x-request-id") == [rec["requestID"]], (up.headers, rec)
@@ -259,7 +265,8 @@ def test_golden_record_of_an_upstream_error(live, magic, status, code):
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
     assert e.value.response["Error"]["Code"] == code
     [up] = live.mock.requests
-    _assert_fields(rec, _allowed("Converse", LITERAL, status=status, upstreamStatus=status))
+    _assert_fields(rec, _allowed("Converse", LITERAL, status=status, upstreamStatus=status,
+                                 upstreamAddress=_upstream(live)))
     _assert_time_and_latency(rec, t0, t1)
     assert up.header_values("x-request-id") == [rec["requestID"]]
 

@@ -6,24 +6,35 @@ VPC endpoint's ENI" (the bundle's only `cidrs` block is 127.0.0.2/32), a second 
 `envoy/sidecar-proxy-signed.yaml` run as shipped apart from addresses, CA, wasm path and cidrs.
 
 Proved here: allowed traffic reaches the ENI and nothing else; a cluster that lands on the
-public address gets its response replaced (502 destination_not_privatelink) so the application
-never sees the model's output; every refused authority reaches neither mock; the transparent
-listener checks the address the application dialled; SigV4 scopes must name the endpoint's
-region and `bedrock`; the proxy-signed shape signs with the proxy's credentials after the
-filter decided.
+public address gets its response replaced by a refusal no SDK retries (403 AccessDeniedException
+destination_not_privatelink: boto3 in standard and legacy retry mode sends the request exactly
+once), so the application never sees the model's output, and that endpoint is then quarantined:
+every later request to it, on every Envoy worker, is refused before it leaves; the audit record
+keeps the upstream's real status and address; every refused authority reaches neither mock; the
+transparent listener checks the address the application dialled; SigV4 scopes must name the
+endpoint's region and `bedrock`; the proxy-signed shape signs with the proxy's credentials after
+the filter decided.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import boto3
 import pytest
+import yaml
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from tests.conftest import ACCESS_KEY, BEDROCK_HOST, SECRET_KEY, WASM_PATH
 from tests.harness import topology as topo
 from tests.harness.assertions import SETTLE_SECONDS, assert_raw_refusal
+from tests.harness.audit_log import AuditLog, parse_line
 from tests.harness.envoy import EnvoyError, EnvoyProcess, envoy_binary
 from tests.harness.mock_bedrock import REPLY_PIECES, REPLY_TEXT, MockBedrock
 from tests.harness.sigv4 import parse_authorization
@@ -61,7 +72,8 @@ def _clean_mocks(eni_mock, public_mock):
     public_mock.reset()
 
 
-def _start(tmp_path_factory, name: str, rendered: topo.Rendered, env: dict | None = None):
+def _start(tmp_path_factory, name: str, rendered: topo.Rendered, env: dict | None = None,
+           extra_args: list[str] | None = None):
     binary = envoy_binary()
     if binary is None or not WASM_PATH.is_file():
         pytest.fail("end-to-end tests need the Envoy binary (`make setup`) and "
@@ -69,7 +81,7 @@ def _start(tmp_path_factory, name: str, rendered: topo.Rendered, env: dict | Non
     work = tmp_path_factory.mktemp(name)
     first = next(iter(rendered.listeners.values()))[1]
     proc = EnvoyProcess(rendered.path, rendered.admin_port, first, work / "envoy.log",
-                        binary=binary)
+                        binary=binary, extra_args=extra_args)
     try:
         with topo.environment(env or {}):
             proc.start()
@@ -91,15 +103,86 @@ def client_sidecar(tmp_path_factory, pki_dir, eni_mock):
     proc.stop()
 
 
+class AlertSink:
+    """Records the deny-alert batches the filter POSTs (a local HTTP server on 127.0.0.1)."""
+
+    def __init__(self):
+        self.batches: list[list[dict]] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server naming)
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                sink.batches.append(json.loads(body))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self) -> list[dict]:
+        return [e for batch in list(self.batches) for e in batch]
+
+    def stop(self):
+        self.server.shutdown()
+
+
+class PublicSidecar:
+    """The running public sidecar: its rendered config, Envoy, access log and alert sink."""
+
+    def __init__(self, rendered: topo.Rendered, proc: EnvoyProcess, audit: AuditLog,
+                 sink: AlertSink):
+        self.rendered, self.proc, self.audit, self.sink = rendered, proc, audit, sink
+        self.listeners = rendered.listeners
+
+    def stat(self, name: str) -> int:
+        """A `wasmcustom.bedrock_guard.<name>` counter (summed over workers by Envoy)."""
+        return self.proc.stats().get(f"wasmcustom.bedrock_guard.{name}", 0)
+
+    def worker_connections(self, listener: str = "egress_proxy") -> dict[str, int]:
+        """`downstream_cx_total` per Envoy worker of one listener."""
+        address, port = self.listeners[listener]
+        pattern = re.compile(rf"^listener\.{re.escape(address)}_{port}\.(worker_\d+)\."
+                             r"downstream_cx_total$")
+        return {m.group(1): v for k, v in self.proc.stats().items()
+                if (m := pattern.match(k))}
+
+
 @pytest.fixture(scope="module")
 def public_sidecar(tmp_path_factory, pki_dir, public_mock):
-    """The same config, but its Bedrock clusters land on the "public" address 127.0.0.3."""
+    """The same config, but its Bedrock clusters land on the "public" address 127.0.0.3. Its
+    bundles also send deny alerts (to a local sink), Envoy's application log goes to its own
+    file (stdout holds only the access log, one audit record per line) and the access log is
+    flushed every 20 ms."""
+    sink = AlertSink()
     rendered = topo.render_sidecar(
         topo.CLIENT_SIGNED, tmp_path_factory.mktemp("public-cfg"), pki_dir=pki_dir,
         wasm_path=WASM_PATH, upstream=(topo.PUBLIC, public_mock.port), cidrs=ENI_CIDRS)
-    proc = _start(tmp_path_factory, "public-sidecar", rendered)
-    yield rendered
+    cfg = yaml.safe_load(rendered.path.read_text())
+    for plugin in topo.guard_configs(cfg):
+        bundle, original = topo.plugin_configuration(plugin)
+        bundle["alerts"] = {"cluster": "deny_sink", "path": "/events", "batch_size": 50,
+                            "flush_interval_seconds": 1}
+        topo._set_plugin_configuration(plugin, bundle, original)
+    cfg["static_resources"]["clusters"].append({
+        "name": "deny_sink", "type": "STATIC", "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": "deny_sink", "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
+                                                         "port_value": sink.port}}}}]}]},
+    })
+    rendered.path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    work = tmp_path_factory.mktemp("public-logs")
+    proc = _start(tmp_path_factory, "public-sidecar", rendered,
+                  extra_args=["--log-path", str(work / "envoy-app.log"),
+                              "--file-flush-interval-msec", "20"])
+    yield PublicSidecar(rendered, proc, AuditLog(proc.log_path), sink)
     proc.stop()
+    sink.stop()
 
 
 @pytest.fixture(scope="module")
@@ -196,28 +279,242 @@ def test_equivalent_authorities_are_routed_to_the_eni_unchanged(client_sidecar, 
     assert rec.signature_ok, rec.signature_error
 
 
-# -- a public upstream: the response is withheld -------------------------------------------------
+# -- a public upstream: the answer is withheld, not retried, and the endpoint quarantined -------
 
-@pytest.mark.parametrize("operation", ["converse", "converse-stream"])
-def test_response_from_outside_the_cidrs_is_replaced_by_502(public_sidecar, eni_mock,
-                                                            public_mock, operation):
-    target = f"/model/{MODEL}/{operation}"
-    resp = send(public_sidecar.listeners["egress_proxy"], BEDROCK_HOST, target=target)
-    assert resp.status == 502, (resp.status, resp.body[:300])
-    assert resp.header("x-bedrock-guard-reason") == "destination_not_privatelink"
-    assert resp.header("x-amzn-errortype") == "AccessDeniedException"
-    assert (resp.header("content-type") or "").startswith("application/json")
-    message = json.loads(resp.body)["message"]
+MODEL_ID = MODEL.replace("%3A", ":")
+QUARANTINE_SECONDS = 300  # plugin/src/quarantine.rs
+
+
+def _sdk_client(sidecar: PublicSidecar, host: str, retries: dict | None = None):
+    """boto3 as an application runs it: HTTP_PROXY to the sidecar, the SDK's own retry
+    configuration (`retries=None`: botocore's default, standard mode, 3 attempts). Returns the
+    client and the list of every HTTP response botocore received (one per attempt)."""
+    cfg = {"proxies": {"http": "http://%s:%d" % sidecar.listeners["egress_proxy"]},
+           "read_timeout": 10, "connect_timeout": 5}
+    if retries is not None:
+        cfg["retries"] = retries
+    client = boto3.client("bedrock-runtime", region_name="us-east-1",
+                          endpoint_url=f"http://{host}", aws_access_key_id=ACCESS_KEY,
+                          aws_secret_access_key=SECRET_KEY, config=Config(**cfg))
+    attempts: list[dict] = []
+
+    def received(response_dict=None, **_):
+        if response_dict is not None:
+            attempts.append(response_dict)
+
+    client.meta.events.register("response-received.bedrock-runtime.*", received)
+    return client, attempts
+
+
+def _messages():
+    return [{"role": "user", "content": [{"text": "hi"}]}]
+
+
+def _assert_not_retryable(exc: ClientError, attempts: list[dict], reason_detail: str) -> dict:
+    """A 403 AccessDeniedException refusal the SDK did not retry; returns the raw answer."""
+    resp = exc.response
+    assert resp["ResponseMetadata"]["HTTPStatusCode"] == 403, resp
+    assert resp["Error"]["Code"] == "AccessDeniedException", resp["Error"]
+    message = resp["Error"]["Message"]
     assert message.startswith("bedrock-guard: destination_not_privatelink:"), message
-    # The application never sees a byte of the model's output (nor the event stream).
+    assert reason_detail in message, message
+    assert resp["ResponseMetadata"]["RetryAttempts"] == 0, resp["ResponseMetadata"]
+    assert len(attempts) == 1, [a["status_code"] for a in attempts]
+    (raw,) = attempts
+    headers = {k.lower(): v for k, v in raw["headers"].items()}
+    assert headers["x-bedrock-guard-reason"] == "destination_not_privatelink", headers
+    assert headers["x-amzn-errortype"] == "AccessDeniedException", headers
+    # No retry hint of any kind (botocore's standard mode honours x-amz-retry-after).
+    assert "retry-after" not in headers and "x-amz-retry-after" not in headers, headers
+    return raw
+
+
+def _quarantine_records(sidecar: PublicSidecar, mark: int, n: int) -> list[dict]:
+    recs = sidecar.audit.take(n, since=mark)
+    for rec in recs:
+        assert (rec["decision"], rec["reason"], rec["status"]) == (
+            "deny", "destination_not_privatelink", 403), rec
+        assert "quarantined" in rec["detail"], rec
+        # Nothing went upstream, so there is no upstream status or address.
+        assert rec["upstreamStatus"] is None and rec["upstreamAddress"] is None, rec
+    return recs
+
+
+def _wait_for(predicate, timeout: float = 8.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_outside_answer_is_refused_once_and_the_endpoint_quarantined_on_every_worker(
+        public_sidecar, eni_mock, public_mock):
+    sidecar = public_sidecar
+    upstream_address = f"{topo.PUBLIC}:{public_mock.port}"
+    quarantined_before = sidecar.stat("destination_quarantined")
+    outside_before = sidecar.stat("upstream_not_privatelink")
+    mark = sidecar.audit.mark()
+
+    # 1. An unmodified boto3 client, default retry configuration (standard mode, 3 attempts).
+    client, attempts = _sdk_client(sidecar, BEDROCK_HOST)
+    with pytest.raises(ClientError) as e:
+        client.converse(modelId=MODEL_ID, messages=_messages())
+    raw = _assert_not_retryable(e.value, attempts,
+                                f"requests to the endpoint are refused for {QUARANTINE_SECONDS} s")
     for piece in REPLY_PIECES:
-        assert piece.encode() not in resp.body
-    assert b":event-type" not in resp.body
-    # The request did go out (the check can only look at where the answer came from)...
+        assert piece.encode() not in raw["body"]
+    # The signed request reached the outside upstream exactly once (the check can only see where
+    # the answer came from), and never the real endpoint.
     assert len(public_mock.wait_for_requests(1)) == 1
-    # ...and nothing went to the real endpoint.
+    time.sleep(0.5)  # a retry would arrive well within this
+    assert len(public_mock.requests) == 1, [r.summary() for r in public_mock.requests]
     assert_nothing_reached(eni_mock)
 
+    # The audit record says what really happened: the upstream answered 200 from outside, the
+    # client got 403.
+    [rec] = sidecar.audit.take(1, since=mark)
+    assert (rec["decision"], rec["reason"], rec["mode"]) == (
+        "deny", "destination_not_privatelink", "enforce"), rec
+    assert rec["status"] == 403 and rec["upstreamStatus"] == 200, rec
+    assert rec["upstreamAddress"] == upstream_address, rec
+    assert rec["eventName"] == "Converse", rec
+    assert rec["requestParameters"] == {"modelId": MODEL_ID}, rec
+    assert rec["endpoint"] == BEDROCK_HOST, rec
+    assert rec["requestID"] == raw["headers"]["x-amzn-RequestId"], (rec, raw["headers"])
+    assert sidecar.stat("destination_quarantined") == quarantined_before + 1
+    assert sidecar.stat("upstream_not_privatelink") == outside_before + 1
+    # A deny alert carries the same record.
+    assert _wait_for(lambda: any(ev["detail"]["requestID"] == rec["requestID"]
+                                 for ev in sidecar.sink.events())), sidecar.sink.events()
+    [alert] = [ev["detail"] for ev in sidecar.sink.events()
+               if ev["detail"]["requestID"] == rec["requestID"]]
+    # (The alert is queued when the refusal is sent, before the latency is known.)
+    assert {**alert, "latencyMs": None} == {**rec, "latencyMs": None}, (alert, rec)
+
+    # 2. Every later request to that endpoint is refused before it leaves, on every worker:
+    # fresh connections (Connection: close) until both workers have taken some.
+    denied_before = sidecar.stat("decision.deny.destination_not_privatelink")
+    workers_before = sidecar.worker_connections()
+    assert len(workers_before) == 2, workers_before  # --concurrency 2
+    mark = sidecar.audit.mark()
+    sent = 0
+    while sent < 64:
+        resp = send(sidecar.listeners["egress_proxy"], BEDROCK_HOST, absolute=BEDROCK_HOST)
+        assert_raw_refusal(resp, "destination_not_privatelink")
+        assert "quarantined" in json.loads(resp.body)["message"], resp.body
+        assert resp.header("retry-after") is None
+        sent += 1
+        grown = {w for w, n in sidecar.worker_connections().items()
+                 if n > workers_before.get(w, 0)}
+        if sent >= 8 and len(grown) == 2:
+            break
+    grown = {w for w, n in sidecar.worker_connections().items() if n > workers_before.get(w, 0)}
+    assert len(grown) == 2, (sidecar.worker_connections(), workers_before)
+    # Other spellings of the same endpoint's authority too.
+    for host in (BEDROCK_HOST.upper(), BEDROCK_HOST + ":443"):
+        resp = send(sidecar.listeners["egress_proxy"], host)
+        assert_raw_refusal(resp, "destination_not_privatelink")
+        sent += 1
+    # And the SDK: refused at once, not retried, in both retry modes, for a streaming call too.
+    for retries, call in (({"mode": "standard"}, "converse"),
+                          ({"mode": "legacy"}, "converse_stream")):
+        client, attempts = _sdk_client(sidecar, BEDROCK_HOST, retries)
+        with pytest.raises(ClientError) as e:
+            getattr(client, call)(modelId=MODEL_ID, messages=_messages())
+        _assert_not_retryable(e.value, attempts, "quarantined")
+        sent += 1
+
+    time.sleep(0.5)
+    assert len(public_mock.requests) == 1, [r.summary() for r in public_mock.requests]
+    assert_nothing_reached(eni_mock)
+    _quarantine_records(sidecar, mark, sent)
+    assert sidecar.stat("decision.deny.destination_not_privatelink") == denied_before + sent
+    # One quarantine, not one per refusal or per worker.
+    assert sidecar.stat("destination_quarantined") == quarantined_before + 1
+    assert sidecar.stat("upstream_not_privatelink") == outside_before + 1
+
+
+def test_outside_stream_answer_is_withheld_and_only_that_endpoint_quarantined(
+        public_sidecar, eni_mock, public_mock):
+    """The VPC endpoint name is its own bundle endpoint: its first request still goes out (a
+    quarantine is per endpoint), its event stream never reaches the client, boto3 in legacy
+    retry mode (5 attempts) sends it once, and then it is quarantined, its zonal name included."""
+    sidecar = public_sidecar
+    quarantined_before = sidecar.stat("destination_quarantined")
+    mark = sidecar.audit.mark()
+    client, attempts = _sdk_client(sidecar, VPCE_HOST, {"mode": "legacy"})
+    with pytest.raises(ClientError) as e:
+        client.converse_stream(modelId=MODEL_ID, messages=_messages())
+    raw = _assert_not_retryable(e.value, attempts, "outside the endpoint's PrivateLink ranges")
+    for piece in REPLY_PIECES:
+        assert piece.encode() not in raw["body"]
+    assert b":event-type" not in raw["body"]
+    [up] = public_mock.wait_for_requests(1)
+    assert up.header_values("host") == [VPCE_HOST]
+    [rec] = sidecar.audit.take(1, since=mark)
+    assert (rec["eventName"], rec["status"], rec["upstreamStatus"]) == (
+        "ConverseStream", 403, 200), rec
+    assert rec["upstreamAddress"] == f"{topo.PUBLIC}:{public_mock.port}", rec
+    assert rec["vpcEndpointId"] == "vpce-0a1b2c3d4e5f67890", rec
+    assert sidecar.stat("destination_quarantined") == quarantined_before + 1
+
+    mark = sidecar.audit.mark()
+    for host in (VPCE_HOST, VPCE_ZONAL):
+        resp = send(sidecar.listeners["egress_proxy"], host,
+                    target=f"/model/{MODEL}/converse-stream")
+        assert_raw_refusal(resp, "destination_not_privatelink")
+        assert b":event-type" not in resp.body
+    time.sleep(0.5)
+    assert len(public_mock.requests) == 1, [r.summary() for r in public_mock.requests]
+    assert_nothing_reached(eni_mock)
+    _quarantine_records(sidecar, mark, 2)
+    assert sidecar.stat("destination_quarantined") == quarantined_before + 1
+
+
+def test_botocore_does_not_retry_the_refusal_in_any_mode():
+    """The refusal's shape against botocore's own retry checkers (this venv's botocore): the
+    standard (and adaptive) conditions and the legacy `_retry.json` policies. A 502 with the same
+    body is retried by both, which is what the refusal used to be."""
+    import botocore.session
+    from botocore import retryhandler, translate
+    from botocore.loaders import create_loader
+    from botocore.retries import standard
+
+    model = botocore.session.get_session().get_service_model("bedrock-runtime")
+    op = model.operation_model("Converse")
+
+    def parsed(status: int) -> tuple[object, dict]:
+        class _Http:
+            status_code = status
+            headers = {"x-amzn-errortype": "AccessDeniedException"}
+        body = {"Error": {"Code": "AccessDeniedException",
+                          "Message": "bedrock-guard: destination_not_privatelink: ..."},
+                "ResponseMetadata": {"HTTPStatusCode": status}}
+        return _Http(), body
+
+    std = standard.StandardRetryConditions(max_attempts=3)
+    # What botocore's client builds for legacy mode (client.py, _register_legacy_retries).
+    retry_data = create_loader().load_data("_retry")
+    legacy = retryhandler.create_retry_handler(
+        translate.build_retry_config("bedrock-runtime", retry_data["retry"],
+                                     retry_data.get("definitions", {})),
+        "bedrock-runtime")
+
+    def std_retries(status):
+        http, body = parsed(status)
+        ctx = standard.RetryContext(attempt_number=1, operation_model=op, parsed_response=body,
+                                    http_response=http, caught_exception=None)
+        return std.is_retryable(ctx)
+
+    def legacy_retries(status):
+        http, body = parsed(status)
+        return legacy(attempts=1, response=(http, body), caught_exception=None,
+                      request_dict={"context": {}}) is not None
+
+    assert not std_retries(403) and not legacy_retries(403)
+    assert std_retries(502) and legacy_retries(502)
 
 # -- refused authorities reach nothing ---------------------------------------------------------
 

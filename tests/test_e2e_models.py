@@ -213,7 +213,7 @@ def test_application_profile_is_allowed_only_for_the_operations_its_rule_names(
 def _start_async(client, model):
     return client.start_async_invoke(
         modelId=model, modelInput={"taskType": "TEXT_VIDEO", "textToVideoParams": {"text": "x"}},
-        outputDataConfig={"s3OutputDataConfig": {"s3Uri": "s3://bucket/out/"}},
+        outputDataConfig={"s3OutputDataConfig": {"s3Uri": "s3://acme-bedrock-async/outputs/"}},
     )
 
 

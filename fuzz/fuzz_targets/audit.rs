@@ -20,7 +20,7 @@ use policies::eventstream::EventStreamReader;
 use policies::{Decision, Mode, Operation, Reason};
 use serde_json::Value;
 
-const KEYS: [&str; 29] = [
+const KEYS: [&str; 30] = [
     "eventVersion",
     "eventTime",
     "eventSource",
@@ -44,6 +44,7 @@ const KEYS: [&str; 29] = [
     "bundleDigest",
     "status",
     "upstreamStatus",
+    "upstreamAddress",
     "latencyMs",
     "inputTokens",
     "outputTokens",
@@ -53,7 +54,7 @@ const KEYS: [&str; 29] = [
 ];
 const IDENTITY_KEYS: [&str; 4] = ["issuer", "subject", "groups", "tokenFingerprint"];
 /// Values written through the bounded, redacting text path.
-const TEXT_FIELDS: [&str; 9] = [
+const TEXT_FIELDS: [&str; 10] = [
     "requestID",
     "awsRegion",
     "sourceIPAddress",
@@ -63,6 +64,7 @@ const TEXT_FIELDS: [&str; 9] = [
     "bundleName",
     "bundleRevision",
     "bundleDigest",
+    "upstreamAddress",
 ];
 
 /// `identity(issuer, subject, groups)`.
@@ -88,6 +90,7 @@ struct Input<'a> {
     bundle: Option<(&'a [u8], &'a [u8], &'a [u8])>,
     status: Option<u16>,
     upstream_status: Option<u16>,
+    upstream_address: Option<&'a [u8]>,
     latency_ms: Option<u64>,
     tokens: Option<(u64, u64)>,
     stream: Option<&'a [u8]>,
@@ -160,6 +163,9 @@ fuzz_target!(|input: Input| {
     }
     if let Some(v) = input.upstream_status {
         record.upstream_status(v);
+    }
+    if let Some(v) = input.upstream_address {
+        record.upstream_address(v);
     }
     if let Some(v) = input.latency_ms {
         record.latency_ms(v);

@@ -131,6 +131,29 @@ fuzz_target!(
         let authority = String::from_utf8_lossy(&req.authority).to_ascii_lowercase();
         assert!(authority.contains(".amazonaws.com"), "allowed authority {authority:?}");
         for model in &d.models {
+            // The bundle as a security team reads it (issue 9): the demo denies `global.*` and
+            // `*claude-opus*` and lists no geographies (so only those serving us-east-1: `us`,
+            // `global`); its only opaque allow is one exact ARN.
+            let m = parse_body_model_id(model).expect("allowed id parses");
+            let lower = model.to_ascii_lowercase();
+            let base = m.profile_prefix().map(|p| {
+                let id = m.resource_id().unwrap_or(model);
+                id.strip_prefix(p).unwrap_or(id).trim_start_matches('.').to_ascii_lowercase()
+            });
+            for text in std::iter::once(&lower).chain(base.as_ref()) {
+                assert!(!text.contains("claude-opus"), "allowed a case variant of a denied model: {model}");
+                assert!(!text.starts_with("global."), "allowed a denied global profile: {model}");
+            }
+            if let Some(geo) = m.profile_prefix() {
+                assert!(geo == "us", "allowed geography {geo} in {model}");
+            }
+            if m.is_opaque() {
+                assert_eq!(
+                    model,
+                    "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6",
+                    "allowed an opaque resource no ARN pattern names"
+                );
+            }
             assert!(canonical_alphabet(model), "allowed non-canonical id {model:?}");
             assert!(!has_dot_component(model), "allowed dot component in {model:?}");
             let again = parse_body_model_id(model).expect("allowed id re-parses");

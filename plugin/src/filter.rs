@@ -4,7 +4,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use policies::audit::{AuditRecord, CredentialType};
+use policies::bundle::CompiledEndpoint;
 use policies::credentials::{self, ApiKeyKind, Credential};
+use policies::destination::CanonicalHost;
 use policies::eventstream::{usage_from_headers, EventStreamReader};
 use policies::identity::{self, Caller};
 use policies::{
@@ -15,10 +17,27 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 
 use crate::metrics::Stat;
+use crate::quarantine::{self, QUARANTINE_SECONDS};
 use crate::{host, now_ms, response, Shared};
 
 /// Filter-state key (Envoy prefixes it with `wasm.`) holding the request's audit record.
 pub const AUDIT_PROPERTY: &str = "bedrock_guard_audit";
+
+/// Refusal detail of a request to a quarantined endpoint (see `quarantine`).
+const QUARANTINED_DETAIL: &str =
+    "the endpoint answered from an address outside its PrivateLink ranges and is quarantined";
+
+/// The key an endpoint is quarantined under: the bundle entry's host (a zonal name shares its
+/// regional entry's), or the canonical authority when no entry matches (a dry-run bundle lets
+/// such a request through).
+fn quarantine_key<'a>(
+    endpoint: Option<&'a CompiledEndpoint>,
+    canonical: Option<&'a CanonicalHost>,
+) -> Option<&'a str> {
+    endpoint
+        .map(|e| e.host.as_str())
+        .or_else(|| canonical.map(CanonicalHost::as_str))
+}
 
 pub struct GuardHttp {
     context_id: u32,
@@ -129,6 +148,50 @@ impl GuardHttp {
         }
     }
 
+    /// The answer came from `upstream`, outside the endpoint's ranges: the request has already
+    /// left. Quarantine the endpoint (so no further request to it leaves, on any worker), and
+    /// answer the client with a refusal no SDK retries (403 `AccessDeniedException`, never a
+    /// 5xx, no retry hint) instead of the upstream's answer.
+    fn withhold(&mut self, shared: &Shared, upstream: &[u8]) -> Action {
+        shared
+            .metrics
+            .borrow_mut()
+            .record(Stat::UpstreamNotPrivatelink, 1);
+        let canonical = destination::canonical_authority(&self.authority).ok();
+        let endpoint = canonical
+            .as_ref()
+            .and_then(|host| destination::find_endpoint(&shared.policy, host.as_str()));
+        if let Some(key) = quarantine_key(endpoint, canonical.as_ref()) {
+            if quarantine::start(key, now_ms()) == Some(true) {
+                shared
+                    .metrics
+                    .borrow_mut()
+                    .record(Stat::DestinationQuarantined, 1);
+                let from = destination::parse_upstream_address(upstream)
+                    .map_or_else(|| "an unparseable address".to_string(), |a| a.to_string());
+                log::warn!(
+                    "bedrock-guard: endpoint {key} answered from {from}, outside its cidrs: \
+                     requests to it are refused for {QUARANTINE_SECONDS} s"
+                );
+            }
+        }
+        let decision = Decision::deny(
+            Reason::DestinationNotPrivatelink,
+            format!(
+                "the response came from an address outside the endpoint's PrivateLink ranges; \
+                 requests to the endpoint are refused for {QUARANTINE_SECONDS} s"
+            ),
+        );
+        self.refused = true;
+        if let Some(record) = &mut self.record {
+            // Verdict and the client's status (403); the upstream's status and address stay.
+            record.apply_decision(&decision);
+        }
+        self.alert(&decision);
+        response::refuse(&decision, &self.request_id);
+        Action::Pause
+    }
+
     /// Decide a held request on its complete body.
     fn decide_body(&mut self) -> Action {
         let (Some(shared), Some(pending)) = (self.shared.clone(), self.pending.take()) else {
@@ -225,10 +288,12 @@ impl HttpContext for GuardHttp {
         if let Some(source) = property(&["source", "address"]) {
             record.source_address(source);
         }
-        if let Ok(host) = destination::canonical_authority(authority) {
-            if let Some(endpoint) = destination::find_endpoint(policy, host.as_str()) {
-                record.region(&endpoint.region);
-            }
+        let canonical = destination::canonical_authority(authority).ok();
+        let endpoint = canonical
+            .as_ref()
+            .and_then(|host| destination::find_endpoint(policy, host.as_str()));
+        if let Some(endpoint) = endpoint {
+            record.region(&endpoint.region);
         }
         match credentials::detect(&named, policy.identity_header()) {
             Credential::SigV4(scope) => {
@@ -268,7 +333,27 @@ impl HttpContext for GuardHttp {
             original_destination,
             caller,
         };
-        match evaluate_head(policy, &facts) {
+        let outcome = evaluate_head(policy, &facts);
+        // A request that would leave (or wait for its body to leave) for a quarantined
+        // endpoint is refused here, before anything is sent. One shared-data read.
+        let leaves = match &outcome {
+            HeadOutcome::Decided(decision) => decision.lets_through(),
+            HeadOutcome::NeedBody(_) => true,
+        };
+        if leaves {
+            if let Some(key) = quarantine_key(endpoint, canonical.as_ref()) {
+                if quarantine::check(key, self.started_ms).is_some() {
+                    let mut decision =
+                        Decision::deny(Reason::DestinationNotPrivatelink, QUARANTINED_DETAIL);
+                    if let HeadOutcome::Decided(d) = &outcome {
+                        decision.operation = d.operation;
+                        decision.models.clone_from(&d.models);
+                    }
+                    return self.act(&decision);
+                }
+            }
+        }
+        match outcome {
             HeadOutcome::Decided(decision) => self.act(&decision),
             HeadOutcome::NeedBody(pending) => {
                 self.pending = Some(pending);
@@ -316,29 +401,6 @@ impl HttpContext for GuardHttp {
         let Some(shared) = self.shared.clone() else {
             return Action::Continue;
         };
-        // Only answers that came from the upstream are checked (not Envoy's own replies).
-        if let Some(upstream) = property(&["upstream", "address"]) {
-            let allowed = destination::parse_upstream_address(&upstream).is_some_and(|addr| {
-                destination::upstream_allowed(&shared.policy, &self.authority, addr)
-            });
-            if !allowed {
-                shared
-                    .metrics
-                    .borrow_mut()
-                    .record(Stat::UpstreamNotPrivatelink, 1);
-                let decision = Decision::deny(
-                    Reason::DestinationNotPrivatelink,
-                    "the response came from an address outside the endpoint's PrivateLink ranges",
-                );
-                self.refused = true;
-                if let Some(record) = &mut self.record {
-                    record.apply_decision(&decision);
-                    record.status(502);
-                }
-                response::refuse_with_status(&decision, &self.request_id, 502);
-                return Action::Pause;
-            }
-        }
         let headers = host::header_map(MapType::HttpResponseHeaders).unwrap_or_default();
         let find = |name: &str| {
             headers
@@ -363,9 +425,25 @@ impl HttpContext for GuardHttp {
                 metrics.record(Stat::UpstreamThrottled, 1);
             }
         }
+        if let (Some(record), Some(s)) = (&mut self.record, status) {
+            // What the upstream said, also when the client is answered otherwise below.
+            record.upstream_status(s);
+        }
+        // Only answers that came from the upstream are checked (not Envoy's own replies).
+        if let Some(upstream) = property(&["upstream", "address"]) {
+            if let Some(record) = &mut self.record {
+                record.upstream_address(&upstream);
+            }
+            let allowed = destination::parse_upstream_address(&upstream).is_some_and(|addr| {
+                destination::upstream_allowed(&shared.policy, &self.authority, addr)
+            });
+            if !allowed {
+                return self.withhold(&shared, &upstream);
+            }
+        }
         if let Some(record) = &mut self.record {
             if let Some(s) = status {
-                record.status(s).upstream_status(s);
+                record.status(s);
             }
             if let Some((input, output)) = usage_from_headers(
                 find("x-amzn-bedrock-input-token-count"),

@@ -15,6 +15,21 @@ extern "C" {
         return_map_data: *mut *mut u8,
         return_map_size: *mut usize,
     ) -> Status;
+    // Same signatures as the SDK's imports; its wrappers panic on unexpected host statuses.
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> Status;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> Status;
 }
 
 /// Every (name, value) pair of a header map, in order, repeated names included.
@@ -111,6 +126,46 @@ pub fn plugin_configuration() -> Result<Vec<u8>, HostError> {
     match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
         Ok(bytes) => Ok(bytes.unwrap_or_default()),
         Err(status) => Err(HostError::Status(status)),
+    }
+}
+
+/// A shared-data value (shared by every VM of the same `vm_id`) and its compare-and-swap
+/// token. A missing key is `(None, 0)`; so is an empty value (the host hands back no bytes,
+/// and nothing is allocated).
+pub fn shared_data(key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: as for `header_map`: on success the host writes a pointer to a buffer it
+    // allocated through the module's `proxy_on_memory_allocate` (or null), its length, and the
+    // cas; we take ownership of exactly that allocation once.
+    let status =
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    match status {
+        Status::Ok => {
+            if data.is_null() {
+                return Ok((None, cas));
+            }
+            // SAFETY: see above; capacity equals the allocated size.
+            let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
+            Ok((if bytes.is_empty() { None } else { Some(bytes) }, cas))
+        }
+        Status::NotFound => Ok((None, 0)),
+        other => Err(HostError::Status(other)),
+    }
+}
+
+/// Store a shared-data value. With `cas` non-zero the write happens only if the value is still
+/// the one read with that token (`Err(Status(CasMismatch))` otherwise); `cas` 0 writes
+/// unconditionally.
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+    // SAFETY: both pointers and lengths describe live slices for the duration of the call; the
+    // host copies them.
+    let status =
+        unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) };
+    match status {
+        Status::Ok => Ok(()),
+        other => Err(HostError::Status(other)),
     }
 }
 

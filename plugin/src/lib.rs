@@ -8,6 +8,10 @@
 //! Operations that carry the model in the body are held until the whole body has arrived,
 //! bounded by the bundle's `limits.max_body_bytes`. Every request leaves one audit record in
 //! the filter state `wasm.bedrock_guard_audit` for Envoy's access loggers.
+//!
+//! An endpoint that answers from an address outside its `cidrs` is quarantined for every
+//! worker of the VM id (proxy-wasm shared data, see `quarantine`): its later requests are
+//! refused before they leave.
 
 mod alerts;
 mod config;
@@ -15,6 +19,7 @@ mod filter;
 pub mod host;
 mod identity;
 mod metrics;
+pub mod quarantine;
 mod response;
 
 use std::cell::RefCell;

@@ -1,5 +1,9 @@
 //! The refusal an AWS SDK understands: 403 (413 for size), `x-amzn-ErrorType:
 //! AccessDeniedException`, `x-amzn-RequestId`, JSON `{"message": "bedrock-guard: <reason>: ..."}`.
+//!
+//! Never a 5xx or 429 and never a retry hint (`retry-after`, `x-amz-retry-after`): botocore's
+//! standard and legacy retry handlers retry 500/502/503/504, 429 and throttling or
+//! `RequestTimeout` error codes, and a policy decision does not change on retry.
 
 use policies::Decision;
 
@@ -10,12 +14,7 @@ pub const REASON_HEADER: &str = "x-bedrock-guard-reason";
 
 /// Send the refusal for `decision`. `request_id` must already be a safe token.
 pub fn refuse(decision: &Decision, request_id: &str) {
-    refuse_with_status(decision, request_id, decision.status());
-}
-
-/// Send the refusal with an explicit status (502 when a response is withheld because it came
-/// from outside the PrivateLink ranges).
-pub fn refuse_with_status(decision: &Decision, request_id: &str, status: u16) {
+    let status = decision.status();
     let body = decision.error_body();
     let headers = [
         ("content-type", "application/json"),

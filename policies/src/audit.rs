@@ -10,8 +10,9 @@
 //! * a number (`status`, `latencyMs`, token counts, ...),
 //! * a value validated against a narrow grammar (`accessKeyId` is `[A-Z0-9]{16,128}`,
 //!   `vpcEndpointId` is parsed from a `vpce-…` host name, `sourceIPAddress` is re-printed from a
-//!   parsed address, `tokenFingerprint` is 12 hex digits of SHA-256, the stream exception type
-//!   is `[A-Za-z]{1,64}`), or
+//!   parsed address, `upstreamAddress` is re-printed from a parsed socket address,
+//!   `tokenFingerprint` is 12 hex digits of SHA-256, the stream exception type is
+//!   `[A-Za-z]{1,64}`), or
 //! * a short identifier (request id, region, endpoint host, issuer, subject, groups, rule id,
 //!   bundle metadata, canonical model ids), bounded in length ([`MAX_TEXT_BYTES`]), with
 //!   invalid UTF-8 replaced by U+FFFD, and, as a backstop only, replaced by [`REDACTED`] when it
@@ -141,6 +142,7 @@ pub struct AuditRecord {
     bundle: Option<Arc<BundleInfo>>,
     status: Option<u16>,
     upstream_status: Option<u16>,
+    upstream_address: Option<String>,
     latency_ms: Option<u64>,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
@@ -186,6 +188,7 @@ impl AuditRecord {
                 Some(decision.status())
             },
             upstream_status: None,
+            upstream_address: None,
             latency_ms: None,
             input_tokens: None,
             output_tokens: None,
@@ -326,9 +329,18 @@ impl AuditRecord {
         self
     }
 
-    /// `upstreamStatus`: the HTTP status Bedrock answered with.
+    /// `upstreamStatus`: the HTTP status the upstream answered with (also when the filter
+    /// withheld that answer and the client got a refusal: `status` is then the refusal's).
     pub fn upstream_status(&mut self, status: u16) -> &mut Self {
         self.upstream_status = Some(status);
+        self
+    }
+
+    /// `upstreamAddress`: the address the answer came from (Envoy's `upstream.address`).
+    /// `ip:port` and `[v6]:port` are re-printed from the parsed address (a bare address is
+    /// kept as an address); anything else is kept as bounded text.
+    pub fn upstream_address(&mut self, address: impl AsRef<[u8]>) -> &mut Self {
+        self.upstream_address = non_empty(socket_address(address.as_ref()));
         self
     }
 
@@ -416,6 +428,7 @@ impl AuditRecord {
         obj.str("bundleDigest", bundle.and_then(|b| b.digest.as_deref()));
         obj.num("status", self.status.map(u64::from));
         obj.num("upstreamStatus", self.upstream_status.map(u64::from));
+        obj.str("upstreamAddress", self.upstream_address.as_deref());
         obj.num("latencyMs", self.latency_ms);
         obj.num("inputTokens", self.input_tokens);
         obj.num("outputTokens", self.output_tokens);
@@ -434,6 +447,7 @@ impl AuditRecord {
         });
         768 + len(&self.request_id)
             + len(&self.endpoint)
+            + len(&self.upstream_address)
             + len(&self.detail)
             + len(&self.rule_id)
             + identity
@@ -682,6 +696,20 @@ fn source_ip(input: &[u8]) -> String {
     if let Ok(s) = std::str::from_utf8(input) {
         if let Ok(addr) = s.parse::<SocketAddr>() {
             return addr.ip().to_string();
+        }
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return ip.to_string();
+        }
+    }
+    text(input)
+}
+
+/// `ip:port` or `[v6]:port` re-printed, a bare address re-printed; bounded text for anything
+/// else.
+fn socket_address(input: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(input) {
+        if let Ok(addr) = s.parse::<SocketAddr>() {
+            return addr.to_string();
         }
         if let Ok(ip) = s.parse::<IpAddr>() {
             return ip.to_string();

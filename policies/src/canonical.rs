@@ -14,7 +14,10 @@
 //!   stop being exact), is refused rather than formatted.
 //!
 //! Input is parsed strictly: a duplicate member name anywhere is refused (two parsers could
-//! otherwise disagree about which value a signed bundle holds).
+//! otherwise disagree about which value a signed bundle holds), and so is a member name written
+//! with a backslash escape (`"m\u006fde"`): what a reviewer reads, or greps for, is what runs.
+//! A bundle holds no `null` either: `to_canonical` refuses one under its path, since a reader
+//! could take it for "omitted" (the widest meaning) or for "none".
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -50,11 +53,13 @@ fn display_path(path: &str) -> &str {
     }
 }
 
-/// Parse JSON strictly: duplicate member names and non-integer numbers are refused, with
-/// their line and column.
+/// Parse JSON strictly: duplicate member names, member names written with escapes and
+/// non-integer numbers are refused, with their line and column.
 pub fn parse_strict(json: &[u8]) -> Result<Value, CanonicalError> {
+    // A slice reader lends unescaped strings straight from the input (`visit_borrowed_str`) and
+    // hands over only escaped ones decoded (`visit_str`): that is how escapes are seen.
     let mut de = serde_json::Deserializer::from_slice(json);
-    let value = StrictValue
+    let value = StrictValue { at: &Step::Root }
         .deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v))
         .map_err(json_error)?;
@@ -73,7 +78,55 @@ fn json_error(e: serde_json::Error) -> CanonicalError {
     }
 }
 
-/// The canonical bytes of a parsed value.
+/// The message for a `null` at `path`.
+fn null_message(path: &str) -> String {
+    if path.is_empty() {
+        "the document is null; a bundle is a JSON object".to_string()
+    } else if path.ends_with(']') {
+        "null is not allowed; remove the element or give a value".to_string()
+    } else {
+        "null is not allowed; omit the field or give a value".to_string()
+    }
+}
+
+/// Every `null` in a value (members in the value's key order), each as a `Value` error under
+/// its path (`network.profile_geographies: null is not allowed; omit the field or give a
+/// value`).
+pub fn nulls(value: &Value) -> Vec<CanonicalError> {
+    fn walk(value: &Value, path: &mut String, out: &mut Vec<CanonicalError>) {
+        match value {
+            Value::Null => out.push(CanonicalError::Value {
+                path: path.clone(),
+                message: null_message(path),
+            }),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    walk(item, path, out);
+                    path.truncate(len);
+                }
+            }
+            Value::Object(members) => {
+                for (key, item) in members {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                    walk(item, path, out);
+                    path.truncate(len);
+                }
+            }
+            Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, &mut String::new(), &mut out);
+    out
+}
+
+/// The canonical bytes of a parsed value (a `null` anywhere is refused under its path).
 pub fn to_canonical(value: &Value) -> Result<Vec<u8>, CanonicalError> {
     let mut out = Vec::with_capacity(1024);
     let mut path = Vec::new();
@@ -118,38 +171,72 @@ fn hex_digit(nibble: u8) -> u8 {
 }
 
 /// One step of a path, kept only to name where a problem is.
-enum Step<'a> {
+enum PathStep<'a> {
     Key(&'a str),
     Index(usize),
 }
 
-fn render_path(path: &[Step<'_>]) -> String {
+fn render_path(path: &[PathStep<'_>]) -> String {
     let mut out = String::new();
     for step in path {
-        match step {
-            Step::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Step::Index(i) => {
-                out.push('[');
-                out.push_str(&i.to_string());
-                out.push(']');
-            }
-        }
+        push_step(&mut out, step);
     }
     out
+}
+
+fn push_step(out: &mut String, step: &PathStep<'_>) {
+    match step {
+        PathStep::Key(k) => {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(k);
+        }
+        PathStep::Index(i) => {
+            out.push('[');
+            out.push_str(&i.to_string());
+            out.push(']');
+        }
+    }
+}
+
+/// Where the parser is, as a chain of steps back to the root (built on the stack while
+/// parsing, rendered only when a problem is reported).
+enum Step<'a> {
+    Root,
+    Key(&'a Step<'a>, &'a str),
+    Index(&'a Step<'a>, usize),
+}
+
+impl Step<'_> {
+    fn render(&self) -> String {
+        let mut steps = Vec::new();
+        let mut at = self;
+        loop {
+            match at {
+                Step::Root => break,
+                Step::Key(parent, key) => {
+                    steps.push(PathStep::Key(key));
+                    at = parent;
+                }
+                Step::Index(parent, i) => {
+                    steps.push(PathStep::Index(*i));
+                    at = parent;
+                }
+            }
+        }
+        steps.reverse();
+        render_path(&steps)
+    }
 }
 
 fn write_value<'v>(
     value: &'v Value,
     out: &mut Vec<u8>,
-    path: &mut Vec<Step<'v>>,
+    path: &mut Vec<PathStep<'v>>,
 ) -> Result<(), String> {
     match value {
-        Value::Null => out.extend_from_slice(b"null"),
+        Value::Null => return Err(null_message(&render_path(path))),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => write_number(n, out)?,
@@ -160,7 +247,7 @@ fn write_value<'v>(
                 if i > 0 {
                     out.push(b',');
                 }
-                path.push(Step::Index(i));
+                path.push(PathStep::Index(i));
                 write_value(item, out, path)?;
                 path.pop();
             }
@@ -176,7 +263,7 @@ fn write_value<'v>(
                 }
                 write_string(key, out);
                 out.push(b':');
-                path.push(Step::Key(key));
+                path.push(PathStep::Key(key));
                 write_value(item, out, path)?;
                 path.pop();
             }
@@ -240,11 +327,14 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Builds a `Value`, refusing duplicate member names and numbers without a canonical form.
-/// serde_json's own recursion limit bounds the nesting depth.
-struct StrictValue;
+/// Builds a `Value`, refusing duplicate member names, member names written with escapes, and
+/// numbers without a canonical form. serde_json's own recursion limit bounds the nesting depth.
+struct StrictValue<'p> {
+    /// Where the value being read sits (for messages).
+    at: &'p Step<'p>,
+}
 
-impl<'de> DeserializeSeed<'de> for StrictValue {
+impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
     type Value = Value;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -252,7 +342,7 @@ impl<'de> DeserializeSeed<'de> for StrictValue {
     }
 }
 
-impl<'de> Visitor<'de> for StrictValue {
+impl<'de> Visitor<'de> for StrictValue<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -295,24 +385,81 @@ impl<'de> Visitor<'de> for StrictValue {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(StrictValue)? {
-            items.push(item);
+        loop {
+            let at = Step::Index(self.at, items.len());
+            match seq.next_element_seed(StrictValue { at: &at })? {
+                Some(item) => items.push(item),
+                None => break,
+            }
         }
         Ok(Value::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut members = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if members.contains_key(&key) {
+        while let Some(MemberName { name, escaped }) = map.next_key_seed(MemberNameSeed)? {
+            let at = Step::Key(self.at, &name);
+            if escaped {
                 return Err(de::Error::custom(format_args!(
-                    "duplicate member name {key:?}"
+                    "{}: the member name is written with a backslash escape; write member names as plain text",
+                    at.render()
                 )));
             }
-            let value = map.next_value_seed(StrictValue)?;
-            members.insert(key, value);
+            if members.contains_key(&name) {
+                let within = self.at.render();
+                return Err(if within.is_empty() {
+                    de::Error::custom(format_args!("duplicate member name {name:?}"))
+                } else {
+                    de::Error::custom(format_args!("duplicate member name {name:?} in {within}"))
+                });
+            }
+            let value = map.next_value_seed(StrictValue { at: &at })?;
+            members.insert(name, value);
         }
         Ok(Value::Object(members))
+    }
+}
+
+/// A member name and whether its source text had escapes.
+struct MemberName {
+    name: String,
+    escaped: bool,
+}
+
+/// Reads a member name. serde_json's slice reader passes a name without escapes as a borrowed
+/// slice of the input and a name with escapes decoded into a scratch buffer.
+struct MemberNameSeed;
+
+impl<'de> DeserializeSeed<'de> for MemberNameSeed {
+    type Value = MemberName;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<MemberName, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberNameSeed {
+    type Value = MemberName;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<MemberName, E> {
+        Ok(MemberName {
+            name: v.to_owned(),
+            escaped: false,
+        })
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<MemberName, E> {
+        Ok(MemberName {
+            name: v.to_owned(),
+            escaped: true,
+        })
     }
 }
 
@@ -344,6 +491,36 @@ mod tests {
                     .as_bytes()
                     .to_vec()
             )
+        );
+    }
+
+    #[test]
+    fn refuses_escaped_member_names_with_their_path() {
+        let e = parse_strict(br#"{"rules":[{"id":"a","m\u006fde":"dry-run"}]}"#);
+        let message = e.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("rules[0].mode: the member name is written with a backslash escape"),
+            "{message}"
+        );
+        assert!(parse_strict(br#"{"a\\b":1}"#).is_err());
+        assert!(parse_strict(br#"{"a":"v\u0061lue"}"#).is_ok());
+        assert!(parse_strict("{\"caf\u{e9}\":1}".as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn refuses_null_under_its_path() {
+        let value = serde_json::json!({"a": [1, null], "b": {"c": null}});
+        let paths: Vec<String> = nulls(&value).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            paths,
+            [
+                "a[1]: null is not allowed; remove the element or give a value",
+                "b.c: null is not allowed; omit the field or give a value"
+            ]
+        );
+        assert_eq!(
+            to_canonical(&value).err().map(|e| e.to_string()).as_deref(),
+            Some("a[1]: null is not allowed; remove the element or give a value")
         );
     }
 

@@ -11,6 +11,7 @@ pub enum Reason {
     ModelNotAllowed,
     ModelDenied,
     ModelUnparseable,
+    ModelInvalid,
     OperationUnknown,
     OperationNotAllowed,
     QueryNotAllowed,
@@ -25,14 +26,16 @@ pub enum Reason {
     BodyTooLarge,
     BodyUnparseable,
     PolicyUnavailable,
+    ResourceNotAllowed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 20] = [
         Reason::Allowed,
         Reason::ModelNotAllowed,
         Reason::ModelDenied,
         Reason::ModelUnparseable,
+        Reason::ModelInvalid,
         Reason::OperationUnknown,
         Reason::OperationNotAllowed,
         Reason::QueryNotAllowed,
@@ -47,6 +50,7 @@ impl Reason {
         Reason::BodyTooLarge,
         Reason::BodyUnparseable,
         Reason::PolicyUnavailable,
+        Reason::ResourceNotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +59,7 @@ impl Reason {
             Reason::ModelNotAllowed => "model_not_allowed",
             Reason::ModelDenied => "model_denied",
             Reason::ModelUnparseable => "model_unparseable",
+            Reason::ModelInvalid => "model_invalid",
             Reason::OperationUnknown => "operation_unknown",
             Reason::OperationNotAllowed => "operation_not_allowed",
             Reason::QueryNotAllowed => "query_not_allowed",
@@ -69,6 +74,7 @@ impl Reason {
             Reason::BodyTooLarge => "body_too_large",
             Reason::BodyUnparseable => "body_unparseable",
             Reason::PolicyUnavailable => "policy_unavailable",
+            Reason::ResourceNotAllowed => "resource_not_allowed",
         }
     }
 

@@ -38,6 +38,12 @@
 //!   a region, such as the IAM-only global foundation-model form, is refused), else
 //!   `region_not_allowed`; when the bundle lists `accounts`, an ARN's non-empty account must
 //!   be one of them, else `account_not_allowed`.
+//! * **Resources** next (`check_named`): every other resource the request names (S3 output
+//!   locations, KMS keys, Lambda functions, knowledge bases, guardrails, owner accounts,
+//!   async invocation ARNs) must have its API shape's grammar, an ARN of it must be in the
+//!   endpoint's partition and region and (when `accounts` is set) an allowed account, and a
+//!   resource of a listed kind must match the bundle's `resources` patterns for that kind,
+//!   else `resource_not_allowed` (a kind with no pattern is refused wherever it appears).
 //! * **Cross-region profile geographies** next, for every plain or ARN system inference
 //!   profile: when `network.profile_geographies` is set its prefix must be listed; a known
 //!   geography must serve the endpoint's region (`destination::geography_serves`); an unknown
@@ -46,7 +52,8 @@
 //!   (if set) contain the operation, its `models` (if set) match, and its `principals` (if
 //!   set) match the verified caller: every category it names (`subjects`, `groups`, each
 //!   `claims` entry) must match, any one pattern within a category. An unauthenticated
-//!   request never matches a rule that names principals.
+//!   request never matches a rule that names principals. An allow rule that names an
+//!   operation which can carry a model must name `models` (validation refuses it otherwise).
 //! * **Identity** (after the credential checks): when the bundle configures identity
 //!   providers, a request without a verified token is refused (`identity_missing`,
 //!   `identity_invalid` with the verifier's detail code, or `policy_unavailable` when the
@@ -54,8 +61,8 @@
 //!   passes the outcome in `RequestFacts::caller`.
 //! * **Every model must be allowed.** A request naming several models (agent-runtime bodies)
 //!   is allowed only if each model is allowed by some allow rule; the rule reported is the one
-//!   that allowed the first model. A request naming no model is matched only by rules without
-//!   `models`.
+//!   that allowed the first model. A request naming no model is matched by an allow rule
+//!   without `models`, or by one that names its operation explicitly in `operations`.
 //! * **Allow matching** tries each pattern against the canonical id and, for ARNs, also
 //!   against the ARN's resource id, so `anthropic.claude-*` allows
 //!   `arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-...` and
@@ -66,7 +73,8 @@
 //!   `*` alone never allows an opaque resource. A bare opaque name (a plain id without a `.`,
 //!   which can only name such a resource) is allowed only by a pattern equal to it, never by
 //!   a wildcard.
-//! * **Deny matching is broad**: patterns are tried against the canonical id and the
+//! * **Deny matching is broad**: without regard to case, patterns are tried against the
+//!   canonical id and the
 //!   resource id (opaque or not) and also against the base model id behind a system
 //!   inference profile (`us.anthropic.claude-opus-...` is denied by `anthropic.claude-opus-*`),
 //!   as IAM does: invoking a profile also needs the foundation model, so a deny on the model
@@ -86,12 +94,98 @@
 
 use std::sync::Arc;
 
-use crate::bundle::{CompiledEndpoint, CompiledPolicy, CompiledRule, PrincipalMatcher};
+use crate::bundle::{
+    CompiledEndpoint, CompiledPolicy, CompiledRule, ModelMatcher, PrincipalMatcher,
+};
 use crate::credentials::{self, ApiKeyKind, Credential};
 use crate::decision::{Decision, Mode, Reason};
 use crate::destination;
 use crate::identity::{Caller, Principal};
-use crate::request::{self, ModelLocation, ModelRef, Operation, RequestFacts};
+use crate::request::resource::{self, ResourceArn};
+use crate::request::{
+    self, ModelLocation, ModelRef, Operation, PathResource, RequestFacts, ResourceKind,
+};
+
+/// The checks of a decision, in the order the engine makes them, each with the reason codes
+/// it can refuse with. `docs/policy.md` ("How a request is decided") lists exactly these rows
+/// (a test keeps them in step) and `tests/engine_order.rs` shows the order holds: a request
+/// that fails two checks is refused by the earlier one. The first refusal ends the decision.
+pub const DECISION_STEPS: &[(&str, &[Reason])] = &[
+    (
+        "request head",
+        &[
+            Reason::ConnectNotAllowed,
+            Reason::HeaderInvalid,
+            Reason::DestinationNotPrivatelink,
+        ],
+    ),
+    (
+        "route",
+        &[
+            Reason::OperationUnknown,
+            Reason::ModelUnparseable,
+            Reason::QueryNotAllowed,
+        ],
+    ),
+    ("destination", &[Reason::DestinationNotPrivatelink]),
+    (
+        "credential",
+        &[
+            Reason::RegionNotAllowed,
+            Reason::HeaderInvalid,
+            Reason::BearerKeyNotAllowed,
+        ],
+    ),
+    (
+        "identity",
+        &[
+            Reason::IdentityMissing,
+            Reason::IdentityInvalid,
+            Reason::PolicyUnavailable,
+        ],
+    ),
+    (
+        "model id and body head",
+        &[
+            Reason::ModelUnparseable,
+            Reason::ModelInvalid,
+            Reason::BodyUnparseable,
+            Reason::BodyTooLarge,
+        ],
+    ),
+    (
+        "body",
+        &[
+            Reason::BodyTooLarge,
+            Reason::BodyUnparseable,
+            Reason::ModelUnparseable,
+            Reason::ModelInvalid,
+        ],
+    ),
+    (
+        "model ARNs",
+        &[Reason::RegionNotAllowed, Reason::AccountNotAllowed],
+    ),
+    (
+        "resources",
+        &[
+            Reason::ResourceNotAllowed,
+            Reason::RegionNotAllowed,
+            Reason::AccountNotAllowed,
+        ],
+    ),
+    ("geography", &[Reason::RegionNotAllowed]),
+    (
+        "enforced deny rules",
+        &[Reason::ModelDenied, Reason::OperationNotAllowed],
+    ),
+    (
+        "allow rules",
+        &[Reason::ModelNotAllowed, Reason::OperationNotAllowed],
+    ),
+    ("dry-run deny rules", &[Reason::ModelDenied]),
+    ("allowed", &[Reason::Allowed]),
+];
 
 /// A request whose decision waits for its body.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +197,26 @@ pub struct Pending {
     pub endpoint_region: String,
     /// The verified caller, when the bundle has identity providers.
     pub principal: Option<Arc<Principal>>,
+    /// A resource the path names (Retrieve's knowledge base), checked with the body's.
+    pub path_resource: Option<PathResource>,
+}
+
+/// A resource other than a model that a request names (see [`ResourceKind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named<'a> {
+    /// A resource the bundle must list (and whose ARN, if it is one, is checked).
+    Listed(ResourceKind, &'a str),
+    /// An async invocation ARN (GetAsyncInvoke): its ARN is checked, nothing is listed.
+    AsyncInvocation(&'a str),
+}
+
+impl<'a> Named<'a> {
+    fn of_path(resource: &'a PathResource) -> Named<'a> {
+        match resource {
+            PathResource::AsyncInvocation(arn) => Named::AsyncInvocation(arn),
+            PathResource::Listed(kind, value) => Named::Listed(*kind, value),
+        }
+    }
 }
 
 /// What the head of a request leads to.
@@ -171,6 +285,8 @@ fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
         Err(e) => return HeadOutcome::Decided(Decision::deny(e.reason(), e.to_string())),
     };
     let op = route.operation;
+    let path_named = route.resource.as_ref().map(Named::of_path);
+    let path_named = path_named.as_slice();
     let endpoint = match destination::resolve(policy, facts.authority, facts.original_destination) {
         Ok(endpoint) => endpoint,
         Err(e) => {
@@ -196,10 +312,11 @@ fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
                 return refuse(Reason::ModelUnparseable, "the path names no model");
             };
             match request::parse_path_model_id(segment) {
-                Ok(model) => HeadOutcome::Decided(evaluate_models(
+                Ok(model) => HeadOutcome::Decided(evaluate_request(
                     policy,
                     op,
                     std::slice::from_ref(&model),
+                    path_named,
                     &endpoint.region,
                     who,
                 )),
@@ -207,11 +324,8 @@ fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
             }
         }
         ModelLocation::BodyField(_) | ModelLocation::BodyAnywhere(_) => {
-            if !info.content_type_json {
-                return refuse(
-                    Reason::BodyUnparseable,
-                    "content-type must be application/json",
-                );
+            if let Some(problem) = info.content_type_refusal() {
+                return refuse(Reason::BodyUnparseable, &problem.to_string());
             }
             if !info.content_encoding_identity {
                 return refuse(
@@ -231,11 +345,17 @@ fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
                 max_body_bytes,
                 endpoint_region: endpoint.region.clone(),
                 principal,
+                path_resource: route.resource.clone(),
             })
         }
-        ModelLocation::None => {
-            HeadOutcome::Decided(evaluate_models(policy, op, &[], &endpoint.region, who))
-        }
+        ModelLocation::None => HeadOutcome::Decided(evaluate_request(
+            policy,
+            op,
+            &[],
+            path_named,
+            &endpoint.region,
+            who,
+        )),
     }
 }
 
@@ -260,24 +380,43 @@ fn body_decision(policy: &CompiledPolicy, pending: &Pending, body: &[u8]) -> Dec
     if required && body.is_empty() {
         return refuse(Reason::BodyUnparseable, "the body is empty");
     }
-    let values = match request::extract_body_models(body, location) {
+    let values = match request::extract_body_values(body, location, op.resource_fields()) {
         Ok(values) => values,
         Err(e) => return refuse(e.reason(), &e.to_string()),
     };
-    if required && values.is_empty() {
+    if required && values.models.is_empty() {
         return refuse(Reason::BodyUnparseable, "the body names no model");
     }
-    let mut models = Vec::with_capacity(values.len());
-    for value in &values {
+    let mut models = Vec::with_capacity(values.models.len());
+    for value in &values.models {
         match request::parse_body_model_id(value) {
             Ok(model) => models.push(model),
             Err(e) => return refuse(e.reason(), &e.to_string()).with_models(&models),
         }
     }
-    evaluate_models(
+    let writes_output = values
+        .resources
+        .iter()
+        .any(|(kind, _)| *kind == ResourceKind::S3Output);
+    if op == Operation::StartAsyncInvoke && !writes_output {
+        return refuse(
+            Reason::BodyUnparseable,
+            "StartAsyncInvoke names no outputDataConfig.s3OutputDataConfig.s3Uri",
+        )
+        .with_models(&models);
+    }
+    let mut named: Vec<Named<'_>> = pending.path_resource.iter().map(Named::of_path).collect();
+    named.extend(
+        values
+            .resources
+            .iter()
+            .map(|(kind, value)| Named::Listed(*kind, value)),
+    );
+    evaluate_request(
         policy,
         op,
         &models,
+        &named,
         &pending.endpoint_region,
         pending.principal.as_deref(),
     )
@@ -361,6 +500,19 @@ pub fn evaluate_models(
     endpoint_region: &str,
     principal: Option<&Principal>,
 ) -> Decision {
+    evaluate_request(policy, op, models, &[], endpoint_region, principal)
+}
+
+/// Decide a recognised operation, its canonical models and the other resources it names.
+/// See the module documentation for the semantics and the order of the checks.
+pub fn evaluate_request(
+    policy: &CompiledPolicy,
+    op: Operation,
+    models: &[ModelRef],
+    named: &[Named<'_>],
+    endpoint_region: &str,
+    principal: Option<&Principal>,
+) -> Decision {
     let refuse = |reason: Reason, detail: String| {
         Decision::deny(reason, detail)
             .with_operation(op)
@@ -403,6 +555,11 @@ pub fn evaluate_models(
             }
         }
     }
+    for resource in named {
+        if let Err((reason, detail)) = check_named(policy, *resource, endpoint_region, partition) {
+            return refuse(reason, detail);
+        }
+    }
     for geo in models.iter().filter_map(ModelRef::profile_prefix) {
         if let Err(detail) = check_geography(policy, geo, endpoint_region) {
             return refuse(Reason::RegionNotAllowed, detail);
@@ -420,44 +577,135 @@ pub fn evaluate_models(
         dry_run_denial.get_or_insert(rule);
     }
 
-    let allowed_by = if models.is_empty() {
-        match policy
-            .allow_rules
-            .iter()
-            .find(|r| applies(r, op, principal) && r.models.is_none())
-        {
-            Some(rule) => rule,
-            None => return refuse(Reason::OperationNotAllowed, format!("no rule allows {op}")),
-        }
-    } else {
-        let mut first = None;
-        for model in models {
-            match policy
-                .allow_rules
-                .iter()
-                .find(|r| allows(r, op, model, principal))
-            {
-                Some(rule) => {
-                    first.get_or_insert(rule);
-                }
-                None => {
-                    return refuse(
-                        Reason::ModelNotAllowed,
-                        format!("no rule allows model {} for {op}", model.canonical()),
-                    )
+    let allowed_by =
+        if models.is_empty() {
+            // A request naming no model: a rule without `models`, or one that names the
+            // operation explicitly (Retrieve without a reranking model under a rule
+            // `{operations: [Retrieve], models: [...]}`).
+            match policy.allow_rules.iter().find(|r| {
+                applies(r, op, principal) && (r.models.is_none() || r.operations.is_some())
+            }) {
+                Some(rule) => rule,
+                None => return refuse(Reason::OperationNotAllowed, format!("no rule allows {op}")),
+            }
+        } else {
+            let mut first = None;
+            for model in models {
+                match policy
+                    .allow_rules
+                    .iter()
+                    .find(|r| allows(r, op, model, principal))
+                {
+                    Some(rule) => {
+                        first.get_or_insert(rule);
+                    }
+                    None => {
+                        return refuse(
+                            Reason::ModelNotAllowed,
+                            format!("no rule allows model {} for {op}", model.canonical()),
+                        )
+                    }
                 }
             }
-        }
-        match first {
-            Some(rule) => rule,
-            None => return refuse(Reason::ModelNotAllowed, format!("no rule allows {op}")),
-        }
-    };
+            match first {
+                Some(rule) => rule,
+                None => return refuse(Reason::ModelNotAllowed, format!("no rule allows {op}")),
+            }
+        };
 
     if let Some(rule) = dry_run_denial {
         return denial(rule, op, models, Mode::DryRun);
     }
     Decision::allow(Some(allowed_by.id.clone()), op, Vec::new()).with_models(models)
+}
+
+/// The checks on one non-model resource: its grammar, its ARN (partition, region, account,
+/// like a model ARN), an owner account against `accounts`, and the bundle's `resources` list
+/// for its kind.
+fn check_named(
+    policy: &CompiledPolicy,
+    named: Named<'_>,
+    endpoint_region: &str,
+    partition: &str,
+) -> Result<(), (Reason, String)> {
+    let (kind, parsed) = match named {
+        Named::AsyncInvocation(arn) => (None, resource::parse_async_invocation(arn)),
+        Named::Listed(kind, value) => (Some(kind), resource::parse_resource(kind, value)),
+    };
+    let what = kind.map_or("async invocation", ResourceKind::describe);
+    let parsed = parsed.map_err(|why| {
+        (
+            Reason::ResourceNotAllowed,
+            format!("the request's {what} {why}"),
+        )
+    })?;
+    if let Some(arn) = parsed.arn {
+        check_resource_arn(policy, &arn, what, endpoint_region, partition)?;
+    }
+    let Some(kind) = kind else {
+        return Ok(());
+    };
+    if kind == ResourceKind::Account {
+        return match policy.accounts() {
+            Some(accounts) if !accounts.contains(parsed.text) => Err((
+                Reason::AccountNotAllowed,
+                format!("{what} {} is not an allowed account", parsed.text),
+            )),
+            _ => Ok(()),
+        };
+    }
+    if policy.resource_patterns(kind).matches(parsed.text) {
+        Ok(())
+    } else {
+        Err((
+            Reason::ResourceNotAllowed,
+            format!(
+                "{what} {} is not listed in {}",
+                parsed.text,
+                kind.bundle_field()
+            ),
+        ))
+    }
+}
+
+/// Partition, region and account of a resource ARN, as for model ARNs.
+fn check_resource_arn(
+    policy: &CompiledPolicy,
+    arn: &ResourceArn<'_>,
+    what: &str,
+    endpoint_region: &str,
+    partition: &str,
+) -> Result<(), (Reason, String)> {
+    if arn.partition != partition {
+        return Err((
+            Reason::RegionNotAllowed,
+            format!(
+                "{what} ARN is in partition {}, the endpoint in {partition}",
+                arn.partition
+            ),
+        ));
+    }
+    if arn.region != endpoint_region {
+        return Err((
+            Reason::RegionNotAllowed,
+            format!(
+                "{what} ARN is in region {}, the endpoint in {endpoint_region}",
+                arn.region
+            ),
+        ));
+    }
+    if let Some(accounts) = policy.accounts() {
+        if !accounts.contains(arn.account) {
+            return Err((
+                Reason::AccountNotAllowed,
+                format!(
+                    "{what} ARN is in account {}, not an allowed account",
+                    arn.account
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// May a cross-region profile of geography `geo` be used through an endpoint in `region`?
@@ -551,12 +799,16 @@ fn denies(
     let Some(matcher) = &rule.models else {
         return true;
     };
-    models.iter().any(|model| {
-        let set = &matcher.all;
-        set.matches(model.canonical())
-            || model.resource_id().is_some_and(|id| set.matches(id))
-            || base_model(model).is_some_and(|base| set.matches(base))
-    })
+    models.iter().any(|model| model_denied_by(matcher, model))
+}
+
+/// Does a deny rule's `models` match `model`? Without regard to case, against the canonical
+/// id, an ARN's resource id and the base model behind a system profile.
+pub fn model_denied_by(matcher: &ModelMatcher, model: &ModelRef) -> bool {
+    let set = &matcher.folded;
+    set.matches(model.canonical())
+        || model.resource_id().is_some_and(|id| set.matches(id))
+        || base_model(model).is_some_and(|base| set.matches(base))
 }
 
 /// Does allow rule `rule` allow `model` for `op`?
@@ -569,9 +821,17 @@ fn allows(
     if !applies(rule, op, principal) {
         return false;
     }
+    // Validation requires `models` on every allow rule that names an operation carrying a
+    // model; a rule without them never allows a model.
     let Some(matcher) = &rule.models else {
-        return true;
+        return false;
     };
+    model_allowed_by(matcher, model)
+}
+
+/// Does an allow rule's `models` allow `model`? Case-sensitive; an opaque resource only by an
+/// ARN pattern matching the whole ARN (a bare opaque name only by its exact name).
+pub fn model_allowed_by(matcher: &ModelMatcher, model: &ModelRef) -> bool {
     if is_opaque(model) {
         return match model {
             // A bare name of an opaque resource: only the exact name, never a wildcard.

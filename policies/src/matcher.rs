@@ -225,9 +225,46 @@ impl PatternSet {
     }
 }
 
+/// A pattern set that matches without regard to ASCII case: patterns are folded to lower case
+/// once, when compiled, and a candidate is folded only when it has an upper-case letter (so a
+/// lower-case candidate, the common case, costs no allocation). Deny rules use it: a case
+/// variant of a denied id must never slip past the deny.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FoldedPatternSet {
+    inner: PatternSet,
+}
+
+impl FoldedPatternSet {
+    pub fn insert(&mut self, pattern: &str) {
+        self.inner.insert(&pattern.to_ascii_lowercase());
+    }
+
+    /// Does any pattern match `s`, compared without regard to ASCII case?
+    pub fn matches(&self, s: &str) -> bool {
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.inner.matches(&s.to_ascii_lowercase())
+        } else {
+            self.inner.matches(s)
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folded_set_ignores_case_both_ways() {
+        let mut set = FoldedPatternSet::default();
+        set.insert("*Claude-OPUS*");
+        assert!(set.matches("us.anthropic.claude-opus-4"));
+        assert!(set.matches("US.Anthropic.CLAUDE-opus-4"));
+        assert!(!set.matches("us.anthropic.claude-sonnet-4"));
+    }
 
     #[test]
     fn star_spans_separators() {

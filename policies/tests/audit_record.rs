@@ -1,6 +1,6 @@
 //! The audit record: golden lines for allowed, denied, dry-run and streamed requests, the fixed
-//! schema, and each validated field (time, access key id, VPC endpoint id, source address,
-//! bounds).
+//! schema, and each validated field (time, access key id, VPC endpoint id, source and upstream
+//! addresses, bounds).
 
 #[path = "eventstream_support/mod.rs"]
 mod eventstream_support;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use policies::audit::{
     format_rfc3339_millis, vpc_endpoint_id, AuditRecord, BundleInfo, CredentialType, MAX_GROUPS,
-    MAX_MODELS, MAX_TEXT_BYTES, TRUNCATED,
+    MAX_MODELS, MAX_TEXT_BYTES, REDACTED, TRUNCATED,
 };
 use policies::eventstream::EventStreamReader;
 use policies::{Decision, Mode, Operation, Reason};
@@ -24,7 +24,7 @@ const VPCE_HOST: &str =
 const TOKEN: &[u8] = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ0cmFpbmVyIn0.c2ln";
 
 /// Every key of a line, in order.
-const KEYS: [&str; 29] = [
+const KEYS: [&str; 30] = [
     "eventVersion",
     "eventTime",
     "eventSource",
@@ -48,6 +48,7 @@ const KEYS: [&str; 29] = [
     "bundleDigest",
     "status",
     "upstreamStatus",
+    "upstreamAddress",
     "latencyMs",
     "inputTokens",
     "outputTokens",
@@ -121,6 +122,7 @@ fn golden_allowed_request() {
     with_context(&mut record)
         .status(200)
         .upstream_status(200)
+        .upstream_address("10.20.1.17:443")
         .latency_ms(812)
         .tokens(25, 40);
     assert_eq!(
@@ -149,6 +151,7 @@ fn golden_allowed_request() {
             "bundleDigest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
             "status": 200,
             "upstreamStatus": 200,
+            "upstreamAddress": "10.20.1.17:443",
             "latencyMs": 812,
             "inputTokens": 25,
             "outputTokens": 40,
@@ -194,6 +197,7 @@ fn golden_denied_request() {
             "bundleDigest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
             "status": 403,
             "upstreamStatus": null,
+            "upstreamAddress": null,
             "latencyMs": 1,
             "inputTokens": null,
             "outputTokens": null,
@@ -277,6 +281,7 @@ fn golden_dry_run_denial() {
         "bundleDigest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         "status": 200,
         "upstreamStatus": 200,
+        "upstreamAddress": null,
         "latencyMs": 95,
         "inputTokens": null,
         "outputTokens": null,
@@ -336,6 +341,7 @@ fn golden_streamed_request() {
         "bundleDigest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         "status": 200,
         "upstreamStatus": 200,
+        "upstreamAddress": null,
         "latencyMs": 4021,
         "inputTokens": 1200,
         "outputTokens": 345,
@@ -344,6 +350,42 @@ fn golden_streamed_request() {
         "streamExceptionType": "throttlingException",
     });
     assert_eq!(parse(&record), expected);
+}
+
+#[test]
+fn golden_response_withheld_from_outside_the_privatelink_ranges() {
+    // Allowed and forwarded; the answer came from an address outside the endpoint's cidrs, so
+    // the filter replaced it: the record keeps what the upstream really said and where it came
+    // from, and what the client got.
+    let allowed = Decision::allow(
+        Some("ml-platform-claude".to_string()),
+        Operation::Converse,
+        vec!["anthropic.claude-sonnet-4-6".to_string()],
+    );
+    let mut record = AuditRecord::from_decision(&allowed, T);
+    with_context(&mut record);
+    let withheld = Decision::deny(
+        Reason::DestinationNotPrivatelink,
+        "the response came from an address outside the endpoint's PrivateLink ranges",
+    );
+    record
+        .upstream_status(200)
+        .upstream_address("203.0.113.9:443")
+        .apply_decision(&withheld)
+        .latency_ms(31);
+    let got = parse(&record);
+    assert_eq!(got["eventName"], "Converse");
+    assert_eq!(
+        got["requestParameters"],
+        json!({"modelId": "anthropic.claude-sonnet-4-6"})
+    );
+    assert_eq!(got["decision"], "deny");
+    assert_eq!(got["reason"], "destination_not_privatelink");
+    assert_eq!(got["ruleId"], Value::Null);
+    assert_eq!(got["mode"], "enforce");
+    assert_eq!(got["status"], 403);
+    assert_eq!(got["upstreamStatus"], 200);
+    assert_eq!(got["upstreamAddress"], "203.0.113.9:443");
 }
 
 #[test]
@@ -619,6 +661,33 @@ fn source_address_is_reduced_to_the_ip() {
     assert_eq!(source(b"2001:db8::1"), "2001:db8::1");
     assert_eq!(source(b"envoy://internal\n"), "envoy://internal\n");
     assert_eq!(source(b""), Value::Null);
+}
+
+fn upstream(address: &[u8]) -> Value {
+    let mut record = AuditRecord::from_decision(&Decision::deny(Reason::HeaderInvalid, ""), T);
+    record.upstream_address(address);
+    parse(&record)["upstreamAddress"].clone()
+}
+
+#[test]
+fn upstream_address_is_reprinted_from_the_parsed_address() {
+    assert_eq!(upstream(b"10.20.1.17:443"), "10.20.1.17:443");
+    assert_eq!(upstream(b"10.20.1.17"), "10.20.1.17");
+    assert_eq!(upstream(b"[2001:db8:0::1]:443"), "[2001:db8::1]:443");
+    assert_eq!(upstream(b"2001:db8::1"), "2001:db8::1");
+    // Anything else is bounded, escaped text (the line stays one printable-ASCII object).
+    assert_eq!(upstream(b"/var/run/x.sock\n\"}"), "/var/run/x.sock\n\"}");
+    let record = {
+        let mut r = AuditRecord::from_decision(&Decision::deny(Reason::HeaderInvalid, ""), T);
+        r.upstream_address([b"\xff\"\n".as_slice(), "\u{2028}".as_bytes()].concat());
+        r.to_json_line()
+    };
+    assert!(
+        record.bytes().all(|b| (b' '..=b'~').contains(&b)),
+        "{record}"
+    );
+    assert_eq!(upstream(b"x-amz-security-token=abc"), REDACTED);
+    assert_eq!(upstream(b""), Value::Null);
 }
 
 #[test]

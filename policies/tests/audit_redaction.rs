@@ -385,6 +385,7 @@ proptest! {
         subject in bytes(),
         group in bytes(),
         source in bytes(),
+        upstream in bytes(),
         detail in any::<String>(),
     ) {
         let decision = Decision::deny(Reason::ModelNotAllowed, detail.clone())
@@ -395,11 +396,12 @@ proptest! {
             .region(&region)
             .endpoint(&endpoint)
             .identity(&issuer, &subject, [&group])
-            .source_address(&source);
+            .source_address(&source)
+            .upstream_address(&upstream);
         let line = record.to_json_line();
         prop_assert!(line.bytes().all(|b| (0x20..0x7f).contains(&b)));
         let parsed: Value = serde_json::from_str(&line).unwrap();
-        prop_assert_eq!(parsed.as_object().unwrap().len(), 29);
+        prop_assert_eq!(parsed.as_object().unwrap().len(), 30);
         prop_assert_eq!(&parsed["decision"], "deny");
         prop_assert_eq!(&parsed["reason"], "model_not_allowed");
         prop_assert_eq!(&parsed["eventName"], "InvokeModel");

@@ -671,7 +671,11 @@ fn rejects_duplicate_claim_name() {
         r#""claims":{"team":["a"],"team":["b"]}"#,
     );
     let e = CompiledPolicy::from_json(text.as_bytes()).unwrap_err();
-    assert_json_error(&e, "duplicate claim `team`");
+    // The strict pre-pass of `parse_bundle` (duplicates at any depth) answers first.
+    assert_json_error(
+        &e,
+        "duplicate member name \"team\" in rules[0].principals.claims",
+    );
 }
 
 // ---- JSON-level errors ---------------------------------------------------------------------
@@ -703,7 +707,7 @@ fn rejects_duplicate_json_field() {
     let e =
         parse_bundle(br#"{"apiVersion": "bedrock-guard/v1", "apiVersion": "bedrock-guard/v1"}"#)
             .unwrap_err();
-    assert_json_error(&e, "duplicate field `apiVersion`");
+    assert_json_error(&e, "duplicate member name \"apiVersion\"");
 }
 
 #[test]

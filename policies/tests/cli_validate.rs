@@ -185,7 +185,7 @@ fn yaml_errors_point_into_the_yaml_source() {
     assert_eq!(out.code, 1);
     assert!(
         out.stdout
-            .contains("bad.yaml:39:5: error: rules[3].modelz: unknown field `modelz`"),
+            .contains("bad.yaml:42:5: error: rules[3].modelz: unknown field `modelz`"),
         "{}",
         out.stdout
     );

@@ -25,6 +25,11 @@ fn bundle() -> Value {
             { "host": GOV, "region": "us-gov-west-1", "private_dns": true, "cidrs": ["10.0.0.0/8"] }
         ],
         "accounts": ["123456789012"],
+        "resources": {
+            "s3_outputs": ["s3://acme-bedrock-out/async/*"],
+            "knowledge_bases": ["KB12345678"],
+            "guardrails": ["abc123"]
+        },
         "limits": { "max_body_bytes": 4096 },
         "rules": [
             { "id": "claude", "effect": "allow",
@@ -37,7 +42,7 @@ fn bundle() -> Value {
             { "id": "count-anything", "effect": "allow", "models": ["*"], "operations": ["CountTokens"] },
             { "id": "guardrails", "effect": "allow", "operations": ["ApplyGuardrail", "ListAsyncInvokes"] },
             { "id": "rag", "effect": "allow", "models": ["anthropic.claude-*"], "operations": ["RetrieveAndGenerate"] },
-            { "id": "retrieve", "effect": "allow", "operations": ["Retrieve"] },
+            { "id": "retrieve", "effect": "allow", "models": ["amazon.rerank-*"], "operations": ["Retrieve"] },
             { "id": "no-opus", "effect": "deny", "models": ["*claude-opus*"] },
             { "id": "no-3-sonnet", "effect": "deny", "models": ["anthropic.claude-3-sonnet-*"] },
             { "id": "no-global", "effect": "deny", "models": ["global.*"] },
@@ -558,6 +563,7 @@ fn head_asks_for_the_body_of_body_carried_models() {
             max_body_bytes: 4096,
             endpoint_region: "us-east-1".into(),
             principal: None,
+            path_resource: None,
         })
     );
 }
@@ -582,7 +588,8 @@ fn denies_unlisted_body_carried_model() {
 
 #[test]
 fn allows_async_invoke_model_id() {
-    let body = json!({ "modelId": "amazon.titan-text-express-v1", "modelInput": {}, "outputDataConfig": {} });
+    let body = json!({ "modelId": "amazon.titan-text-express-v1", "modelInput": {},
+        "outputDataConfig": { "s3OutputDataConfig": { "s3Uri": "s3://acme-bedrock-out/async/run-1" } } });
     let d = Req::post("/async-invoke").json(body).decide(&policy());
     assert_allowed(&d, "claude");
     assert_eq!(d.operation, Some(Operation::StartAsyncInvoke));
@@ -650,6 +657,7 @@ fn body_longer_than_the_limit_is_refused_with_413() {
         max_body_bytes: 10,
         endpoint_region: "us-east-1".into(),
         principal: None,
+        path_resource: None,
     };
     let d = evaluate_body(
         &p,
@@ -672,6 +680,7 @@ fn empty_body_for_a_body_field_operation_is_unparseable() {
         max_body_bytes: 4096,
         endpoint_region: "us-east-1".into(),
         principal: None,
+        path_resource: None,
     };
     assert_refused(&evaluate_body(&p, &pending, b""), Reason::BodyUnparseable);
 }
@@ -729,9 +738,23 @@ fn agent_request_without_model_is_decided_on_its_operation() {
         .decide(&policy());
     assert_allowed(&d, "retrieve");
     assert!(d.models.is_empty());
+    // A request that names no model is allowed by a rule that names its operation
+    // explicitly, whatever models the rule lists ...
     let d = Req::post("/retrieveAndGenerate")
         .json(json!({ "input": { "text": "q" } }))
         .decide(&policy());
+    assert_allowed(&d, "rag");
+    assert!(d.models.is_empty());
+    // ... never by a rule that only lists models (it says nothing about the operation).
+    let mut v = bundle();
+    for rule in v["rules"].as_array_mut().unwrap() {
+        if rule["id"] == "rag" {
+            rule.as_object_mut().unwrap().remove("operations");
+        }
+    }
+    let d = Req::post("/retrieveAndGenerate")
+        .json(json!({ "input": { "text": "q" } }))
+        .decide(&policy_from(&v));
     assert_refused(&d, Reason::OperationNotAllowed);
 }
 

@@ -52,6 +52,7 @@ fn accepts_a_signed_json_request_and_describes_its_body() {
         HeadInfo {
             content_length: Some(42),
             content_type_json: true,
+            content_type_error: None,
             content_encoding_identity: true
         }
     );
@@ -367,7 +368,7 @@ fn recognises_json_media_type_with_parameters_and_any_case() {
         &b"application/json"[..],
         b"Application/JSON",
         b"application/json; charset=utf-8",
-        b" \tapplication/json\t ;x",
+        b" \tapplication/json\t ; charset=UTF-8",
     ] {
         assert!(info("content-type", v).content_type_json, "{v:?}");
     }
@@ -383,6 +384,7 @@ fn refuses_near_miss_media_types_as_not_json() {
         b"application/json\xff",
         b"",
         b"application/ json",
+        b"application/json;x",
     ] {
         assert!(!info("content-type", v).content_type_json, "{v:?}");
     }

@@ -137,10 +137,20 @@ fn accepts_encoded_unreserved_characters_as_their_decoded_form() {
 // ---------------------------------------------------------------- case and exactness
 
 #[test]
-fn accepts_uppercase_provider_as_is_without_folding() {
-    let id = via_path("Anthropic.claude-3-haiku-20240307-v1%3A0").unwrap();
-    assert_eq!(id, "Anthropic.claude-3-haiku-20240307-v1:0");
-    assert_ne!(id, "anthropic.claude-3-haiku-20240307-v1:0");
+fn refuses_upper_case_in_a_model_id_as_model_invalid_never_folds_it() {
+    for raw in [
+        "Anthropic.claude-3-haiku-20240307-v1%3A0",
+        "anthropic.claude-Opus-4",
+        "US.anthropic.claude-opus-4",
+        "Meta.llama3-8b-instruct-v1%3A0",
+    ] {
+        assert_eq!(
+            parse_path_model_id(raw.as_bytes()),
+            Err(ModelError::NonCanonicalCase),
+            "{raw}"
+        );
+        assert_eq!(ModelError::NonCanonicalCase.reason(), Reason::ModelInvalid);
+    }
 }
 
 #[test]
@@ -565,19 +575,25 @@ fn base_model_ids_have_no_prefix() {
 }
 
 #[test]
-fn refuses_prefix_shape_that_is_too_long_short_or_not_lowercase() {
-    for id in [
-        "anthropic.claude.v2",
-        "u.anthropic.claude",
-        "US.anthropic.claude",
-        "u5.anthropic.claude",
+fn any_id_with_two_dots_is_a_profile_whatever_its_first_label() {
+    // An oddly shaped first label is a geography the bundle must list (and cannot, for
+    // labels outside [a-z-]), never a base model id that `*` allows.
+    for (id, geo) in [
+        ("anthropic.claude.v2", "anthropic"),
+        ("u.anthropic.claude", "u"),
+        ("u5.anthropic.claude", "u5"),
+        ("apac2.anthropic.claude", "apac2"),
     ] {
         assert_eq!(
             parse_body_model_id(id).unwrap().profile_prefix(),
-            None,
+            Some(geo),
             "{id}"
         );
     }
+    assert_eq!(
+        parse_body_model_id("US.anthropic.claude"),
+        Err(ModelError::NonCanonicalCase)
+    );
 }
 
 #[test]

@@ -150,35 +150,56 @@ fn model_path_soup() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
-/// Plain ids from the documented grammar (with case and underscores, which are legal bytes).
+/// Plain ids from the documented grammar: lower case (an id with a `.` and an upper-case
+/// letter is `model_invalid`), and bare opaque names without a `.`, in any case.
 fn plain_id() -> impl Strategy<Value = String> {
-    "([a-z-]{2,8}\\.)?[A-Za-z0-9_-]{1,12}(\\.[A-Za-z0-9_-]{1,12}){1,3}(:[a-z0-9]{1,4}){0,2}"
+    prop_oneof![
+        "([a-z-]{2,8}\\.)?[a-z0-9_-]{1,12}(\\.[a-z0-9_-]{1,12}){1,3}(:[a-z0-9]{1,4}){0,2}",
+        "[A-Za-z0-9_-]{1,24}",
+    ]
 }
 
 fn arn_id() -> impl Strategy<Value = String> {
     let partition = prop::sample::select(vec!["aws", "aws-cn", "aws-us-gov", "aws-iso-b"]);
-    let bedrock_type = prop::sample::select(vec![
+    // Types whose ids Bedrock writes in lower case, as one path component.
+    let lower_type = prop::sample::select(vec![
         "foundation-model",
         "inference-profile",
         "application-inference-profile",
         "provisioned-model",
-        "custom-model",
         "custom-model-deployment",
         "imported-model",
+    ]);
+    // Types whose ids may carry upper case and several components.
+    let any_case_type = prop::sample::select(vec![
         "prompt",
         "prompt-router",
         "default-prompt-router",
+        "agent-alias",
     ]);
     let component = "[A-Za-z0-9_:.-]{1,16}".prop_filter("dot component", |c| c != "." && c != "..");
+    let lower_component =
+        "[a-z0-9_:.-]{1,16}".prop_filter("dot component", |c| c != "." && c != "..");
     let resource_id = prop::collection::vec(component, 1..4).prop_map(|c| c.join("/"));
+    let custom_id = prop::collection::vec(lower_component.clone(), 1..4).prop_map(|c| c.join("/"));
     let region = "([a-z0-9-]{1,20})?";
     let account = "([0-9]{12})?";
     prop_oneof![
         (
+            partition.clone(),
+            region,
+            account,
+            lower_type,
+            lower_component
+        )
+            .prop_map(|(p, r, a, t, id)| format!("arn:{p}:bedrock:{r}:{a}:{t}/{id}")),
+        (partition.clone(), region, account, custom_id)
+            .prop_map(|(p, r, a, id)| format!("arn:{p}:bedrock:{r}:{a}:custom-model/{id}")),
+        (
             partition,
             region,
             account,
-            bedrock_type,
+            any_case_type,
             resource_id.clone()
         )
             .prop_map(|(p, r, a, t, id)| format!("arn:{p}:bedrock:{r}:{a}:{t}/{id}")),

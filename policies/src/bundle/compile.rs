@@ -8,14 +8,15 @@ use std::collections::{HashMap, HashSet};
 use super::cidr::Cidr;
 use super::schema::{
     Alerts, Bundle, Credentials, Effect, Endpoint, Identity, ModeSpec, Network, Principals,
-    Provider, Rule, DEFAULT_IDENTITY_HEADER, MAX_TOKEN_BYTES_LIMIT,
+    Provider, Resources, Rule, DEFAULT_IDENTITY_HEADER, MAX_TOKEN_BYTES_LIMIT,
 };
 use super::validate::{self as v, Errors};
 use super::BundleError;
 use crate::decision::Mode;
 use crate::destination::{self, BedrockService, EndpointKind};
-use crate::matcher::PatternSet;
-use crate::request::{ModelLocation, Operation};
+use crate::matcher::{FoldedPatternSet, PatternSet};
+use crate::request::resource::{is_s3_bucket, parse_arn};
+use crate::request::{ModelLocation, Operation, ResourceKind};
 
 // Operation sets are bit sets indexed by the operation's position in `Operation::ALL`.
 const _: () = assert!(Operation::ALL.len() <= 64);
@@ -33,6 +34,7 @@ pub struct CompiledPolicy {
     endpoints: Vec<CompiledEndpoint>,
     endpoint_by_host: HashMap<String, usize>,
     accounts: Option<HashSet<String>>,
+    resources: CompiledResources,
     credentials: Credentials,
     fips_required: bool,
     profile_geographies: Option<Vec<String>>,
@@ -110,6 +112,20 @@ impl CompiledPolicy {
         self.accounts.as_ref()
     }
 
+    /// The patterns that allow resources of `kind` (empty: none allowed). `Account` has no
+    /// patterns: owner accounts are checked against `accounts`.
+    pub fn resource_patterns(&self, kind: ResourceKind) -> &PatternSet {
+        let r = &self.resources;
+        match kind {
+            ResourceKind::S3Output => &r.s3_outputs,
+            ResourceKind::KmsKey => &r.kms_keys,
+            ResourceKind::Lambda => &r.lambdas,
+            ResourceKind::KnowledgeBase => &r.knowledge_bases,
+            ResourceKind::Guardrail => &r.guardrails,
+            ResourceKind::Account => &r.none,
+        }
+    }
+
     pub fn credentials(&self) -> Credentials {
         self.credentials
     }
@@ -170,12 +186,48 @@ impl OpSet {
     }
 }
 
-/// A rule's model patterns, compiled twice: `all` for ordinary ids, `arn_only` (the patterns
-/// written as ARNs) for opaque resources, which an allow rule may only name by ARN.
+/// `resources`, compiled (see `schema::Resources`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CompiledResources {
+    s3_outputs: PatternSet,
+    kms_keys: PatternSet,
+    lambdas: PatternSet,
+    knowledge_bases: PatternSet,
+    guardrails: PatternSet,
+    /// Always empty.
+    none: PatternSet,
+}
+
+/// A rule's model patterns, compiled three times: `all` for ordinary ids, `arn_only` (the
+/// patterns written as ARNs) for opaque resources, which an allow rule may only name by ARN,
+/// and `folded` (every pattern, matched without regard to case) for deny rules, so that no
+/// case variant of a denied id escapes the deny.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ModelMatcher {
+pub struct ModelMatcher {
     pub(crate) all: PatternSet,
     pub(crate) arn_only: PatternSet,
+    pub(crate) folded: FoldedPatternSet,
+}
+
+impl ModelMatcher {
+    /// Compile a rule's `models` patterns (already validated).
+    pub fn new<'a>(patterns: impl IntoIterator<Item = &'a str>) -> ModelMatcher {
+        let mut all = PatternSet::default();
+        let mut arn_only = PatternSet::default();
+        let mut folded = FoldedPatternSet::default();
+        for p in patterns {
+            all.insert(p);
+            folded.insert(p);
+            if p.starts_with("arn:") {
+                arn_only.insert(p);
+            }
+        }
+        ModelMatcher {
+            all,
+            arn_only,
+            folded,
+        }
+    }
 }
 
 /// Principal conditions (kept compiled for when verified identities arrive).
@@ -238,6 +290,7 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
         compile_endpoints(&bundle.endpoints, bundle.network.fips_required, &mut errs);
     let profile_geographies = compile_network(&bundle.network, &mut errs);
     let accounts = compile_accounts(bundle.accounts.as_deref(), &mut errs);
+    let resources = compile_resources(&bundle.resources, &mut errs);
 
     if bundle.credentials.allow_long_term_api_keys && !bundle.credentials.allow_bearer_api_keys {
         errs.push(
@@ -295,6 +348,7 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
         endpoints,
         endpoint_by_host,
         accounts,
+        resources,
         credentials: bundle.credentials,
         fips_required: bundle.network.fips_required,
         profile_geographies,
@@ -798,8 +852,6 @@ fn compile_rule(
                 "must not be empty (omit it to match every model)",
             );
         }
-        let mut all = PatternSet::default();
-        let mut arn_only = PatternSet::default();
         for (j, p) in patterns.iter().enumerate() {
             errs.check(|| format!("{at}.models[{j}]"), v::model_pattern(p));
             if patterns.get(..j).is_some_and(|before| before.contains(p)) {
@@ -808,12 +860,8 @@ fn compile_rule(
                     format!("duplicate pattern {p:?}"),
                 );
             }
-            all.insert(p);
-            if p.starts_with("arn:") {
-                arn_only.insert(p);
-            }
         }
-        ModelMatcher { all, arn_only }
+        ModelMatcher::new(patterns.iter().map(String::as_str))
     });
 
     if let (Some(_), Some((_, names))) = (&models, &operations) {
@@ -835,6 +883,30 @@ fn compile_rule(
             at.clone(),
             "an allow rule without models or operations would allow everything; name models or operations",
         );
+    }
+    // An allow rule without `models` would allow any model (opaque ones included) for its
+    // operations: every operation that can carry a model needs `models` (`["*"]` for any
+    // transparent model).
+    if let (Some(Effect::Allow), None, Some((_, names))) = (rule.effect, &rule.models, &operations)
+    {
+        let carrying: Vec<&str> = names
+            .iter()
+            .filter_map(|n| Operation::from_name(n))
+            .filter(|op| op.model_location() != ModelLocation::None)
+            .map(Operation::as_str)
+            .collect();
+        if !carrying.is_empty() {
+            errs.push(
+                format!("{at}.models"),
+                format!(
+                    "required: {} can name a model, so this allow rule must say which (models: \
+                     [\"*\"] allows any transparent model; opaque resources need ARN patterns); \
+                     put the operations that name no model ({}) in a rule of their own",
+                    carrying.join(", "),
+                    model_less_operations()
+                ),
+            );
+        }
     }
 
     let principals = rule
@@ -914,6 +986,119 @@ fn compile_principals(
         subjects,
         groups,
         claims,
+    }
+}
+
+fn model_less_operations() -> String {
+    Operation::ALL
+        .iter()
+        .filter(|op| op.model_location() == ModelLocation::None)
+        .map(|op| op.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `resources`: each list's patterns checked for their kind's shape, no duplicates.
+fn compile_resources(r: &Resources, errs: &mut Errors) -> CompiledResources {
+    let mut list = |field: &str, kind: ResourceKind, patterns: &[String]| {
+        let mut set = PatternSet::default();
+        for (j, p) in patterns.iter().enumerate() {
+            let at = || format!("resources.{field}[{j}]");
+            errs.check(at, resource_pattern(kind, p));
+            if patterns.get(..j).is_some_and(|before| before.contains(p)) {
+                errs.push(at(), format!("duplicate pattern {p:?}"));
+            }
+            set.insert(p);
+            // `s3://bucket` stands for the whole bucket.
+            if kind == ResourceKind::S3Output && !p.trim_start_matches("s3://").contains('/') {
+                set.insert(&format!("{p}/*"));
+            }
+        }
+        set
+    };
+    CompiledResources {
+        s3_outputs: list("s3_outputs", ResourceKind::S3Output, &r.s3_outputs),
+        kms_keys: list("kms_keys", ResourceKind::KmsKey, &r.kms_keys),
+        lambdas: list("lambdas", ResourceKind::Lambda, &r.lambdas),
+        knowledge_bases: list(
+            "knowledge_bases",
+            ResourceKind::KnowledgeBase,
+            &r.knowledge_bases,
+        ),
+        guardrails: list("guardrails", ResourceKind::Guardrail, &r.guardrails),
+        none: PatternSet::default(),
+    }
+}
+
+/// One `resources` pattern: printable ASCII, and the shape of its kind with wildcards allowed
+/// where the kind allows them (never in an S3 bucket name, never in an ARN's service).
+fn resource_pattern(kind: ResourceKind, p: &str) -> Result<(), String> {
+    if p.is_empty() || p.len() > 2048 {
+        return Err("must be 1 to 2048 characters".to_string());
+    }
+    if !p.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(format!(
+            "{p:?} contains whitespace, a control character or a non-ASCII character"
+        ));
+    }
+    let arn_service = |p: &str, service: &str| -> Result<(), String> {
+        let parts: Vec<&str> = p.splitn(6, ':').collect();
+        let shaped = parts.len() == 6 && parts.first() == Some(&"arn");
+        if !shaped || parts.get(2) != Some(&service) {
+            return Err(format!(
+                "{p:?} must be an ARN of service {service} (arn:PARTITION:{service}:REGION:ACCOUNT:RESOURCE; wildcards allowed outside the service)"
+            ));
+        }
+        // With the wildcards read as literal characters, the fixed parts must still parse.
+        let literal = p.replace(['*', '?'], "x");
+        if parse_arn(&literal).is_none() && !p.contains(['*', '?']) {
+            return Err(format!("{p:?} is not a well-formed ARN"));
+        }
+        Ok(())
+    };
+    match kind {
+        ResourceKind::S3Output => {
+            let Some(rest) = p.strip_prefix("s3://") else {
+                return Err(format!("{p:?} must start with s3://"));
+            };
+            let bucket = rest.split_once('/').map_or(rest, |(b, _)| b);
+            if !is_s3_bucket(bucket) {
+                return Err(format!(
+                    "{p:?}: write the bucket name out (3 to 63 characters of a-z, 0-9, '.', '-'; no wildcard): a wildcard in the bucket could match another owner's bucket"
+                ));
+            }
+            Ok(())
+        }
+        ResourceKind::KmsKey => arn_service(p, "kms"),
+        ResourceKind::Lambda => arn_service(p, "lambda"),
+        ResourceKind::KnowledgeBase | ResourceKind::Guardrail if p.starts_with("arn:") => {
+            arn_service(p, "bedrock")
+        }
+        ResourceKind::KnowledgeBase => {
+            if (1..=10).contains(&p.len())
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'*' || b == b'?')
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{p:?} must be a knowledge base id ([0-9a-zA-Z]{{1,10}}, wildcards allowed) or an ARN"
+                ))
+            }
+        }
+        ResourceKind::Guardrail => {
+            if (1..=64).contains(&p.len())
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'*' || b == b'?')
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{p:?} must be a guardrail id ([a-z0-9]{{1,64}}, wildcards allowed) or an ARN"
+                ))
+            }
+        }
+        ResourceKind::Account => Ok(()),
     }
 }
 

@@ -3,8 +3,9 @@
 //! request is decided against.
 //!
 //! Errors are values: a JSON or schema problem (syntax, wrong type, unknown or duplicated
-//! field) is reported with its line and column; a semantic problem is reported under its field
-//! path (`rules[2].models[0]`), and all semantic problems are reported together.
+//! field, a member name written with an escape) is reported with its line and column; a
+//! semantic problem (a `null` anywhere included) is reported under its field path
+//! (`rules[2].models[0]`), and all semantic problems are reported together.
 
 mod cidr;
 mod compile;
@@ -13,10 +14,12 @@ pub mod schema;
 mod validate;
 
 pub use cidr::Cidr;
-pub use compile::{compile, CompiledEndpoint, CompiledPolicy};
+pub use compile::{compile, CompiledEndpoint, CompiledPolicy, ModelMatcher};
 pub(crate) use compile::{CompiledRule, PrincipalMatcher};
 pub use schema::Bundle;
 pub use validate::{is_region, ALGORITHMS, API_VERSION, KIND};
+
+use crate::canonical::{self, CanonicalError};
 
 /// One semantic problem in a bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +76,39 @@ fn display_lines(errors: &[FieldError]) -> String {
 }
 
 /// Parse a JSON bundle (shape only; `compile` validates the values).
+///
+/// Before the bundle's types see it, the text is read strictly (`canonical::parse_strict`): a
+/// member name written with a backslash escape, a duplicate member name (at any depth, inside
+/// inline JWKs and claim maps too) or a number without a canonical form is a JSON error with
+/// its line and column; and every `null` is an error under its field path, since serde would
+/// read `"accounts": null` as "omitted", the widest meaning, where `[]` means "none".
 pub fn parse_bundle(json: &[u8]) -> Result<Bundle, BundleError> {
+    let value = canonical::parse_strict(json).map_err(|e| match e {
+        CanonicalError::Json {
+            line,
+            column,
+            message,
+        } => BundleError::Json {
+            line,
+            column,
+            message,
+        },
+        CanonicalError::Value { path, message } => {
+            BundleError::Invalid(vec![FieldError { path, message }])
+        }
+    })?;
+    if value.is_object() {
+        let nulls: Vec<FieldError> = canonical::nulls(&value)
+            .into_iter()
+            .filter_map(|e| match e {
+                CanonicalError::Value { path, message } => Some(FieldError { path, message }),
+                CanonicalError::Json { .. } => None,
+            })
+            .collect();
+        if !nulls.is_empty() {
+            return Err(BundleError::Invalid(nulls));
+        }
+    }
     serde_json::from_slice(json).map_err(|e| {
         let (line, column) = (e.line(), e.column());
         let full = e.to_string();

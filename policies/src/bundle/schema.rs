@@ -27,6 +27,8 @@ pub struct Bundle {
     #[serde(default)]
     pub accounts: Option<Vec<String>>,
     #[serde(default)]
+    pub resources: Resources,
+    #[serde(default)]
     pub credentials: Credentials,
     #[serde(default)]
     pub limits: Limits,
@@ -212,6 +214,32 @@ pub struct Network {
     /// profile at all.
     #[serde(default)]
     pub profile_geographies: Option<Vec<String>>,
+}
+
+/// Resources other than models that requests may name and that receive customer data. Each
+/// list holds patterns (IAM wildcards `*` and `?`, case-sensitive); a kind with no pattern is
+/// refused wherever a request names it (`resource_not_allowed`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Where StartAsyncInvoke may write the model's output: `s3://bucket` or
+    /// `s3://bucket/key-pattern`, the bucket written out. None listed: StartAsyncInvoke is
+    /// refused.
+    #[serde(default)]
+    pub s3_outputs: Vec<String>,
+    /// KMS key ARNs (patterns) that may encrypt output or session data.
+    #[serde(default)]
+    pub kms_keys: Vec<String>,
+    /// Lambda function ARNs (patterns) an agent may call (action groups, prompt-override and
+    /// custom-orchestration executors).
+    #[serde(default)]
+    pub lambdas: Vec<String>,
+    /// Knowledge bases a request may query: ids (`ABCDEFGHIJ`) or ARNs.
+    #[serde(default)]
+    pub knowledge_bases: Vec<String>,
+    /// Guardrails a request may name: ids or ARNs.
+    #[serde(default)]
+    pub guardrails: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -170,33 +170,11 @@ fn rules_reached(reason: Reason) -> bool {
     )
 }
 
-fn pattern_set(patterns: &[String], arn_only: bool) -> PatternSet {
-    PatternSet::new(
-        patterns
-            .iter()
-            .filter(|p| !arn_only || p.starts_with("arn:"))
-            .map(String::as_str),
-    )
-}
+use crate::bundle::ModelMatcher;
+use crate::engine::{model_allowed_by, model_denied_by};
 
-use crate::engine::{base_model, is_opaque};
-
-fn deny_matches(patterns: &[String], model: &ModelRef) -> bool {
-    let set = pattern_set(patterns, false);
-    set.matches(model.canonical())
-        || model.resource_id().is_some_and(|id| set.matches(id))
-        || base_model(model).is_some_and(|base| set.matches(base))
-}
-
-fn allow_matches(patterns: &[String], model: &ModelRef) -> bool {
-    let all = pattern_set(patterns, false);
-    if is_opaque(model) {
-        return match model {
-            ModelRef::Plain { id, .. } => all.contains_exact(id),
-            ModelRef::Arn(arn) => pattern_set(patterns, true).matches(&arn.raw),
-        };
-    }
-    all.matches(model.canonical()) || model.resource_id().is_some_and(|id| all.matches(id))
+fn matcher(patterns: &[String]) -> ModelMatcher {
+    ModelMatcher::new(patterns.iter().map(String::as_str))
 }
 
 /// The engine's principal semantics: every category the rule names must match, any pattern
@@ -257,21 +235,22 @@ pub(crate) fn explain_rules(
                     .iter()
                     .filter(|m| {
                         if is_deny {
-                            deny_matches(patterns, m)
+                            model_denied_by(&matcher(patterns), m)
                         } else {
-                            allow_matches(patterns, m)
+                            model_allowed_by(&matcher(patterns), m)
                         }
                     })
                     .count()
             });
             let some_model_matches = models_matched.is_none_or(|n| n > 0);
-            // An allow rule with models never matches a request that names none.
+            // A request that names no model is matched by an allow rule without models or one
+            // that names its operation explicitly (the engine's `evaluate_request`).
             let matched = reached
                 && applies
                 && if is_deny || !models.is_empty() {
                     some_model_matches
                 } else {
-                    rule.models.is_none()
+                    rule.models.is_none() || rule.operations.is_some()
                 };
             RuleView {
                 index,

@@ -51,6 +51,55 @@ pub(crate) fn warnings(bundle: &Bundle, map: &SourceMap) -> Vec<Diagnostic> {
                 warn(format!("rules[{i}].models[{k}]"), message);
             }
         }
+        if rule.effect == Some(Effect::Allow) {
+            for (op, field, empty) in [
+                (
+                    "StartAsyncInvoke",
+                    "s3_outputs",
+                    bundle.resources.s3_outputs.is_empty(),
+                ),
+                (
+                    "ApplyGuardrail",
+                    "guardrails",
+                    bundle.resources.guardrails.is_empty(),
+                ),
+                (
+                    "Retrieve",
+                    "knowledge_bases",
+                    bundle.resources.knowledge_bases.is_empty(),
+                ),
+            ] {
+                let names_op = rule
+                    .operations
+                    .as_ref()
+                    .is_some_and(|ops| ops.iter().any(|o| o == op));
+                if names_op && empty {
+                    warn(
+                        format!("rules[{i}].operations"),
+                        format!(
+                            "allows {op}, but resources.{field} lists nothing, so every {op} is refused (resource_not_allowed)"
+                        ),
+                    );
+                }
+            }
+        }
+        // Allow patterns are matched case-sensitively and Bedrock's transparent ids are
+        // lower-case: an upper-case letter outside an ARN pattern can never match one.
+        if rule.effect == Some(Effect::Allow) {
+            for (k, pattern) in rule.models.iter().flatten().enumerate() {
+                if !pattern.starts_with("arn:")
+                    && pattern.contains('.')
+                    && pattern.bytes().any(|b| b.is_ascii_uppercase())
+                {
+                    warn(
+                        format!("rules[{i}].models[{k}]"),
+                        format!(
+                            "{pattern:?} has upper case: model ids with a '.' are lower-case (an upper-case id is refused as model_invalid), so it never matches"
+                        ),
+                    );
+                }
+            }
+        }
     }
     out
 }

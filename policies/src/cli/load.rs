@@ -115,20 +115,28 @@ pub(crate) struct LoadedBundle {
     pub(crate) digest: String,
 }
 
-/// The canonical form of a document, with the failing path's position on error.
+/// The canonical form of a document, with the failing path's position on error. Every `null`
+/// is reported (a bundle holds none: see `canonical`), each under its path and position.
 pub(crate) fn canonical_of(doc: &Document) -> Result<Vec<u8>, LoadError> {
-    canonical::to_canonical(&doc.value).map_err(|e| {
-        LoadError::Invalid(vec![match e {
-            CanonicalError::Value { path, message } => {
-                Diagnostic::error(doc.map.position(&path), Some(path), message)
-            }
-            CanonicalError::Json {
-                line,
-                column,
-                message,
-            } => Diagnostic::error(Some(Pos { line, column }), None, message),
-        }])
-    })
+    let located = |e: CanonicalError| match e {
+        CanonicalError::Value { path, message } => {
+            Diagnostic::error(doc.map.position(&path), Some(path), message)
+        }
+        CanonicalError::Json {
+            line,
+            column,
+            message,
+        } => Diagnostic::error(Some(Pos { line, column }), None, message),
+    };
+    let mut nulls: Vec<Diagnostic> = canonical::nulls(&doc.value)
+        .into_iter()
+        .map(located)
+        .collect();
+    if !nulls.is_empty() {
+        nulls.sort_by_key(|d| d.pos.map(|p| (p.line, p.column)));
+        return Err(LoadError::Invalid(nulls));
+    }
+    canonical::to_canonical(&doc.value).map_err(|e| LoadError::Invalid(vec![located(e)]))
 }
 
 /// Parse, validate and compile a bundle file; every problem comes back with its path and,

@@ -243,6 +243,23 @@ pub fn bundle_schema() -> Value {
             "endpoints": { "type": "array", "minItems": 1, "items": { "$ref": "#/$defs/endpoint" } },
             "network": { "$ref": "#/$defs/network" },
             "accounts": string_list(json!({ "type": "string", "pattern": "^[0-9]{12}$" }), Some(1)),
+            "resources": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "resources other than models that requests may name and that receive customer data; a kind with no pattern is refused wherever a request names it (resource_not_allowed)",
+                "properties": {
+                    "s3_outputs": string_list(json!({ "type": "string", "pattern": "^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[!-~]*)?$",
+                        "description": "where StartAsyncInvoke may write output: s3://bucket (the whole bucket) or s3://bucket/key-pattern; the bucket written out" }), None),
+                    "kms_keys": string_list(json!({ "type": "string", "pattern": "^arn:[!-~]*:kms:[!-~]*$",
+                        "description": "KMS key ARN patterns (async output kmsKeyId, agent customerEncryptionKeyArn, session kmsKeyArn)" }), None),
+                    "lambdas": string_list(json!({ "type": "string", "pattern": "^arn:[!-~]*:lambda:[!-~]*$",
+                        "description": "Lambda function ARN patterns agents may call" }), None),
+                    "knowledge_bases": string_list(json!({ "type": "string", "pattern": "^([0-9a-zA-Z*?]{1,10}|arn:[!-~]*:bedrock:[!-~]*)$",
+                        "description": "knowledge base ids or ARNs (patterns)" }), None),
+                    "guardrails": string_list(json!({ "type": "string", "pattern": "^([a-z0-9*?]{1,64}|arn:[!-~]*:bedrock:[!-~]*)$",
+                        "description": "guardrail ids or ARNs (patterns)" }), None)
+                }
+            },
             "credentials": {
                 "type": "object",
                 "additionalProperties": false,

@@ -336,9 +336,19 @@ fn at(mark: &Marker, message: impl Into<String>) -> Located {
 }
 
 /// Load one YAML document as a JSON value (YAML 1.2 core schema), mapping its paths. Refused:
-/// several documents, duplicate keys, non-scalar keys, numbers that are not integers, tags
-/// other than the core `!!str`, `!!int`, `!!bool`, `!!null`.
+/// several documents, duplicate keys, non-scalar keys, keys written with backslash escapes
+/// (`"m\x6fde"`: as for JSON, what a reviewer reads is what runs) or holding a character JSON
+/// would have to escape (`"`, `\`, control characters), numbers that are not
+/// integers, tags other than the core `!!str`, `!!int`, `!!bool`, `!!null`. (A `null`, such as
+/// a key whose list entries are all commented out, is read as `null` and refused later, under
+/// its path, by `canonical`.)
 pub(crate) fn load_yaml(text: &str) -> Result<(Value, SourceMap), Located> {
+    let text_src = text;
+    let mut offsets = CharOffsets {
+        text,
+        chars: 0,
+        byte: 0,
+    };
     let mut parser = Parser::new_from_str(text);
     let mut map = SourceMap::default();
     let mut stack: Vec<Frame> = Vec::new();
@@ -387,10 +397,21 @@ pub(crate) fn load_yaml(text: &str) -> Result<(Value, SourceMap), Located> {
                     ..
                 }) = stack.last_mut()
                 {
+                    let child = child_key(path, &text);
+                    if style == TScalarStyle::DoubleQuoted
+                        && written_with_escape(text_src, offsets.byte_of(mark.index()))
+                    {
+                        return Err(at(&mark, format!("{child}: {ESCAPED_NAME}")));
+                    }
+                    if text
+                        .chars()
+                        .any(|c| matches!(c, '"' | '\\' | '\0'..='\u{1f}'))
+                    {
+                        return Err(at(&mark, format!("{child}: {UNWRITABLE_NAME}")));
+                    }
                     if members.contains_key(&text) {
                         return Err(at(&mark, format!("duplicate key {text:?}")));
                     }
-                    let child = child_key(path, &text);
                     map.push(child, yaml_pos(&mark), mark.index(), mark.index());
                     *key = Some(text);
                     continue;
@@ -457,6 +478,62 @@ pub(crate) fn load_yaml(text: &str) -> Result<(Value, SourceMap), Located> {
     })?;
     map.line_starts = line_starts(text.as_bytes());
     Ok((value, map))
+}
+
+const ESCAPED_NAME: &str =
+    "the member name is written with a backslash escape; write member names as plain text";
+/// A name the JSON form of the bundle (what is signed and what the filter reads) could only
+/// write with an escape, which the filter refuses.
+const UNWRITABLE_NAME: &str = "the member name contains a quote, a backslash or a control \
+     character, which JSON can only write escaped; write member names as plain text";
+
+/// Byte offsets of yaml_rust2's marks, which count characters. Marks arrive mostly in
+/// increasing order, so the cursor only moves forward (it restarts when one does not).
+struct CharOffsets<'a> {
+    text: &'a str,
+    chars: usize,
+    byte: usize,
+}
+
+impl CharOffsets<'_> {
+    /// The byte offset of the character at `index` (the end of the text when beyond it).
+    fn byte_of(&mut self, index: usize) -> usize {
+        if index < self.chars {
+            self.chars = 0;
+            self.byte = 0;
+        }
+        while self.chars < index {
+            let Some(c) = self
+                .text
+                .get(self.byte..)
+                .and_then(|rest| rest.chars().next())
+            else {
+                break;
+            };
+            self.byte += c.len_utf8();
+            self.chars += 1;
+        }
+        self.byte
+    }
+}
+
+/// Does the double-quoted scalar that starts at (or, past a BOM, just after) byte `start` of
+/// `text` contain a backslash escape? Unreadable positions count as escaped (refused).
+fn written_with_escape(text: &str, start: usize) -> bool {
+    let Some(rest) = text.as_bytes().get(start..) else {
+        return true;
+    };
+    let Some(open) = rest.iter().position(|&b| b == b'"') else {
+        return true;
+    };
+    for &b in rest.iter().skip(open + 1) {
+        match b {
+            b'\\' => return true,
+            b'"' => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 fn is_key_slot(stack: &[Frame]) -> bool {
@@ -715,6 +792,23 @@ mod tests {
         assert!(load_yaml("a: 1.5\n").is_err());
         assert!(load_yaml("a: '1.5'\n").is_ok());
         assert!(load_yaml("--- 1\n--- 2\n").is_err());
+    }
+
+    #[test]
+    fn yaml_refuses_escaped_keys_only() {
+        let e = load_yaml("a:\n  \"m\\x6fde\": x\n").err();
+        assert_eq!(
+            e.as_ref().and_then(|e| e.pos),
+            Some(Pos { line: 2, column: 3 })
+        );
+        assert!(e
+            .map(|e| e.message)
+            .unwrap_or_default()
+            .starts_with("a.mode: the member name is written with a backslash escape"));
+        assert!(load_yaml("{\"b\\u0062\": 1}").is_err());
+        assert!(load_yaml("\u{e9}t\u{e9}: 1\n\"mode\": \"dry-\\x72un\"\n'k\\x': 2\n").is_err());
+        assert!(load_yaml("'a\"b': 2\n").is_err());
+        assert!(load_yaml("\u{e9}t\u{e9}: 1\n\"mode\": \"dry-\\x72un\"\n'k/x': 2\n").is_ok());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use crate::decision::Reason;
-use crate::request::route::ModelLocation;
+use crate::request::route::{ModelLocation, ResourceFields, ResourceKind};
 
 /// Deepest accepted nesting of objects and arrays (the top-level object is depth 1).
 pub const MAX_DEPTH: usize = 64;
@@ -86,8 +86,29 @@ impl BodyError {
 /// The values are returned as written (unescaped): validate them with
 /// [`crate::request::parse_body_model_id`].
 pub fn extract_body_models(body: &[u8], location: ModelLocation) -> Result<Vec<String>, BodyError> {
+    extract_body_values(body, location, ResourceFields::None).map(|v| v.models)
+}
+
+/// The model and resource values a body names (see [`extract_body_values`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodyValues {
+    /// Model references, in document order.
+    pub models: Vec<String>,
+    /// Other resources that receive customer data (S3 output locations, Lambda functions,
+    /// knowledge bases, guardrails, KMS keys) and account ids, in document order.
+    pub resources: Vec<(ResourceKind, String)>,
+}
+
+/// Read the model-carrying members (as [`extract_body_models`]) and, in the same single pass,
+/// the members `resources` names. Every captured member must be a string; an escaped or
+/// case-variant spelling of a captured key is refused like one of a model key.
+pub fn extract_body_values(
+    body: &[u8],
+    location: ModelLocation,
+    resources: ResourceFields,
+) -> Result<BodyValues, BodyError> {
     let target = match location {
-        ModelLocation::Path | ModelLocation::None => return Ok(Vec::new()),
+        ModelLocation::Path | ModelLocation::None => return Ok(BodyValues::default()),
         ModelLocation::BodyField(name) => Target::TopLevel(name),
         ModelLocation::BodyAnywhere(keys) => Target::Anywhere(keys),
     };
@@ -95,18 +116,21 @@ pub fn extract_body_models(body: &[u8], location: ModelLocation) -> Result<Vec<S
         buf: body,
         pos: 0,
         target,
+        resources,
         frames: Vec::new(),
         keys: Vec::new(),
+        names: Vec::new(),
+        pending: None,
         role: Role::Ignore,
-        models: Vec::new(),
+        values: BodyValues::default(),
     };
     parser.document()?;
     if let Target::TopLevel(_) = target {
-        if parser.models.is_empty() {
+        if parser.values.models.is_empty() {
             return Err(BodyError::ModelMissing);
         }
     }
-    Ok(parser.models)
+    Ok(parser.values)
 }
 
 #[derive(Clone, Copy)]
@@ -120,6 +144,7 @@ enum Target {
 enum Role {
     Ignore,
     Capture,
+    Resource(ResourceKind),
 }
 
 enum Frame<'a> {
@@ -151,12 +176,18 @@ struct Parser<'a> {
     buf: &'a [u8],
     pos: usize,
     target: Target,
+    resources: ResourceFields,
     frames: Vec<Frame<'a>>,
     /// Keys of the open small objects, stacked; each object owns the tail from its `key_start`.
     keys: Vec<Cow<'a, [u8]>>,
+    /// For `ResourceFields::Paths` only: the member name each open container was reached by
+    /// (`None` for the root and for array elements), one entry per frame.
+    names: Vec<Option<Cow<'a, str>>>,
+    /// For `ResourceFields::Paths` only: the member name just read.
+    pending: Option<Cow<'a, str>>,
     /// Role of the next value (set by the key just read).
     role: Role,
-    models: Vec<String>,
+    values: BodyValues,
 }
 
 impl<'a> Parser<'a> {
@@ -217,7 +248,7 @@ impl<'a> Parser<'a> {
         self.skip_ws();
         let role = std::mem::replace(&mut self.role, Role::Ignore);
         let b = self.peek().ok_or(BodyError::Truncated)?;
-        if role == Role::Capture && b != b'"' {
+        if role != Role::Ignore && b != b'"' {
             return Err(BodyError::ModelNotString);
         }
         match b {
@@ -243,11 +274,16 @@ impl<'a> Parser<'a> {
             }
             b'"' => {
                 let s = self.string()?;
-                if role == Role::Capture {
-                    if self.models.len() >= MAX_MODELS {
+                if role != Role::Ignore {
+                    let count = self.values.models.len() + self.values.resources.len();
+                    if count >= MAX_MODELS {
                         return Err(BodyError::TooManyModels);
                     }
-                    self.models.push(unescape(s)?.into_owned());
+                    let value = unescape(s)?.into_owned();
+                    match role {
+                        Role::Resource(kind) => self.values.resources.push((kind, value)),
+                        _ => self.values.models.push(value),
+                    }
                 }
                 Ok(State::AfterValue)
             }
@@ -272,15 +308,20 @@ impl<'a> Parser<'a> {
         }
         let raw = self.string()?;
         let decoded = unescape(raw)?;
-        if is_ambiguous_model_key(&decoded, raw.escaped, self.target) {
+        if is_ambiguous_model_key(&decoded, raw.escaped, self.target)
+            || is_ambiguous_resource_key(&decoded, raw.escaped, self.resources)
+        {
             return Err(BodyError::AmbiguousModelKey);
         }
         let depth = self.frames.len();
         self.role = match self.target {
             Target::TopLevel(name) if depth == 1 && decoded == name => Role::Capture,
             Target::Anywhere(names) if names.iter().any(|n| *n == decoded) => Role::Capture,
-            _ => Role::Ignore,
+            _ => self.resource_role(&decoded),
         };
+        if let ResourceFields::Paths(_) = self.resources {
+            self.pending = Some(decoded.clone());
+        }
         self.insert_key(match decoded {
             Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
             Cow::Owned(s) => Cow::Owned(s.into_bytes()),
@@ -317,15 +358,54 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// The role of the value of member `key` under `self.resources`.
+    fn resource_role(&self, key: &str) -> Role {
+        match self.resources {
+            ResourceFields::None => Role::Ignore,
+            ResourceFields::Anywhere(fields) => fields
+                .iter()
+                .find(|(name, _)| *name == key)
+                .map_or(Role::Ignore, |(_, kind)| Role::Resource(*kind)),
+            ResourceFields::Paths(fields) => {
+                // names[0] is the root; names[1..] name the containers below it, which must
+                // all be objects reached by the path's members, in order.
+                let below_root = self.names.get(1..).unwrap_or_default();
+                fields
+                    .iter()
+                    .find(|(path, _)| {
+                        path.split_last().is_some_and(|(last, init)| {
+                            *last == key
+                                && init.len() == below_root.len()
+                                && below_root
+                                    .iter()
+                                    .zip(init.iter())
+                                    .all(|(have, want)| have.as_deref() == Some(*want))
+                        })
+                    })
+                    .map_or(Role::Ignore, |(_, kind)| Role::Resource(*kind))
+            }
+        }
+    }
+
     fn open(&mut self, frame: Frame<'a>) -> Result<(), BodyError> {
         if self.frames.len() >= MAX_DEPTH {
             return Err(BodyError::TooDeep);
+        }
+        if let ResourceFields::Paths(_) = self.resources {
+            let name = match self.frames.last() {
+                Some(Frame::Object { .. }) => self.pending.take(),
+                _ => None,
+            };
+            self.names.push(name);
         }
         self.frames.push(frame);
         Ok(())
     }
 
     fn close(&mut self) {
+        if let ResourceFields::Paths(_) = self.resources {
+            self.names.pop();
+        }
         if let Some(Frame::Object { key_start, big }) = self.frames.pop() {
             if big.is_none() {
                 self.keys.truncate(key_start);
@@ -532,6 +612,19 @@ fn is_ambiguous_model_key(decoded: &str, escaped: bool, target: Target) -> bool 
         .iter()
         .chain(located)
         .any(|name| folds_to(decoded, name) && (escaped || decoded != *name))
+}
+
+/// The same for the keys `resources` captures.
+fn is_ambiguous_resource_key(decoded: &str, escaped: bool, resources: ResourceFields) -> bool {
+    let matches = |name: &str| folds_to(decoded, name) && (escaped || decoded != name);
+    match resources {
+        ResourceFields::None => false,
+        ResourceFields::Anywhere(fields) => fields.iter().any(|(name, _)| matches(name)),
+        ResourceFields::Paths(fields) => fields
+            .iter()
+            .filter_map(|(path, _)| path.last())
+            .any(|name| matches(name)),
+    }
 }
 
 /// Case-insensitive equality with the ASCII `name`, folding the non-ASCII letters whose

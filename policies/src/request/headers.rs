@@ -40,10 +40,51 @@ const COMMA_FREE: [usize; 8] = [AUTHORITY, HOST, 6, 7, 8, CONTENT_TYPE, CONTENT_
 pub struct HeadInfo {
     /// `content-length`, when present and well-formed.
     pub content_length: Option<u64>,
-    /// `content-type` is `application/json` (parameters allowed, case-insensitive type).
+    /// `content-type` declares JSON read as UTF-8: `application/json` (any case), with at most
+    /// one parameter, `charset=utf-8` (see [`json_content_type`]).
     pub content_type_json: bool,
+    /// Why `content-type` does not (`None` when `content_type_json`).
+    pub content_type_error: Option<ContentTypeError>,
     /// `content-encoding` is absent or `identity`.
     pub content_encoding_identity: bool,
+}
+
+impl HeadInfo {
+    /// Why a body-carried operation may not read this body as JSON by its `content-type`
+    /// (`None`: it may).
+    pub fn content_type_refusal(&self) -> Option<ContentTypeError> {
+        if self.content_type_json {
+            None
+        } else {
+            Some(
+                self.content_type_error
+                    .unwrap_or(ContentTypeError::NotApplicationJson),
+            )
+        }
+    }
+}
+
+/// Why a `content-type` does not declare a body the engine may read, which is JSON in UTF-8.
+///
+/// The engine reads the body as UTF-8 JSON; a `content-type` that lets the upstream read it any
+/// other way (another charset, another media type it may parse differently) is refused rather
+/// than guessed about. The value itself is never echoed (header values are arbitrary bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ContentTypeError {
+    #[error("content-type is missing; the body must be sent as application/json")]
+    Missing,
+    #[error("content-type must be application/json")]
+    NotApplicationJson,
+    #[error("content-type charset must be utf-8: the body is read as UTF-8 JSON")]
+    CharsetNotUtf8,
+    #[error("content-type charset is quoted; write charset=utf-8")]
+    CharsetQuoted,
+    #[error("content-type has more than one charset parameter")]
+    CharsetRepeated,
+    #[error("content-type has a parameter other than charset (application/json defines none)")]
+    UnknownParameter,
+    #[error("content-type has a malformed parameter (expected ; charset=utf-8)")]
+    MalformedParameter,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -150,9 +191,11 @@ pub fn check_head(facts: &RequestFacts, identity_header: &str) -> Result<HeadInf
         None => None,
         Some(v) => Some(parse_content_length(v).ok_or(HeaderError::ContentLengthInvalid)?),
     };
+    let content_type_error = json_content_type(value(CONTENT_TYPE)).err();
     Ok(HeadInfo {
         content_length,
-        content_type_json: value(CONTENT_TYPE).is_some_and(is_json_media_type),
+        content_type_json: content_type_error.is_none(),
+        content_type_error,
         content_encoding_identity: value(CONTENT_ENCODING)
             .is_none_or(|v| v.eq_ignore_ascii_case(b"identity")),
     })
@@ -169,10 +212,80 @@ fn parse_content_length(v: &[u8]) -> Option<u64> {
     })
 }
 
-/// The media type (before any `;`, without surrounding spaces or tabs) is `application/json`.
-fn is_json_media_type(v: &[u8]) -> bool {
-    let media = v.split(|&b| b == b';').next().unwrap_or_default();
-    trim_ows(media).eq_ignore_ascii_case(b"application/json")
+/// Check a `content-type` value (`None`: absent) for a body read as UTF-8 JSON.
+///
+/// Accepted, exactly: optional whitespace, `application/json` in any case, then parameters in
+/// the RFC 9110 syntax (`*( OWS ";" OWS [ name "=" value ] )`, empty ones allowed) of which
+/// there may be one, `charset`, whose value is the token `utf-8` in any case. This is what
+/// botocore sends for every restJson1 body-carried operation (`application/json`) and what
+/// common HTTP clients add (`; charset=utf-8`). Refused: any other media type (`text/json`,
+/// `application/jsonx`, `application/json-patch+json`, `application/x-amz-json-1.1`), any
+/// other charset (`utf-16`, `latin1`, `utf8`), a quoted or repeated charset, any other
+/// parameter, and anything malformed (whitespace around `=`, a parameter without `=`).
+pub fn json_content_type(value: Option<&[u8]>) -> Result<(), ContentTypeError> {
+    let value = value.ok_or(ContentTypeError::Missing)?;
+    let mut parts = value.split(|&b| b == b';');
+    let media = parts.next().unwrap_or_default();
+    if !trim_ows(media).eq_ignore_ascii_case(b"application/json") {
+        return Err(ContentTypeError::NotApplicationJson);
+    }
+    let mut charset_seen = false;
+    for part in parts {
+        let parameter = trim_ows(part);
+        if parameter.is_empty() {
+            continue;
+        }
+        let Some(eq) = parameter.iter().position(|&b| b == b'=') else {
+            return Err(ContentTypeError::MalformedParameter);
+        };
+        let (name, rest) = parameter.split_at(eq);
+        let value = rest.get(1..).unwrap_or_default();
+        if !is_token(name) {
+            return Err(ContentTypeError::MalformedParameter);
+        }
+        if !name.eq_ignore_ascii_case(b"charset") {
+            return Err(ContentTypeError::UnknownParameter);
+        }
+        if charset_seen {
+            return Err(ContentTypeError::CharsetRepeated);
+        }
+        charset_seen = true;
+        if value.first() == Some(&b'"') {
+            return Err(ContentTypeError::CharsetQuoted);
+        }
+        if !is_token(value) {
+            return Err(ContentTypeError::MalformedParameter);
+        }
+        if !value.eq_ignore_ascii_case(b"utf-8") {
+            return Err(ContentTypeError::CharsetNotUtf8);
+        }
+    }
+    Ok(())
+}
+
+/// An RFC 9110 token: one or more `tchar`.
+fn is_token(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
 }
 
 /// Does the comma-separated list contain `token` (case-insensitive, optional whitespace)?

@@ -6,12 +6,16 @@
 pub mod body;
 pub mod headers;
 pub mod model;
+pub mod resource;
 pub mod route;
 
-pub use body::{extract_body_models, BodyError};
-pub use headers::{check_head, HeadInfo, HeaderError};
+pub use body::{extract_body_models, extract_body_values, BodyError, BodyValues};
+pub use headers::{check_head, json_content_type, ContentTypeError, HeadInfo, HeaderError};
 pub use model::{parse_body_model_id, parse_path_model_id, Arn, ModelError, ModelRef};
-pub use route::{classify, ModelLocation, Operation, RouteError, RouteMatch};
+pub use route::{
+    classify, ModelLocation, Operation, PathResource, ResourceFields, ResourceKind, RouteError,
+    RouteMatch,
+};
 
 /// Everything the engine decides on, as raw bytes straight from the proxy.
 #[derive(Debug, Clone, Default)]

@@ -5,6 +5,18 @@
 //! then use the conservative alphabet `[A-Za-z0-9._:/-]`, be 1..=2048 bytes, and carry a `/`
 //! only inside the resource part of a well-formed ARN. Everything else is refused, never
 //! guessed. The canonical text is exactly the decoded text: never lowercased, never trimmed.
+//!
+//! # Case
+//!
+//! Bedrock's own identifiers are lower-case: base model ids, system inference-profile ids
+//! (their geography prefix included), application-profile, provisioned, custom and imported
+//! model ids, and the ARN prefix (partition, service, region, resource type). AWS does not
+//! document whether Bedrock folds case, so the guard never depends on it: an id of one of
+//! those kinds with an upper-case letter is refused (`model_invalid`), never matched. The
+//! resource kinds whose ids may legitimately carry upper case (prompts, prompt routers, agent
+//! aliases, SageMaker endpoints, bare opaque names) are opaque: allowed only by an exact ARN
+//! pattern (or, for a bare name, the exact name), and deny patterns match them without regard
+//! to case.
 
 use crate::decision::Reason;
 
@@ -23,14 +35,30 @@ const BEDROCK_MODEL_TYPES: &[&str] = &[
     "prompt",
     "prompt-router",
     "default-prompt-router",
+    "agent-alias",
 ];
 
 /// Resource types of the `sagemaker` service accepted as a model (Marketplace endpoints).
 const SAGEMAKER_MODEL_TYPES: &[&str] = &["endpoint"];
 
-/// The only resource types whose id says which model runs (a foundation model, or a system
-/// inference profile named after one); every other known type hides it (is opaque).
+/// The only resource types whose id can say which model runs (a foundation model, or a system
+/// inference profile named after one); every other known type hides it (is opaque). An id of
+/// one of these types that does not have the shape of a base model or system-profile id is
+/// opaque too (see [`Arn::is_opaque`]).
 const TRANSPARENT_TYPES: &[&str] = &["foundation-model", "inference-profile"];
+
+/// Resource types whose ids Bedrock writes in lower case only (an upper-case letter is
+/// `model_invalid`). The others (prompts, prompt routers, agent aliases, SageMaker endpoints)
+/// may carry upper case and are opaque.
+const LOWER_CASE_TYPES: &[&str] = &[
+    "foundation-model",
+    "inference-profile",
+    "application-inference-profile",
+    "provisioned-model",
+    "custom-model",
+    "custom-model-deployment",
+    "imported-model",
+];
 
 /// A parsed Amazon Resource Name whose resource part names a model-like resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +89,19 @@ impl Arn {
         }
     }
 
-    /// Does the resource id hide the model that really runs (application inference profiles,
-    /// provisioned, custom, imported models, prompts, prompt routers, SageMaker endpoints)?
+    /// Does the resource id hide the model that really runs? True for application inference
+    /// profiles, provisioned, custom, imported models, prompts, prompt routers, agent aliases
+    /// and SageMaker endpoints, and for a `foundation-model/` or `inference-profile/` id that
+    /// does not have the shape of a transparent id: a foundation-model id needs a `.`
+    /// (`provider.model`), a system-profile id a geography prefix (`geo.provider.model`). So
+    /// an application-profile id written under `inference-profile/` or `foundation-model/` is
+    /// opaque, never a transparent id that `*` allows.
     pub fn is_opaque(&self) -> bool {
-        !TRANSPARENT_TYPES.contains(&self.resource_type.as_str())
+        match self.resource_type.as_str() {
+            "foundation-model" => !self.resource_id.contains('.'),
+            "inference-profile" => geo_prefix(&self.resource_id).is_none(),
+            _ => !TRANSPARENT_TYPES.contains(&self.resource_type.as_str()),
+        }
     }
 }
 
@@ -107,9 +144,10 @@ impl ModelRef {
     /// Does this reference hide which model actually runs?
     ///
     /// True for ARNs of application inference profiles, provisioned, custom, imported models,
-    /// custom-model deployments, prompts, prompt routers and SageMaker endpoints. Also true for
-    /// a plain id without any `.`: it cannot be a `provider.model` base id or a system profile
-    /// id, so it can only be the bare name or id of one of those opaque resources.
+    /// custom-model deployments, prompts, prompt routers, agent aliases and SageMaker
+    /// endpoints (see [`Arn::is_opaque`]). Also true for a plain id without any `.`: it cannot
+    /// be a `provider.model` base id or a system profile id, so it can only be the bare name
+    /// or id of one of those opaque resources.
     pub fn is_opaque(&self) -> bool {
         match self {
             ModelRef::Plain { id, .. } => !id.contains('.'),
@@ -118,11 +156,18 @@ impl ModelRef {
     }
 
     /// The cross-region (geography) prefix: for a plain id its `profile_prefix`; for an
-    /// `inference-profile` ARN the same label derived from the resource id; `None` otherwise.
+    /// `inference-profile` or `foundation-model` ARN the same label derived from the resource
+    /// id (a `foundation-model/us.anthropic...` ARN goes through the same geography and
+    /// base-model checks as the profile forms); `None` otherwise.
     pub fn profile_prefix(&self) -> Option<&str> {
         match self {
             ModelRef::Plain { profile_prefix, .. } => profile_prefix.as_deref(),
-            ModelRef::Arn(arn) if arn.resource_type == "inference-profile" => {
+            ModelRef::Arn(arn)
+                if matches!(
+                    arn.resource_type.as_str(),
+                    "inference-profile" | "foundation-model"
+                ) =>
+            {
                 geo_prefix(&arn.resource_id)
             }
             ModelRef::Arn(_) => None,
@@ -175,11 +220,19 @@ pub enum ModelError {
     ArnResourceType,
     #[error("model reference is not an ARN")]
     NotAnArn,
+    #[error(
+        "model id has an upper-case letter: Bedrock model ids, profile prefixes and \
+         application-profile ids are lower-case"
+    )]
+    NonCanonicalCase,
 }
 
 impl ModelError {
     pub fn reason(&self) -> Reason {
-        Reason::ModelUnparseable
+        match self {
+            ModelError::NonCanonicalCase => Reason::ModelInvalid,
+            _ => Reason::ModelUnparseable,
+        }
     }
 }
 
@@ -282,6 +335,12 @@ fn parse_checked(id: String) -> Result<ModelRef, ModelError> {
     if id.contains('/') {
         return Err(ModelError::SlashOutsideArn);
     }
+    // A plain id with a `.` is a base model or system-profile id: lower-case only. Without a
+    // `.` it is the bare name of an opaque resource (a provisioned model's name may carry
+    // upper case), matched exactly.
+    if id.contains('.') && id.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(ModelError::NonCanonicalCase);
+    }
     let profile_prefix = geo_prefix(&id).map(str::to_owned);
     Ok(ModelRef::Plain { id, profile_prefix })
 }
@@ -336,6 +395,15 @@ fn parse_arn(raw: String) -> Result<Arn, ModelError> {
     if !allowed_types.contains(&resource_type) {
         return Err(ModelError::ArnResourceType);
     }
+    if LOWER_CASE_TYPES.contains(&resource_type) {
+        // Foundation-model, system and application profile ids are single components.
+        if resource_type != "custom-model" && resource_id.contains('/') {
+            return Err(ModelError::ArnResource);
+        }
+        if resource_id.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(ModelError::NonCanonicalCase);
+        }
+    }
     Ok(Arn {
         partition: partition.to_owned(),
         service: service.to_owned(),
@@ -373,14 +441,16 @@ pub(crate) fn is_account(a: &str) -> bool {
     a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The geography label of a system inference-profile id: at least two dots, and the first
-/// dot-label is 2..=8 characters of `[a-z-]`. The set of labels is open on purpose.
+/// The geography label of a system inference-profile id: any id with at least two dots is
+/// read as `geo.provider.model`, and its first label is the geography, whatever its shape
+/// (base model ids have exactly one dot). The set of labels is open on purpose: an unknown
+/// or oddly shaped label is not a reason to treat the id as a base model that `*` allows; it
+/// is a geography the bundle has to list (and `network.profile_geographies` only takes
+/// `[a-z-]` labels, so a label with digits or upper case can never be allowed).
 fn geo_prefix(id: &str) -> Option<&str> {
     if id.bytes().filter(|&b| b == b'.').count() < 2 {
         return None;
     }
     let (label, _) = id.split_once('.')?;
-    let shaped = (2..=8).contains(&label.len())
-        && label.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
-    shaped.then_some(label)
+    Some(label)
 }

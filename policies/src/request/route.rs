@@ -51,8 +51,101 @@ pub enum ModelLocation {
     None,
 }
 
-/// Body keys that carry model references in bedrock-agent-runtime requests.
-pub const AGENT_MODEL_KEYS: &[&str] = &["foundationModel", "modelArn", "targetModelId"];
+/// Body keys that carry model references in bedrock-agent-runtime requests. A collaborator's
+/// `agentAliasArn` counts as a model: it names an agent whose model is configured server-side,
+/// so it is opaque (allowed only by an ARN pattern).
+pub const AGENT_MODEL_KEYS: &[&str] = &[
+    "foundationModel",
+    "modelArn",
+    "targetModelId",
+    "agentAliasArn",
+];
+
+/// A resource other than a model that a request names and that receives customer data (or,
+/// for `Account`, the account that owns one). Each kind is allowed only when the bundle's
+/// `resources` lists it (accounts: `accounts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    /// An S3 location an operation writes its output to (`s3://bucket/prefix`).
+    S3Output,
+    /// A KMS key that encrypts stored output or session data.
+    KmsKey,
+    /// A Lambda function an agent calls with customer data.
+    Lambda,
+    /// A knowledge base that receives the query.
+    KnowledgeBase,
+    /// A guardrail that receives the content.
+    Guardrail,
+    /// The account that owns a resource (`bucketOwner`).
+    Account,
+}
+
+impl ResourceKind {
+    /// The bundle field (under `resources`) that lists this kind.
+    pub fn bundle_field(self) -> &'static str {
+        match self {
+            ResourceKind::S3Output => "resources.s3_outputs",
+            ResourceKind::KmsKey => "resources.kms_keys",
+            ResourceKind::Lambda => "resources.lambdas",
+            ResourceKind::KnowledgeBase => "resources.knowledge_bases",
+            ResourceKind::Guardrail => "resources.guardrails",
+            ResourceKind::Account => "accounts",
+        }
+    }
+
+    /// A short human name.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ResourceKind::S3Output => "S3 output location",
+            ResourceKind::KmsKey => "KMS key",
+            ResourceKind::Lambda => "Lambda function",
+            ResourceKind::KnowledgeBase => "knowledge base",
+            ResourceKind::Guardrail => "guardrail",
+            ResourceKind::Account => "bucket owner account",
+        }
+    }
+}
+
+/// Where an operation's body names resources (see [`ResourceKind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceFields {
+    None,
+    /// Any member with one of these names, at any depth.
+    Anywhere(&'static [(&'static str, ResourceKind)]),
+    /// Members at exactly these object paths from the root.
+    Paths(&'static [(&'static [&'static str], ResourceKind)]),
+}
+
+/// The resource members of bedrock-agent-runtime bodies, by name at any depth (the shapes
+/// nest them under lists of collaborators, action groups and knowledge bases). A member with
+/// one of these names anywhere is read as that resource: the guard does not guess which
+/// members are free-form.
+pub const AGENT_RESOURCE_KEYS: &[(&str, ResourceKind)] = &[
+    ("lambda", ResourceKind::Lambda),
+    ("overrideLambda", ResourceKind::Lambda),
+    ("knowledgeBaseId", ResourceKind::KnowledgeBase),
+    ("guardrailIdentifier", ResourceKind::Guardrail),
+    ("guardrailId", ResourceKind::Guardrail),
+    ("customerEncryptionKeyArn", ResourceKind::KmsKey),
+    ("kmsKeyArn", ResourceKind::KmsKey),
+];
+
+/// The resource members of a StartAsyncInvoke body (`modelInput` is the model's own document
+/// and is never read).
+pub const ASYNC_RESOURCE_PATHS: &[(&[&str], ResourceKind)] = &[
+    (
+        &["outputDataConfig", "s3OutputDataConfig", "s3Uri"],
+        ResourceKind::S3Output,
+    ),
+    (
+        &["outputDataConfig", "s3OutputDataConfig", "kmsKeyId"],
+        ResourceKind::KmsKey,
+    ),
+    (
+        &["outputDataConfig", "s3OutputDataConfig", "bucketOwner"],
+        ResourceKind::Account,
+    ),
+];
 
 impl Operation {
     pub const ALL: [Operation; 19] = [
@@ -133,6 +226,20 @@ impl Operation {
         }
     }
 
+    /// Where the body names resources other than models.
+    pub fn resource_fields(self) -> ResourceFields {
+        match self {
+            Operation::StartAsyncInvoke => ResourceFields::Paths(ASYNC_RESOURCE_PATHS),
+            Operation::InvokeInlineAgent
+            | Operation::Retrieve
+            | Operation::RetrieveAndGenerate
+            | Operation::RetrieveAndGenerateStream
+            | Operation::Rerank
+            | Operation::OptimizePrompt => ResourceFields::Anywhere(AGENT_RESOURCE_KEYS),
+            _ => ResourceFields::None,
+        }
+    }
+
     /// Does the engine need the whole body before deciding?
     pub fn needs_body(self) -> bool {
         matches!(
@@ -170,6 +277,20 @@ pub struct RouteMatch<'a> {
     pub operation: Operation,
     /// The raw (still percent-encoded) `{modelId}` segment for path-carried operations.
     pub model_segment: Option<&'a [u8]>,
+    /// A resource the path names: the async invocation ARN of GetAsyncInvoke, the guardrail of
+    /// ApplyGuardrail, the knowledge base of Retrieve. Decoded once, already checked against
+    /// the label's grammar.
+    pub resource: Option<PathResource>,
+}
+
+/// A resource named by a path label (see [`RouteMatch::resource`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathResource {
+    /// The async invocation ARN read by GetAsyncInvoke (checked for partition, region and
+    /// account, like every ARN a request names).
+    AsyncInvocation(String),
+    /// A resource the bundle must list: a guardrail id or ARN, or a knowledge base id.
+    Listed(ResourceKind, String),
 }
 
 /// What makes a raw path ambiguous (refused before any routing).
@@ -285,9 +406,11 @@ pub fn classify<'a>(method: &[u8], raw_path: &'a [u8]) -> Result<RouteMatch<'a>,
 
     let (operation, model_segment) = lookup(method, segments)?;
     check_query(operation, query)?;
+    let resource = path_resource(operation, segments);
     Ok(RouteMatch {
         operation,
         model_segment,
+        resource,
     })
 }
 
@@ -395,6 +518,22 @@ fn lookup<'a>(
         [b"rerank"] => Ok((post(Op::Rerank)?, None)),
         [b"optimize-prompt"] => Ok((post(Op::OptimizePrompt)?, None)),
         _ => Err(RouteError::UnknownPath),
+    }
+}
+
+/// The resource a recognised path names (its label already passed the grammar check).
+fn path_resource(op: Operation, segments: &[&[u8]]) -> Option<PathResource> {
+    match (op, segments) {
+        (Operation::GetAsyncInvoke, [_, arn]) => {
+            decode_label(arn, 256).map(PathResource::AsyncInvocation)
+        }
+        (Operation::ApplyGuardrail, [_, id, ..]) => {
+            decode_label(id, 2048).map(|id| PathResource::Listed(ResourceKind::Guardrail, id))
+        }
+        (Operation::Retrieve, [_, kb, _]) => {
+            decode_label(kb, 10).map(|kb| PathResource::Listed(ResourceKind::KnowledgeBase, kb))
+        }
+        _ => None,
     }
 }
 

@@ -1,0 +1,517 @@
+//! Strict reading of policy bundles (issue 9): a `null` anywhere is an error under its field
+//! path, a member name written with a backslash escape is refused, and so is a duplicate member
+//! name at any depth. Every way a bundle enters holds this: `parse_bundle` /
+//! `CompiledPolicy::from_json` (what the plugin compiles), the plugin configuration and its
+//! signed envelope (`signing::parse_plugin_config`), and every CLI command, JSON and YAML.
+
+mod cli_support;
+use cli_support::*;
+
+use policies::signing::parse_plugin_config;
+use policies::{parse_bundle, BundleError, CompiledPolicy};
+use serde_json::{json, Value};
+
+/// A valid bundle with identity, claims, inline JWKs, accounts and geographies.
+fn base() -> Value {
+    json!({
+        "apiVersion": "bedrock-guard/v1",
+        "kind": "PolicyBundle",
+        "metadata": { "name": "strict", "revision": "1" },
+        "mode": "enforce",
+        "identity": {
+            "providers": [{
+                "name": "corp-idp",
+                "issuer": "https://idp.acme.example",
+                "audiences": ["bedrock-egress"],
+                "algorithms": ["ES256"],
+                "jwks": { "keys": [{ "kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig",
+                                     "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                                     "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" }] }
+            }]
+        },
+        "endpoints": [
+            { "host": "vpce-0a1b2c3d4e5f67890-abcd1234.bedrock-runtime.us-east-1.vpce.amazonaws.com",
+              "region": "us-east-1" }
+        ],
+        "network": { "profile_geographies": ["us"] },
+        "accounts": ["123456789012"],
+        "rules": [
+            { "id": "ml", "effect": "allow",
+              "principals": { "groups": ["ml"], "claims": { "team": ["ml-*"] } },
+              "models": ["anthropic.claude-sonnet-4-*", "us.anthropic.claude-*"],
+              "operations": ["Converse"] },
+            { "id": "no-opus", "effect": "deny", "models": ["*claude-opus*"] }
+        ]
+    })
+}
+
+fn text(v: &Value) -> String {
+    serde_json::to_string_pretty(v).expect("serialises")
+}
+
+/// Every way the engine takes a bundle: it must refuse `json`, and all of them alike.
+fn refused_everywhere(json: &str) -> BundleError {
+    let direct = parse_bundle(json.as_bytes()).expect_err("parse_bundle accepted it");
+    let compiled = CompiledPolicy::from_json(json.as_bytes()).expect_err("from_json accepted it");
+    assert_eq!(direct, compiled);
+    // The plugin: the configuration as Envoy hands it, bare and in the signed envelope.
+    assert!(
+        parse_plugin_config(json.as_bytes()).is_err(),
+        "the plugin configuration accepted it"
+    );
+    let wrapped = format!(r#"{{"bundle": {json}, "signature": "x..y"}}"#);
+    let e = parse_plugin_config(wrapped.as_bytes()).expect_err("the envelope accepted it");
+    assert!(!e.to_string().is_empty());
+    direct
+}
+
+/// Set `pointer` (a JSON pointer) of the base bundle to `null`; the bundle must be refused
+/// everywhere with exactly one error, at `path`.
+fn assert_null_refused_at(pointer: &str, path: &str) {
+    let mut v = base();
+    *v.pointer_mut(pointer)
+        .expect("pointer exists in the base bundle") = Value::Null;
+    let e = refused_everywhere(&text(&v));
+    let errors = e.field_errors();
+    assert_eq!(errors.len(), 1, "{e}");
+    assert_eq!(errors[0].path, path, "{e}");
+    assert!(
+        errors[0].message.starts_with("null is not allowed; "),
+        "{}",
+        errors[0].message
+    );
+    assert!(e.has_path(path));
+}
+
+#[test]
+fn the_base_bundle_is_valid() {
+    CompiledPolicy::from_json(text(&base()).as_bytes()).expect("base bundle compiles");
+    parse_plugin_config(text(&base()).as_bytes()).expect("plugin configuration opens");
+}
+
+// ---------------------------------------------------------------- null, at every depth
+
+#[test]
+fn null_top_level_fields_are_refused_by_path() {
+    assert_null_refused_at("/mode", "mode");
+    assert_null_refused_at("/metadata", "metadata");
+    assert_null_refused_at("/identity", "identity");
+    assert_null_refused_at("/endpoints", "endpoints");
+    assert_null_refused_at("/rules", "rules");
+    // `accounts: null` used to read as "omitted" (any account), the widest meaning.
+    assert_null_refused_at("/accounts", "accounts");
+}
+
+#[test]
+fn null_profile_geographies_is_refused_with_the_documented_message() {
+    let mut v = base();
+    v["network"]["profile_geographies"] = Value::Null;
+    let e = refused_everywhere(&text(&v));
+    assert_eq!(
+        e.to_string(),
+        "network.profile_geographies: null is not allowed; omit the field or give a value"
+    );
+    assert_null_refused_at("/network", "network");
+}
+
+#[test]
+fn null_rule_members_are_refused_by_path() {
+    // `principals: null` would have read as "anyone".
+    assert_null_refused_at("/rules/0/principals", "rules[0].principals");
+    // `models: null` on a deny rule would have read as "no model list".
+    assert_null_refused_at("/rules/1/models", "rules[1].models");
+    assert_null_refused_at("/rules/0/operations", "rules[0].operations");
+    assert_null_refused_at("/rules/0/id", "rules[0].id");
+    assert_null_refused_at("/rules/0/principals/groups", "rules[0].principals.groups");
+}
+
+#[test]
+fn null_inside_identity_providers_is_refused_by_path() {
+    assert_null_refused_at(
+        "/identity/providers/0/issuer",
+        "identity.providers[0].issuer",
+    );
+    assert_null_refused_at("/identity/providers/0/jwks", "identity.providers[0].jwks");
+    assert_null_refused_at(
+        "/identity/providers/0/jwks/keys/0/use",
+        "identity.providers[0].jwks.keys[0].use",
+    );
+    assert_null_refused_at("/identity/providers/0", "identity.providers[0]");
+}
+
+#[test]
+fn null_inside_a_claims_map_is_refused_by_path() {
+    assert_null_refused_at(
+        "/rules/0/principals/claims/team",
+        "rules[0].principals.claims.team",
+    );
+    assert_null_refused_at(
+        "/rules/0/principals/claims/team/0",
+        "rules[0].principals.claims.team[0]",
+    );
+}
+
+#[test]
+fn null_inside_an_array_is_refused_by_path() {
+    assert_null_refused_at("/rules/0/models/1", "rules[0].models[1]");
+    assert_null_refused_at("/accounts/0", "accounts[0]");
+    assert_null_refused_at(
+        "/network/profile_geographies/0",
+        "network.profile_geographies[0]",
+    );
+    assert_null_refused_at("/rules/1", "rules[1]");
+    let mut v = base();
+    v["rules"][0]["models"][0] = Value::Null;
+    let e = refused_everywhere(&text(&v));
+    assert_eq!(
+        e.to_string(),
+        "rules[0].models[0]: null is not allowed; remove the element or give a value"
+    );
+}
+
+#[test]
+fn null_in_a_field_the_engine_does_not_know_is_still_a_null_error() {
+    // The null check runs before the shape check: it names the path either way.
+    let mut v = base();
+    v["limits"] = json!({ "max_body_bytes": null });
+    v["alerts"] = Value::Null;
+    let e = refused_everywhere(&text(&v));
+    let paths: Vec<&str> = e.field_errors().iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["alerts", "limits.max_body_bytes"], "{e}");
+}
+
+#[test]
+fn every_null_is_reported_together() {
+    let mut v = base();
+    v["accounts"] = Value::Null;
+    v["network"]["profile_geographies"] = Value::Null;
+    v["rules"][0]["principals"] = Value::Null;
+    v["rules"][1]["models"] = Value::Null;
+    let e = refused_everywhere(&text(&v));
+    let mut paths: Vec<&str> = e.field_errors().iter().map(|f| f.path.as_str()).collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        [
+            "accounts",
+            "network.profile_geographies",
+            "rules[0].principals",
+            "rules[1].models"
+        ]
+    );
+}
+
+#[test]
+fn an_empty_list_still_means_none_and_omitting_still_means_the_default() {
+    let mut v = base();
+    v["network"]["profile_geographies"] = json!([]);
+    CompiledPolicy::from_json(text(&v).as_bytes()).expect("[] is valid");
+    v["network"]
+        .as_object_mut()
+        .unwrap()
+        .remove("profile_geographies");
+    v.as_object_mut().unwrap().remove("accounts");
+    CompiledPolicy::from_json(text(&v).as_bytes()).expect("omitted is valid");
+}
+
+#[test]
+fn a_null_document_is_refused() {
+    assert!(parse_bundle(b"null").is_err());
+    assert!(parse_plugin_config(b"null").is_err());
+}
+
+// ---------------------------------------------------------------- escaped member names
+
+/// Replace the first `"name":` of the base bundle's text with `"escaped":`.
+fn with_escaped_name(name: &str, escaped: &str) -> String {
+    let t = text(&base());
+    let needle = format!("\"{name}\":");
+    assert!(t.contains(&needle), "{needle} not in the base bundle");
+    t.replacen(&needle, &format!("\"{escaped}\":"), 1)
+}
+
+fn assert_escape_refused(name: &str, escaped: &str, path: &str) {
+    let json = with_escaped_name(name, escaped);
+    let e = refused_everywhere(&json);
+    let BundleError::Json { line, message, .. } = &e else {
+        panic!("expected a JSON error for {escaped}, got {e}");
+    };
+    assert!(*line > 1, "{e}");
+    assert_eq!(
+        message,
+        &format!(
+            "{path}: the member name is written with a backslash escape; write member names as plain text"
+        ),
+    );
+}
+
+#[test]
+fn escaped_top_level_names_are_refused() {
+    assert_escape_refused("mode", r"m\u006fde", "mode");
+    assert_escape_refused("rules", r"rul\u0065s", "rules");
+    assert_escape_refused("accounts", r"\u0061ccounts", "accounts");
+}
+
+#[test]
+fn escaped_nested_names_are_refused() {
+    assert_escape_refused(
+        "profile_geographies",
+        r"profile\u005fgeographies",
+        "network.profile_geographies",
+    );
+    assert_escape_refused("effect", r"e\u0066fect", "rules[0].effect");
+    assert_escape_refused("issuer", r"issu\u0065r", "identity.providers[0].issuer");
+    assert_escape_refused("kty", r"k\u0074y", "identity.providers[0].jwks.keys[0].kty");
+}
+
+#[test]
+fn escaped_names_in_a_claims_map_are_refused() {
+    assert_escape_refused("team", r"t\u0065am", "rules[0].principals.claims.team");
+    // Any backslash, even one that decodes to the same character.
+    let mut v = base();
+    v["rules"][0]["principals"]["claims"] = json!({ "org/team": ["ml"] });
+    let t = text(&v);
+    CompiledPolicy::from_json(t.as_bytes()).expect("a plain claim name with a slash is fine");
+    let e = refused_everywhere(&t.replace(r#""org/team""#, r#""org\/team""#));
+    assert!(
+        e.to_string().contains("rules[0].principals.claims.org/team: the member name is written with a backslash escape"),
+        "{e}"
+    );
+}
+
+#[test]
+fn escapes_in_string_values_are_fine() {
+    let json = text(&base()).replacen(r#""name": "corp-idp""#, r#""name": "corp\u002didp""#, 1);
+    assert!(json.contains(r"corp\u002didp"));
+    let p = CompiledPolicy::from_json(json.as_bytes()).expect("escapes in values are allowed");
+    assert_eq!(p.rule_count(), 2);
+    parse_plugin_config(json.as_bytes()).expect("and the plugin opens it");
+}
+
+// ---------------------------------------------------------------- duplicate names at any depth
+
+#[test]
+fn duplicate_member_names_are_refused_at_any_depth() {
+    let t = text(&base());
+    // Inside an inline JWK: a serde_json map would keep the last one.
+    let dup_jwk = t.replacen(r#""kid": "k1","#, r#""kid": "k1", "kid": "k2","#, 1);
+    assert_ne!(dup_jwk, t);
+    let e = refused_everywhere(&dup_jwk);
+    assert!(
+        e.to_string()
+            .contains(r#"duplicate member name "kid" in identity.providers[0].jwks.keys[0]"#),
+        "{e}"
+    );
+    // In a claims map, and spelled once plainly and once with an escape.
+    let dup_claim = t.replacen(r#""team": ["#, r#""team": ["x"], "t\u0065am": ["#, 1);
+    assert_ne!(dup_claim, t);
+    refused_everywhere(&dup_claim);
+    let dup_top = t.replacen(
+        r#""mode": "enforce","#,
+        r#""mode": "enforce", "mode": "dry-run","#,
+        1,
+    );
+    assert_ne!(dup_top, t);
+    refused_everywhere(&dup_top);
+}
+
+// ---------------------------------------------------------------- shipped examples
+
+#[test]
+fn every_shipped_example_bundle_still_loads_everywhere() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples directory") {
+        let path = entry.expect("entry").path();
+        let name = path.to_string_lossy().into_owned();
+        if !name.ends_with(".json") || name.ends_with(".cases.json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("readable");
+        CompiledPolicy::from_json(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let config = parse_plugin_config(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        CompiledPolicy::from_json(&config.canonical).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let out = run(&["validate", &name]);
+        assert_eq!(out.code, 0, "{name}: {}", out.all());
+        seen += 1;
+    }
+    assert!(seen >= 2, "found {seen} example bundles");
+}
+
+// ---------------------------------------------------------------- the CLI, JSON and YAML
+
+const YAML_HEAD: &str = r#"apiVersion: bedrock-guard/v1
+kind: PolicyBundle
+metadata:
+  name: strict
+  revision: "1"
+endpoints:
+  - host: vpce-0a1b2c3d4e5f67890-abcd1234.bedrock-runtime.us-east-1.vpce.amazonaws.com
+    region: us-east-1
+"#;
+
+/// A YAML list whose entries are all commented out is `null`, not `[]`.
+const YAML_COMMENTED_OUT: &str = r#"network:
+  profile_geographies:
+    # - us
+    # - eu
+rules:
+  - id: ml
+    effect: allow
+    models: [anthropic.claude-sonnet-4-*]
+"#;
+
+#[test]
+fn validate_reports_a_commented_out_yaml_list_with_its_path_and_line() {
+    let s = Scratch::new("strict-yaml-null");
+    let f = s.write("b.yaml", &format!("{YAML_HEAD}{YAML_COMMENTED_OUT}"));
+    let out = s.run(&["validate", &f]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stdout.contains(
+            "b.yaml:10:3: error: network.profile_geographies: null is not allowed; omit the field or give a value"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("b.yaml: invalid (1 error)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn validate_reports_every_yaml_null_with_its_position() {
+    let s = Scratch::new("strict-yaml-nulls");
+    let f = s.write(
+        "b.yaml",
+        &format!(
+            "{YAML_HEAD}accounts:\nrules:\n  - id: ml\n    effect: allow\n    principals: ~\n    models: [a.b, null]\n"
+        ),
+    );
+    let out = s.run(&["validate", &f]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let mut at = 0;
+    for line in [
+        "b.yaml:9:1: error: accounts: null is not allowed",
+        "b.yaml:13:5: error: rules[0].principals: null is not allowed",
+        "b.yaml:14:19: error: rules[0].models[1]: null is not allowed; remove the element",
+        "b.yaml: invalid (3 errors)",
+    ] {
+        // In document order.
+        let found = out.stdout.get(at..).and_then(|rest| rest.find(line));
+        assert!(found.is_some(), "{line}\n{}", out.stdout);
+        at += found.unwrap_or_default() + line.len();
+    }
+}
+
+#[test]
+fn validate_reports_a_json_null_with_its_path_and_line() {
+    let s = Scratch::new("strict-json-null");
+    let mut v = base();
+    v["rules"][0]["principals"] = Value::Null;
+    let f = s.write("b.json", &text(&v));
+    let out = s.run(&["validate", &f]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let line = text(&v)
+        .lines()
+        .position(|l| l.contains(r#""principals": null"#))
+        .expect("line")
+        + 1;
+    assert!(
+        out.stdout.contains(&format!(
+            "b.json:{line}:7: error: rules[0].principals: null is not allowed; omit the field or give a value"
+        )),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn validate_refuses_escaped_names_in_json_and_yaml_with_their_line() {
+    let s = Scratch::new("strict-escapes");
+    let json = with_escaped_name("mode", r"m\u006fde");
+    let line = json
+        .lines()
+        .position(|l| l.contains(r#""m\u006fde""#))
+        .expect("line")
+        + 1;
+    let f = s.write("b.json", &json);
+    let out = s.run(&["validate", &f]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stdout.contains(&format!(
+            "b.json:{line}:13: error: mode: the member name is written with a backslash escape"
+        )),
+        "{}",
+        out.stdout
+    );
+    let f = s.write(
+        "b.yaml",
+        &format!("{YAML_HEAD}rules:\n  - id: ml\n    \"e\\x66fect\": allow\n    models: [a.b]\n"),
+    );
+    let out = s.run(&["validate", &f]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stdout.contains(
+            "b.yaml:11:5: error: rules[0].effect: the member name is written with a backslash escape"
+        ),
+        "{}",
+        out.stdout
+    );
+    // Plain double-quoted YAML keys and escapes in values are fine.
+    let f = s.write(
+        "ok.yaml",
+        &format!(
+            "{YAML_HEAD}rules:\n  - \"id\": \"m\\x6c\"\n    \"effect\": allow\n    models: [a.b]\n"
+        ),
+    );
+    let out = s.run(&["validate", &f]);
+    assert_eq!(out.code, 0, "{}", out.all());
+}
+
+#[test]
+fn every_command_that_reads_a_bundle_refuses_a_null() {
+    let s = Scratch::new("strict-commands");
+    let yaml = s.write("b.yaml", &format!("{YAML_HEAD}{YAML_COMMENTED_OUT}"));
+    let mut v = base();
+    v["accounts"] = Value::Null;
+    let json = s.write("b.json", &text(&v));
+    assert_eq!(s.run(&["keygen", "--out", "k"]).code, 0);
+    let cases = s.write(
+        "cases.json",
+        r#"[{"name": "x", "request": {"method": "GET", "path": "/async-invoke",
+             "authority": "vpce-0a1b2c3d4e5f67890-abcd1234.bedrock-runtime.us-east-1.vpce.amazonaws.com"},
+             "expect": {"verdict": "deny"}}]"#,
+    );
+    for file in [&yaml, &json] {
+        let commands: [Vec<&str>; 6] = [
+            vec!["validate", file],
+            vec!["digest", file],
+            vec!["sign", file, "--key", "k.key.pem", "--out", "-"],
+            vec!["ecds", file, "--out-dir", "."],
+            vec!["test", file, "--cases", &cases],
+            vec![
+                "explain",
+                file,
+                "--method",
+                "GET",
+                "--path",
+                "/async-invoke",
+                "--authority",
+                "vpce-0a1b2c3d4e5f67890-abcd1234.bedrock-runtime.us-east-1.vpce.amazonaws.com",
+            ],
+        ];
+        for args in commands {
+            let out = s.run(&args);
+            assert_ne!(out.code, 0, "{args:?} accepted a null:\n{}", out.all());
+            assert!(
+                out.all()
+                    .contains(": null is not allowed; omit the field or give a value"),
+                "{args:?}:\n{}",
+                out.all()
+            );
+        }
+    }
+}
