@@ -5,70 +5,29 @@ The sink is a local HTTP server on 127.0.0.1 behind an Envoy STATIC cluster adde
 rendered demo config."""
 
 import http.client
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
 
 from tests.conftest import WASM_PATH
+from tests.harness.alert_sink import AlertSink, sink_cluster
 from tests.harness.envoy import EnvoyProcess, free_port, render_config
 
 HOST = "bedrock-runtime.us-east-1.amazonaws.com"
 DENIED_PATH = "/model/meta.llama3-8b-instruct-v1%3A0/converse"
 
 
-class Sink:
-    """Records POSTed alert batches; `mode` is "ok", "fail" (500) or "slow" (answers after 3 s)."""
-
-    def __init__(self):
-        self.batches: list[list[dict]] = []
-        self.mode = "ok"
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server naming)
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                sink.batches.append(json.loads(body))
-                if sink.mode == "slow":
-                    time.sleep(3)
-                status = 500 if sink.mode == "fail" else 200
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events(self) -> list[dict]:
-        return [e for batch in self.batches for e in batch]
-
-    def stop(self):
-        self.server.shutdown()
-
-
 def add_sink_cluster(config_path, port: int) -> None:
     cfg = yaml.safe_load(config_path.read_text())
-    cfg["static_resources"]["clusters"].append({
-        "name": "deny_sink",
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "load_assignment": {"cluster_name": "deny_sink", "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
-    })
+    cfg["static_resources"]["clusters"].append(sink_cluster(port))
     config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
 @pytest.fixture(scope="module")
 def alerting(tmp_path_factory, pki_dir, mock_server, demo_bundle):
     """Envoy whose bundle sends deny alerts to `sink` (batches of 5, flushed every second)."""
-    sink = Sink()
+    sink = AlertSink()
     bundle = dict(demo_bundle)
     bundle["alerts"] = {"cluster": "deny_sink", "path": "/events", "batch_size": 5,
                         "flush_interval_seconds": 1}

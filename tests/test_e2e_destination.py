@@ -21,9 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
@@ -33,6 +31,7 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import ACCESS_KEY, BEDROCK_HOST, SECRET_KEY, WASM_PATH
 from tests.harness import topology as topo
+from tests.harness.alert_sink import AlertSink, sink_cluster
 from tests.harness.assertions import SETTLE_SECONDS, assert_raw_refusal
 from tests.harness.audit_log import AuditLog, parse_line
 from tests.harness.envoy import EnvoyError, EnvoyProcess, envoy_binary
@@ -103,35 +102,6 @@ def client_sidecar(tmp_path_factory, pki_dir, eni_mock):
     proc.stop()
 
 
-class AlertSink:
-    """Records the deny-alert batches the filter POSTs (a local HTTP server on 127.0.0.1)."""
-
-    def __init__(self):
-        self.batches: list[list[dict]] = []
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server naming)
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                sink.batches.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events(self) -> list[dict]:
-        return [e for batch in list(self.batches) for e in batch]
-
-    def stop(self):
-        self.server.shutdown()
-
-
 class PublicSidecar:
     """The running public sidecar: its rendered config, Envoy, access log and alert sink."""
 
@@ -169,12 +139,7 @@ def public_sidecar(tmp_path_factory, pki_dir, public_mock):
         bundle["alerts"] = {"cluster": "deny_sink", "path": "/events", "batch_size": 50,
                             "flush_interval_seconds": 1}
         topo._set_plugin_configuration(plugin, bundle, original)
-    cfg["static_resources"]["clusters"].append({
-        "name": "deny_sink", "type": "STATIC", "connect_timeout": "1s",
-        "load_assignment": {"cluster_name": "deny_sink", "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
-                                                         "port_value": sink.port}}}}]}]},
-    })
+    cfg["static_resources"]["clusters"].append(sink_cluster(sink.port))
     rendered.path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     work = tmp_path_factory.mktemp("public-logs")
     proc = _start(tmp_path_factory, "public-sidecar", rendered,
