@@ -122,6 +122,7 @@ COMMON = {
     "sourceIPAddress": "127.0.0.1", "userIdentity": None, "accessKeyId": ACCESS_KEY,
     "credentialType": "sigv4", "endpoint": BEDROCK_HOST, "vpcEndpointId": None,
     "mode": "enforce", "bundleName": "audit-e2e", "bundleRevision": "42", "bundleDigest": DIGEST,
+    "bundleKeyId": None,
     "inputTokens": None, "outputTokens": None, "streamErrors": None, "streamExceptions": None,
     "streamExceptionType": None,
 }

@@ -22,6 +22,12 @@ HCM_TYPE = ("type.googleapis.com/envoy.extensions.filters.network.http_connectio
 TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 AUDIT_FORMAT = "%FILTER_STATE(wasm.bedrock_guard_audit:PLAIN)%"
 ORIGINAL_DST_FILTER = "envoy.filters.listener.original_dst"
+IDENTITY_INJECTED = "sidecar-identity-injected.yaml"
+INJECTOR = "envoy.filters.http.credential_injector"
+INJECTOR_TYPE = ("type.googleapis.com/envoy.extensions.filters.http.credential_injector.v3."
+                 "CredentialInjector")
+GENERIC_CREDENTIAL_TYPE = ("type.googleapis.com/envoy.extensions.http.injected_credentials."
+                           "generic.v3.Generic")
 
 
 def ids(paths):
@@ -129,6 +135,12 @@ def test_filter_order_guard_first_then_signing_then_router(path):
     for hcm in hcms(load(path)):
         names = [f["name"] for f in hcm["http_filters"]]
         types = [f.get("typed_config", {}).get("@type", "") for f in hcm["http_filters"]]
+        if path.name == IDENTITY_INJECTED:
+            # Only the identity injector may run before the guard: it sets the header the
+            # guard verifies (test_identity_injected_sidecar checks it).
+            assert names[0] == INJECTOR and types[0] == INJECTOR_TYPE, names
+            names, types = names[1:], types[1:]
+        assert INJECTOR not in names, names
         assert types[0] == WASM_FILTER_TYPE and names[0] == "bedrock_guard", names
         assert names[-1] == "envoy.filters.http.router", names
         if "envoy.filters.http.aws_request_signing" in names:
@@ -223,8 +235,9 @@ def test_sidecar_transparent_listener_checks_the_original_destination(path):
     assert sorted(kinds.values()) == [False, True], kinds
 
 
-def test_proxy_signed_signing_filter_and_identity():
-    cfg = load(REPO_ROOT / "envoy" / "sidecar-proxy-signed.yaml")
+@pytest.mark.parametrize("name", ["sidecar-proxy-signed.yaml", IDENTITY_INJECTED])
+def test_proxy_signed_signing_filter_and_identity(name):
+    cfg = load(REPO_ROOT / "envoy" / name)
     bundle = topo.plugin_configuration(topo.guard_configs(cfg)[0])[0]
     regions = {ep["region"] for ep in bundle["endpoints"]}
     signers = [n for n in _walk(cfg) if n.get("@type") == topo.SIGNING_FILTER_TYPE]
@@ -240,6 +253,34 @@ def test_proxy_signed_signing_filter_and_identity():
         if "remote_jwks" in p:
             assert p["remote_jwks"]["cluster"] in {
                 c["name"] for c in cfg["static_resources"]["clusters"]}
+
+
+def test_identity_injected_sidecar():
+    """The injector puts the pod's token in the bundle's identity header, replacing the
+    application's, on every listener (all on loopback: it vouches for whoever connects), and
+    reads it through SDS from a file that exists (validation needs it)."""
+    cfg = load(REPO_ROOT / "envoy" / IDENTITY_INJECTED)
+    assert cfg["node"]["id"] and cfg["node"]["cluster"], "SDS needs a node id and cluster"
+    bundle = topo.plugin_configuration(topo.guard_configs(cfg)[0])[0]
+    header = bundle["identity"]["header"]
+    for lst in cfg["static_resources"]["listeners"]:
+        assert lst["address"]["socket_address"]["address"] == "127.0.0.1", lst["name"]
+        (injector,) = [f["typed_config"] for f in topo.hcm_of(lst)["http_filters"]
+                       if f["name"] == INJECTOR]
+        assert injector["overwrite"] is True
+        assert injector["allow_request_without_credential"] is False
+        generic = injector["credential"]["typed_config"]
+        assert generic["@type"] == GENERIC_CREDENTIAL_TYPE
+        assert generic["header"] == header
+        # A bare JWT, except in `authorization`, where the filter wants `Bearer <jwt>`.
+        assert generic.get("header_value_prefix", "") == (
+            "Bearer " if header.lower() == "authorization" else "")
+        source = generic["credential"]["sds_config"]["path_config_source"]
+        sds = yaml.safe_load((REPO_ROOT / source["path"]).read_text())
+        (secret,) = sds["resources"]
+        assert secret["name"] == generic["credential"]["name"]
+        assert secret["generic_secret"]["secret"]["filename"].startswith("/var/run/secrets/")
+        assert (REPO_ROOT / source["watched_directory"]["path"]).is_dir()
 
 
 def test_client_signed_has_no_signing_filter():

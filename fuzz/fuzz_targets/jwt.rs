@@ -12,8 +12,9 @@ use fuzz_support::{jwt_keyset, JWT_NOW, VALID_TOKENS};
 use libfuzzer_sys::fuzz_target;
 use policies::identity::{verify, KeySet, Verifier};
 
-const CODES: [&str; 8] = [
+const CODES: [&str; 9] = [
     "expired",
+    "lifetime_too_long",
     "not_yet_valid",
     "bad_signature",
     "unknown_issuer",

@@ -97,13 +97,14 @@ impl GuardHttp {
                 ),
                 _ => Ok(()),
             };
-            if removal.is_ok() {
+            if removal.is_ok() && self.mark_anchored() {
                 return Action::Continue;
             }
-            // Never forward a token we could not strip.
+            // Never forward a token we could not strip, nor a request the backstop would not
+            // recognise.
             return self.refuse_now(
                 Reason::PolicyUnavailable,
-                "the identity header could not be removed",
+                "the identity header could not be removed or the request could not be marked",
             );
         }
         self.refused = true;
@@ -113,6 +114,17 @@ impl GuardHttp {
         self.alert(decision);
         response::refuse(decision, &self.request_id);
         Action::Pause
+    }
+
+    /// In an anchored module, tell the listener's RBAC backstop that this request was let
+    /// through by a bundle the anchor admitted (`wasm.bedrock_guard_anchor` = the anchor id).
+    /// `false` if the mark could not be set: the request is then refused, not forwarded
+    /// unmarked.
+    fn mark_anchored(&self) -> bool {
+        let Some(id) = self.shared.as_ref().and_then(|s| s.anchor_id.as_deref()) else {
+            return true;
+        };
+        hostcalls::set_property(vec![crate::trust::ANCHOR_PROPERTY], Some(id.as_bytes())).is_ok()
     }
 
     /// Queue a deny alert (enforced refusals, and dry-run ones when configured).

@@ -21,6 +21,7 @@ mod identity;
 mod metrics;
 pub mod quarantine;
 mod response;
+mod trust;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -51,13 +52,17 @@ pub struct Shared {
     pub identity: Option<RefCell<IdentityState>>,
     pub alerts: Option<RefCell<AlertQueue>>,
     pub metrics: RefCell<Metrics>,
+    /// The anchor's id when the module is anchored: set in each forwarded request's filter
+    /// state for the listener's RBAC backstop.
+    pub anchor_id: Option<String>,
 }
 
 #[derive(Default)]
 struct GuardRoot {
     shared: Option<Rc<Shared>>,
-    /// Keys bundles must be signed with (from the VM configuration; empty: none pinned).
-    trusted_keys: Vec<policies::signing::PublicKey>,
+    /// What bundles are checked against: the anchor stamped into the module, or the keys the
+    /// VM configuration pins (neither: unsigned bundles load).
+    trust: trust::Trust,
 }
 
 /// Seconds and milliseconds since the Unix epoch, from the host clock.
@@ -66,6 +71,46 @@ pub fn now_ms() -> u64 {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The anchor stamped into the module and the keys the VM configuration pins.
+fn start_trust() -> Result<trust::Trust, String> {
+    let anchor = trust::compiled_anchor()?;
+    let raw =
+        host::vm_configuration().map_err(|e| format!("cannot read the VM configuration: {e:?}"))?;
+    let pinned = config::trusted_keys(&raw)?;
+    trust::Trust::new(anchor, pinned)
+}
+
+impl GuardRoot {
+    /// What the anchor and the revision floor say about a bundle that parsed (and whose
+    /// signature verified, if keys are trusted). `Ok(Some(revision))` for a signed bundle
+    /// (its floor is raised once it is in force), `Ok(None)` for an unsigned one.
+    fn admit(
+        &self,
+        policy: &CompiledPolicy,
+        digest: &str,
+        signed: bool,
+    ) -> Result<Option<u64>, String> {
+        let min_revision = match &self.trust.anchor {
+            Some(anchor) => {
+                trust::check_vm_id(anchor)?;
+                if !anchor.admits_name(policy.name()) {
+                    return Err(format!(
+                        "bundle name {:?} is not one the anchor admits ({})",
+                        policy.name(),
+                        anchor.bundle_names.join(", ")
+                    ));
+                }
+                anchor.min_revision
+            }
+            None => 0,
+        };
+        if !signed {
+            return Ok(None);
+        }
+        trust::check_floor(policy.name(), policy.revision(), digest, min_revision).map(Some)
+    }
 }
 
 impl Context for GuardRoot {
@@ -109,19 +154,23 @@ impl Context for GuardRoot {
 
 impl RootContext for GuardRoot {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        let raw = match host::vm_configuration() {
-            Ok(raw) => raw,
-            Err(err) => {
-                log::error!("bedrock-guard: cannot read the VM configuration: {err:?}");
-                return false;
-            }
-        };
-        match config::trusted_keys(&raw) {
-            Ok(keys) => {
-                if !keys.is_empty() {
-                    log::info!("bedrock-guard: {} bundle signing key(s) pinned", keys.len());
+        match start_trust() {
+            Ok(trust) => {
+                match &trust.anchor {
+                    Some(anchor) => log::info!(
+                        "bedrock-guard: anchored module ({}): {} bundle key(s), min revision {}, vm_id {}",
+                        anchor.id,
+                        anchor.keys.len(),
+                        anchor.min_revision,
+                        anchor.vm_id
+                    ),
+                    None if !trust.pinned.is_empty() => log::info!(
+                        "bedrock-guard: {} bundle signing key(s) pinned by the VM configuration",
+                        trust.pinned.len()
+                    ),
+                    None => {}
                 }
-                self.trusted_keys = keys;
+                self.trust = trust;
                 true
             }
             Err(err) => {
@@ -139,7 +188,7 @@ impl RootContext for GuardRoot {
                 return false;
             }
         };
-        let loaded = match config::load(&raw, &self.trusted_keys) {
+        let loaded = match config::load(&raw, self.trust.keys()) {
             Ok(loaded) => loaded,
             Err(err) => {
                 // Envoy rejects this configuration; the previous one (if any) stays in force.
@@ -148,6 +197,13 @@ impl RootContext for GuardRoot {
             }
         };
         let policy = loaded.policy;
+        let revision = match self.admit(&policy, &loaded.digest, loaded.signed_by.is_some()) {
+            Ok(revision) => revision,
+            Err(err) => {
+                log::error!("bedrock-guard: bundle refused: {err}");
+                return false;
+            }
+        };
         log::info!(
             "bedrock-guard: bundle {} revision {} loaded ({} mode, digest {}, {})",
             policy.name(),
@@ -159,26 +215,18 @@ impl RootContext for GuardRoot {
                 .as_deref()
                 .map_or_else(|| "unsigned".to_string(), |kid| format!("signed by {kid}"))
         );
-        let bundle = Arc::new(BundleInfo::new(
-            policy.name(),
-            policy.revision(),
-            &loaded.digest,
-        ));
+        let bundle = Arc::new(
+            BundleInfo::new(policy.name(), policy.revision(), &loaded.digest)
+                .signed_by(loaded.signed_by.as_deref()),
+        );
         let identity = IdentityState::new(&policy);
         let mut metrics = Metrics::new(config::literal_models(&loaded.source));
-        if let Ok(revision) = policy.revision().parse::<u64>() {
-            metrics.record(Stat::BundleRevision, revision);
-        }
-        let short = loaded
-            .digest
-            .trim_start_matches("sha256:")
-            .get(..12)
-            .unwrap_or_default()
-            .to_string();
-        metrics.mark(&format!(
-            "bundle.{}.digest.{short}",
-            metrics::sanitise(policy.name())
-        ));
+        metrics.bundle_in_force(
+            revision.or_else(|| policy.revision().parse::<u64>().ok()),
+            self.trust.anchor.is_some(),
+            self.trust.keys(),
+            loaded.signed_by.as_deref(),
+        );
         let alerts = policy.alerts().map(|a| RefCell::new(AlertQueue::new(a)));
         if identity.as_ref().is_some_and(IdentityState::has_remotes) || alerts.is_some() {
             if let Err(status) = hostcalls::set_tick_period(Duration::from_secs(1)) {
@@ -186,7 +234,14 @@ impl RootContext for GuardRoot {
                 return false;
             }
         }
+        if let Some(revision) = revision {
+            if let Err(err) = trust::raise_floor(policy.name(), revision, &loaded.digest) {
+                log::error!("bedrock-guard: bundle refused: {err}");
+                return false;
+            }
+        }
         self.shared = Some(Rc::new(Shared {
+            anchor_id: self.trust.anchor.as_ref().map(|a| a.id.clone()),
             policy: Rc::new(policy),
             bundle,
             original_destination: loaded.original_destination,

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use policies::signing::PublicKey;
 use policies::{Decision, Mode, Operation, Reason};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
@@ -33,6 +34,8 @@ pub enum Stat {
     AlertsDropped,
     LatencyMs,
     BundleRevision,
+    BundleSigned,
+    BundleAnchored,
     JwksAgeSeconds,
 }
 
@@ -55,6 +58,8 @@ impl Stat {
             Stat::AlertsDropped => "alerts_dropped",
             Stat::LatencyMs => "latency_ms",
             Stat::BundleRevision => "bundle_revision",
+            Stat::BundleSigned => "bundle_signed",
+            Stat::BundleAnchored => "bundle_anchored",
             Stat::JwksAgeSeconds => "jwks_age_seconds",
         }
     }
@@ -62,7 +67,10 @@ impl Stat {
     fn kind(self) -> MetricType {
         match self {
             Stat::LatencyMs => MetricType::Histogram,
-            Stat::BundleRevision | Stat::JwksAgeSeconds => MetricType::Gauge,
+            Stat::BundleRevision
+            | Stat::BundleSigned
+            | Stat::BundleAnchored
+            | Stat::JwksAgeSeconds => MetricType::Gauge,
             _ => MetricType::Counter,
         }
     }
@@ -154,10 +162,28 @@ impl Metrics {
         };
     }
 
-    /// A gauge whose name carries a value (e.g. the bundle digest): defined once, set to 1.
-    pub fn mark(&mut self, name: &str) {
-        if let Some(id) = Metrics::define(MetricType::Gauge, &format!("{PREFIX}.{name}")) {
-            let _ = hostcalls::record_metric(id, 1);
+    /// The bundle in force, as gauges with fixed names (a bundle's digest never becomes part
+    /// of a stat name): `bundle_revision`, `bundle_signed` and `bundle_anchored` (0 or 1), and
+    /// `bundle_key.<key id>` for each trusted key (1 for the key that verified the bundle in
+    /// force, 0 for the others). The key ids come from the anchor or the VM configuration,
+    /// so the set of names is fixed for the VM's life.
+    pub fn bundle_in_force(
+        &mut self,
+        revision: Option<u64>,
+        anchored: bool,
+        trusted: &[PublicKey],
+        signed_by: Option<&str>,
+    ) {
+        if let Some(revision) = revision {
+            self.record(Stat::BundleRevision, revision);
+        }
+        self.record(Stat::BundleSigned, u64::from(signed_by.is_some()));
+        self.record(Stat::BundleAnchored, u64::from(anchored));
+        for key in trusted {
+            let name = format!("{PREFIX}.bundle_key.{}", sanitise(key.kid()));
+            if let Some(id) = Metrics::define(MetricType::Gauge, &name) {
+                let _ = hostcalls::record_metric(id, u64::from(signed_by == Some(key.kid())));
+            }
         }
     }
 

@@ -91,6 +91,7 @@ pub struct BundleInfo {
     name: Option<String>,
     revision: Option<String>,
     digest: Option<String>,
+    key_id: Option<String>,
 }
 
 impl BundleInfo {
@@ -104,7 +105,14 @@ impl BundleInfo {
             name: non_empty(text(name.as_ref())),
             revision: non_empty(text(revision.as_ref())),
             digest: non_empty(text(digest.as_ref())),
+            key_id: None,
         }
+    }
+
+    /// The id of the key that verified the bundle's signature (`None`: unsigned).
+    pub fn signed_by(mut self, key_id: Option<&str>) -> BundleInfo {
+        self.key_id = key_id.and_then(|k| non_empty(text(k.as_bytes())));
+        self
     }
 }
 
@@ -426,6 +434,7 @@ impl AuditRecord {
         obj.str("bundleName", bundle.and_then(|b| b.name.as_deref()));
         obj.str("bundleRevision", bundle.and_then(|b| b.revision.as_deref()));
         obj.str("bundleDigest", bundle.and_then(|b| b.digest.as_deref()));
+        obj.str("bundleKeyId", bundle.and_then(|b| b.key_id.as_deref()));
         obj.num("status", self.status.map(u64::from));
         obj.num("upstreamStatus", self.upstream_status.map(u64::from));
         obj.str("upstreamAddress", self.upstream_address.as_deref());

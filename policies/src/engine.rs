@@ -16,6 +16,12 @@
 //!    is JSON, not encoded, and not declared larger than the limit; operations that name no
 //!    model are decided on their operation alone.
 //!
+//! A refusal at steps 3 and 4 or at the identity check keeps the operation and, when the
+//! path carries a model id that canonicalises, that model (`Decision::models`, hence the audit
+//! record's `modelId`); an id that does not parse is left out, and a body-carried model is
+//! not known then (the body of a refused request is never read). Verdict and reason are
+//! those of the check that refused.
+//!
 //! # Credential checks
 //!
 //! * **SigV4**: the credential scope's region must be the endpoint's region and its service
@@ -287,23 +293,33 @@ fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
     let op = route.operation;
     let path_named = route.resource.as_ref().map(Named::of_path);
     let path_named = path_named.as_slice();
+    // A refusal before the model step (destination, credential, identity) still records the
+    // model a path names, when it parses: the audit record then says what was asked for. The
+    // id is parsed only for such a refusal, and a body is never read for one.
+    let refuse_early = |reason: Reason, detail: &str| {
+        let decision = Decision::deny(reason, detail).with_operation(op);
+        let model = match (op.model_location(), route.model_segment) {
+            (ModelLocation::Path, Some(segment)) => request::parse_path_model_id(segment).ok(),
+            _ => None,
+        };
+        HeadOutcome::Decided(match model {
+            Some(model) => decision.with_models(std::slice::from_ref(&model)),
+            None => decision,
+        })
+    };
     let endpoint = match destination::resolve(policy, facts.authority, facts.original_destination) {
         Ok(endpoint) => endpoint,
-        Err(e) => {
-            return HeadOutcome::Decided(
-                Decision::deny(e.reason(), e.to_string()).with_operation(op),
-            )
-        }
-    };
-    let refuse = |reason: Reason, detail: &str| {
-        HeadOutcome::Decided(Decision::deny(reason, detail).with_operation(op))
+        Err(e) => return refuse_early(e.reason(), &e.to_string()),
     };
     if let Err((reason, detail)) = check_credentials(policy, endpoint, facts.headers) {
-        return refuse(reason, &detail);
+        return refuse_early(reason, &detail);
     }
     let principal = match caller_principal(policy, &facts.caller) {
         Ok(principal) => principal,
-        Err((reason, detail)) => return refuse(reason, detail),
+        Err((reason, detail)) => return refuse_early(reason, detail),
+    };
+    let refuse = |reason: Reason, detail: &str| {
+        HeadOutcome::Decided(Decision::deny(reason, detail).with_operation(op))
     };
     let who = principal.as_deref();
     match op.model_location() {
@@ -709,7 +725,11 @@ fn check_resource_arn(
 }
 
 /// May a cross-region profile of geography `geo` be used through an endpoint in `region`?
-fn check_geography(policy: &CompiledPolicy, geo: &str, region: &str) -> Result<(), String> {
+pub(crate) fn check_geography(
+    policy: &CompiledPolicy,
+    geo: &str,
+    region: &str,
+) -> Result<(), String> {
     let listed = policy
         .profile_geographies()
         .map(|list| list.iter().any(|g| g == geo));

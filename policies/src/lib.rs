@@ -4,6 +4,7 @@
 //! bundle once (`bundle::compile`) and then, per request, only looks things up.
 #![forbid(unsafe_code)]
 
+pub mod anchor;
 pub mod audit;
 pub mod bundle;
 pub mod canonical;

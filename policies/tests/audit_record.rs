@@ -24,7 +24,7 @@ const VPCE_HOST: &str =
 const TOKEN: &[u8] = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ0cmFpbmVyIn0.c2ln";
 
 /// Every key of a line, in order.
-const KEYS: [&str; 30] = [
+const KEYS: [&str; 31] = [
     "eventVersion",
     "eventTime",
     "eventSource",
@@ -46,6 +46,7 @@ const KEYS: [&str; 30] = [
     "bundleName",
     "bundleRevision",
     "bundleDigest",
+    "bundleKeyId",
     "status",
     "upstreamStatus",
     "upstreamAddress",
@@ -149,6 +150,8 @@ fn golden_allowed_request() {
             "bundleName": "acme-prod",
             "bundleRevision": "42",
             "bundleDigest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "bundleKeyId": null,
+            "bundleKeyId": null,
             "status": 200,
             "upstreamStatus": 200,
             "upstreamAddress": "10.20.1.17:443",
@@ -195,6 +198,8 @@ fn golden_denied_request() {
             "bundleName": "acme-prod",
             "bundleRevision": "42",
             "bundleDigest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "bundleKeyId": null,
+            "bundleKeyId": null,
             "status": 403,
             "upstreamStatus": null,
             "upstreamAddress": null,
@@ -279,6 +284,7 @@ fn golden_dry_run_denial() {
         "bundleName": "acme-prod",
         "bundleRevision": "42",
         "bundleDigest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "bundleKeyId": null,
         "status": 200,
         "upstreamStatus": 200,
         "upstreamAddress": null,
@@ -339,6 +345,7 @@ fn golden_streamed_request() {
         "bundleName": "acme-prod",
         "bundleRevision": "42",
         "bundleDigest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "bundleKeyId": null,
         "status": 200,
         "upstreamStatus": 200,
         "upstreamAddress": null,

@@ -232,7 +232,9 @@ fn secret_in_a_decision_or_bundle_field_is_replaced_whole() {
         // A client can put a JWT-shaped string in the model id path segment.
         decision.models = vec![secret.clone()];
         let mut record = AuditRecord::from_decision(&decision, T);
-        record.bundle(Arc::new(BundleInfo::new(&secret, &secret, &secret)));
+        record.bundle(Arc::new(
+            BundleInfo::new(&secret, &secret, &secret).signed_by(Some(secret.as_str())),
+        ));
         let line = record.to_json_line();
         let parsed: Value = serde_json::from_str(&line).unwrap();
         for name in [
@@ -242,6 +244,7 @@ fn secret_in_a_decision_or_bundle_field_is_replaced_whole() {
             "bundleName",
             "bundleRevision",
             "bundleDigest",
+            "bundleKeyId",
         ] {
             assert_eq!(field(&parsed, name), REDACTED, "{name} <- {secret}");
         }
@@ -401,7 +404,7 @@ proptest! {
         let line = record.to_json_line();
         prop_assert!(line.bytes().all(|b| (0x20..0x7f).contains(&b)));
         let parsed: Value = serde_json::from_str(&line).unwrap();
-        prop_assert_eq!(parsed.as_object().unwrap().len(), 30);
+        prop_assert_eq!(parsed.as_object().unwrap().len(), 31);
         prop_assert_eq!(&parsed["decision"], "deny");
         prop_assert_eq!(&parsed["reason"], "model_not_allowed");
         prop_assert_eq!(&parsed["eventName"], "InvokeModel");

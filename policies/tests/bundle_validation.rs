@@ -1022,3 +1022,14 @@ fn network_refuses_unknown_fields() {
     let e = compile_value(&v).unwrap_err();
     assert_json_error(&e, "unknown field `fips`");
 }
+
+#[test]
+fn an_unusable_inline_key_is_reported_with_errors_elsewhere() {
+    let e = invalid(|v| {
+        v["metadata"]["name"] = json!("Not_A_Name");
+        v["identity"]["providers"][0]["jwks"]["keys"][0]["n"] = json!("AQAB");
+    });
+    assert!(e.has_path("metadata.name"), "{e}");
+    assert!(e.has_path("identity.providers[0].jwks"), "{e}");
+    assert!(e.to_string().contains("RSA modulus"), "{e}");
+}

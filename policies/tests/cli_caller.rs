@@ -1,6 +1,6 @@
 //! The CLI decides as a verified caller when a test case (`request.caller`) or `explain`
 //! (`--caller-sub`, `--caller-group`, `--caller-claim`) says who is calling, so bundles with an
-//! identity block can be tested like any other.
+//! identity block can be tested like any other. Real tokens (`token`, `--token`): cli_token.rs.
 
 use std::process::Command;
 
@@ -103,4 +103,29 @@ fn explain_claims_need_a_subject() {
     ]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("--caller-sub"), "{out}");
+}
+
+#[test]
+fn explain_names_the_caller_it_decided_for() {
+    let (code, out) = run(&[
+        "explain",
+        EXAMPLE,
+        "--path",
+        SONNET,
+        "--caller-sub",
+        "svc",
+        "--caller-group",
+        "ml-platform",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("caller:     svc (given by hand, not verified; groups: ml-platform)"),
+        "{out}"
+    );
+
+    // A bundle without an identity block decides as an anonymous caller, whoever is given.
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.json");
+    let (code, out) = run(&["explain", demo, "--path", SONNET, "--caller-sub", "svc"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("caller:     anonymous"), "{out}");
 }

@@ -142,18 +142,42 @@ fn replaces_an_existing_resource() {
 }
 
 #[test]
-fn refuses_invalid_bundles_and_missing_directories() {
+fn refuses_invalid_bundles_and_bad_arguments() {
     let s = Scratch::new("ecds-invalid");
     std::fs::create_dir(s.path("out")).unwrap();
     let b = s.write("b.json", "{}");
     assert_eq!(s.run(&["ecds", &b, "--out-dir", "out"]).code, 1);
     assert!(!s.path("out/bedrock_guard.json").exists());
     let good = s.write("demo.json", &demo_text());
-    assert_eq!(s.run(&["ecds", &good, "--out-dir", "nope"]).code, 2);
     assert_eq!(s.run(&["ecds", &good]).code, 2);
     assert_eq!(
         s.run(&["ecds", &good, "--out-dir", "out", "--name", "../x"])
             .code,
         2
+    );
+}
+
+#[test]
+fn creates_a_missing_output_directory_and_explains_one_it_cannot_use() {
+    let s = Scratch::new("ecds-dirs");
+    let good = s.write("demo.json", &demo_text());
+    let made = s.run(&["ecds", &good, "--out-dir", "new/ecds"]);
+    assert_eq!(made.code, 0, "{}{}", made.stdout, made.stderr);
+    assert!(s.path("new/ecds/bedrock_guard.json").is_file());
+    let file = s.write("plain-file", "x");
+    let not_dir = s.run(&["ecds", &good, "--out-dir", &file]);
+    assert_eq!(not_dir.code, 2);
+    assert!(
+        not_dir.stderr.contains("exists and is not a directory")
+            && not_dir.stderr.contains("watched_directory"),
+        "{}",
+        not_dir.stderr
+    );
+    let blocked = s.run(&["ecds", &good, "--out-dir", &format!("{file}/sub")]);
+    assert_eq!(blocked.code, 2);
+    assert!(
+        blocked.stderr.contains("cannot create") && blocked.stderr.contains("--out-dir"),
+        "{}",
+        blocked.stderr
     );
 }

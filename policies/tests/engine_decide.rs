@@ -1319,3 +1319,118 @@ fn listing_a_geography_does_not_make_it_serve_another_region() {
         Reason::RegionNotAllowed,
     );
 }
+
+// ---- refusals before the rules record the model the path names -----------------------------
+
+#[track_caller]
+fn assert_refused_naming(d: &Decision, reason: Reason, model: &str) {
+    assert_refused(d, reason);
+    assert_eq!(d.models, vec![model.to_string()], "{d:?}");
+}
+
+#[test]
+fn destination_refusal_records_the_path_model() {
+    let d = Req::converse(SONNET_35)
+        .authority("bedrock-runtime.us-west-2.amazonaws.com")
+        .decide(&policy());
+    assert_refused_naming(&d, Reason::DestinationNotPrivatelink, SONNET_35);
+    assert_eq!(d.operation, Some(Operation::Converse));
+    let d = Req::converse(SONNET_35)
+        .original_destination("52.94.133.131")
+        .decide(&policy());
+    assert_refused_naming(&d, Reason::DestinationNotPrivatelink, SONNET_35);
+}
+
+#[test]
+fn sigv4_scope_refusal_records_the_path_model() {
+    let d = Req::converse(SONNET_35)
+        .header("authorization", &sigv4("us-west-2", "bedrock", "host"))
+        .decide(&policy());
+    assert_refused_naming(&d, Reason::RegionNotAllowed, SONNET_35);
+    assert!(d.detail.contains("credential scope"), "{d:?}");
+    let d = Req::converse(SONNET_35)
+        .header("authorization", "Basic dXNlcjpwdw==")
+        .decide(&policy());
+    assert_refused_naming(&d, Reason::HeaderInvalid, SONNET_35);
+}
+
+#[test]
+fn bearer_key_refusal_records_the_path_model() {
+    let d = Req::converse(SONNET_35)
+        .header("authorization", &format!("Bearer {SHORT_KEY}"))
+        .decide(&policy());
+    assert_refused_naming(&d, Reason::BearerKeyNotAllowed, SONNET_35);
+    let d = Req::converse(SONNET_35)
+        .header("authorization", "Bearer sk-something-else")
+        .decide(&policy());
+    assert_refused_naming(&d, Reason::BearerKeyNotAllowed, SONNET_35);
+}
+
+#[test]
+fn identity_refusals_record_the_path_model() {
+    use policies::identity::{Caller, IdentityError};
+    let p = identity_policy();
+    let missing = Req::converse(SONNET_35).decide(&p);
+    assert_refused_naming(&missing, Reason::IdentityMissing, SONNET_35);
+    let invalid = Req::converse(SONNET_35)
+        .by_caller(Caller::Invalid(IdentityError::LifetimeTooLong))
+        .decide(&p);
+    assert_refused_naming(&invalid, Reason::IdentityInvalid, SONNET_35);
+    assert_eq!(invalid.detail, "lifetime_too_long");
+    let unavailable = Req::converse(SONNET_35)
+        .by_caller(Caller::Unavailable)
+        .decide(&p);
+    assert_refused_naming(&unavailable, Reason::PolicyUnavailable, SONNET_35);
+}
+
+#[test]
+fn early_refusal_records_a_model_arn_canonically() {
+    // The ARN as boto3 sends it (`:` and `/` percent-encoded), recorded decoded.
+    let d = Req::converse(APP_PROFILE).decide(&identity_policy());
+    assert_refused_naming(&d, Reason::IdentityMissing, APP_PROFILE);
+}
+
+#[test]
+fn early_refusal_records_no_model_that_does_not_parse() {
+    // Double-encoded (`%253A`) and upper-case ids would be refused at the model step: the
+    // earlier refusal keeps its reason and records no model.
+    let double = Req::post("/model/anthropic.claude-3-haiku-20240307-v1%253A0/converse")
+        .authority("bedrock-runtime.us-west-2.amazonaws.com")
+        .decide(&policy());
+    assert_refused(&double, Reason::DestinationNotPrivatelink);
+    assert!(double.models.is_empty(), "{double:?}");
+    let upper = Req::converse("Anthropic.Claude-3-Haiku-20240307-v1:0").decide(&identity_policy());
+    assert_refused(&upper, Reason::IdentityMissing);
+    assert!(upper.models.is_empty(), "{upper:?}");
+}
+
+#[test]
+fn early_refusal_of_a_body_carried_model_reads_no_body() {
+    // Refused at the head: the body (which names a model) is not read for a refusal.
+    let d = chat(SONNET_35)
+        .header("authorization", &format!("Bearer {SHORT_KEY}"))
+        .decide(&policy());
+    assert_refused(&d, Reason::BearerKeyNotAllowed);
+    assert_eq!(d.operation, Some(Operation::ChatCompletions));
+    assert!(d.models.is_empty(), "{d:?}");
+}
+
+#[test]
+fn early_refusal_in_a_dry_run_bundle_records_the_model_too() {
+    let d = Req::converse(SONNET_35)
+        .authority("bedrock-runtime.us-west-2.amazonaws.com")
+        .decide(&dry_run_policy());
+    assert_eq!(d.reason, Reason::DestinationNotPrivatelink);
+    assert_eq!(d.mode, Mode::DryRun);
+    assert_eq!(d.models, vec![SONNET_35.to_string()]);
+}
+
+#[test]
+fn audit_record_of_an_identity_refusal_names_the_model() {
+    let d = Req::converse(SONNET_35).decide(&identity_policy());
+    let record = policies::audit::AuditRecord::from_decision(&d, 0);
+    let line: Value = serde_json::from_str(&record.to_json_line()).unwrap();
+    assert_eq!(line["reason"], "identity_missing");
+    assert_eq!(line["eventName"], "Converse");
+    assert_eq!(line["requestParameters"], json!({ "modelId": SONNET_35 }));
+}

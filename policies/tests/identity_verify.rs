@@ -159,7 +159,12 @@ fn refuses_lifetime_over_max() {
     let error = verify(mint_a(&claims).as_bytes(), &keys, NOW).unwrap_err();
     assert_eq!(
         (error.clone(), error.as_str()),
-        (IdentityError::LifetimeTooLong, "expired")
+        (IdentityError::LifetimeTooLong, "lifetime_too_long")
+    );
+    // Its own code, so the caller is not told to refresh a token that no refresh can fix.
+    assert!(
+        error.to_string().starts_with("lifetime_too_long: "),
+        "{error}"
     );
     claims["exp"] = json!(NOW + 3540); // exactly 3600 s
     assert!(verify(mint_a(&claims).as_bytes(), &keys, NOW).is_ok());
@@ -907,7 +912,7 @@ fn detail_codes_are_the_documented_ones() {
         codes,
         [
             "expired",
-            "expired",
+            "lifetime_too_long",
             "not_yet_valid",
             "not_yet_valid",
             "bad_signature",

@@ -31,7 +31,8 @@ AUDIT_KEYS = (
     "eventVersion", "eventTime", "eventSource", "requestID", "eventName", "awsRegion",
     "sourceIPAddress", "userIdentity", "accessKeyId", "credentialType", "requestParameters",
     "endpoint", "vpcEndpointId", "decision", "reason", "detail", "ruleId", "mode", "bundleName",
-    "bundleRevision", "bundleDigest", "status", "upstreamStatus", "upstreamAddress", "latencyMs",
+    "bundleRevision", "bundleDigest", "bundleKeyId", "status", "upstreamStatus", "upstreamAddress",
+    "latencyMs",
     "inputTokens", "outputTokens", "streamErrors", "streamExceptions", "streamExceptionType",
 )
 NO_RECORD = "-"  # what %FILTER_STATE(...)% prints when the filter set nothing

@@ -44,6 +44,7 @@ from tests.harness.rawhttp import RawResponse, read_response
 
 CLIENT_SIGNED = REPO_ROOT / "envoy" / "sidecar-client-signed.yaml"
 PROXY_SIGNED = REPO_ROOT / "envoy" / "sidecar-proxy-signed.yaml"
+IDENTITY_INJECTED = REPO_ROOT / "envoy" / "sidecar-identity-injected.yaml"
 SIGNING_FILTER_TYPE = ("type.googleapis.com/envoy.extensions.filters.http.aws_request_signing."
                        "v3.AwsRequestSigning")
 ENI = "127.0.0.2"
@@ -179,6 +180,36 @@ def render_sidecar(source: Path, out_dir: Path, *, pki_dir: Path, wasm_path: Pat
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(cfg, f, sort_keys=False)
     return Rendered(Path(name), admin_port, bound)
+
+
+def relocate_pod_token(config_path: Path, sds_dir: Path, token_file: Path) -> Path:
+    """For a config rendered from `sidecar-identity-injected.yaml`: write a copy of the SDS
+    resource it reads (the shipped `envoy/sds/...` file) into `sds_dir`, naming `token_file`
+    instead of the projected-volume path, and point every generic credential's
+    `path_config_source` (and its `watched_directory`) at the copy. Returns the copy's path."""
+    path = Path(config_path)
+    cfg = load(path)
+    sources = [n["path_config_source"] for n in _walk(cfg) if "path_config_source" in n]
+    if not sources:
+        raise ValueError(f"{path}: no path_config_source (not an injected-credential config)")
+    shipped = {s["path"] for s in sources}
+    if len(shipped) != 1:
+        raise ValueError(f"{path}: expected one SDS file, found {sorted(shipped)}")
+    sds = load(REPO_ROOT / shipped.pop())
+    for resource in sds["resources"]:
+        # Absolute, but not resolved: the token is a symlink (`token` -> `..data/token`) and
+        # must be read through it after every swap.
+        resource["generic_secret"]["secret"]["filename"] = os.path.abspath(token_file)
+    sds_dir = Path(sds_dir).resolve()
+    sds_dir.mkdir(parents=True, exist_ok=True)
+    copy_path = sds_dir / "pod-token.yaml"
+    copy_path.write_text(yaml.safe_dump(sds, sort_keys=False))
+    for source in sources:
+        source["path"] = str(copy_path)
+        if "watched_directory" in source:
+            source["watched_directory"]["path"] = str(sds_dir)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return copy_path
 
 
 @contextlib.contextmanager

@@ -280,8 +280,11 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
 
     let (name, revision) = compile_metadata(bundle, &mut errs);
     let mode = mode_of(bundle.mode);
+    let before_identity = errs.0.len();
     let (identity_header, providers) = compile_identity(bundle.identity.as_ref(), &mut errs);
-    let key_set = if errs.is_empty() {
+    // The key set is built from providers whose fields are all valid, whatever is wrong
+    // elsewhere in the bundle, so its problems (an unusable inline key) are reported too.
+    let key_set = if errs.0.len() == before_identity {
         keys::compile_key_set(&providers, &mut errs)
     } else {
         None

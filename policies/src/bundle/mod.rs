@@ -5,7 +5,10 @@
 //! Errors are values: a JSON or schema problem (syntax, wrong type, unknown or duplicated
 //! field, a member name written with an escape) is reported with its line and column; a
 //! semantic problem (a `null` anywhere included) is reported under its field path
-//! (`rules[2].models[0]`), and all semantic problems are reported together.
+//! (`rules[2].models[0]`), and all semantic problems are reported together. `parse_bundle`
+//! (the filter's path) stops at the first schema problem; the CLI's `validate` reads past
+//! them (`parse_shape` on a repaired document) to report them with the semantic problems of
+//! the rest of the bundle.
 
 mod cidr;
 mod compile;
@@ -109,6 +112,13 @@ pub fn parse_bundle(json: &[u8]) -> Result<Bundle, BundleError> {
             return Err(BundleError::Invalid(nulls));
         }
     }
+    parse_shape(json)
+}
+
+/// Read JSON text into the bundle's types, and nothing more: no strict reading, no `null`
+/// check (see [`parse_bundle`]). The error is always [`BundleError::Json`], for the first
+/// problem serde meets (an unknown field, a wrong type, an unknown enum value).
+pub(crate) fn parse_shape(json: &[u8]) -> Result<Bundle, BundleError> {
     serde_json::from_slice(json).map_err(|e| {
         let (line, column) = (e.line(), e.column());
         let full = e.to_string();

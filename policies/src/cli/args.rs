@@ -39,6 +39,7 @@ pub(crate) fn help_for(command: &str) -> Option<&'static str> {
         "explain" => EXPLAIN,
         "test" => TEST,
         "ecds" => ECDS,
+        "anchor" => ANCHOR,
         "schema" => SCHEMA,
         _ => return None,
     })
@@ -136,9 +137,10 @@ considered and whether it matched.
 
 Usage: bedrock-guard explain FILE --path PATH [--method METHOD] [--authority HOST]
                              [--header 'NAME: VALUE']... [--body FILE|-] [--destination IP]
-                             [--caller-sub SUB [--caller-group G]... [--caller-claim N=V]...]
+                             [--token TOKEN|@FILE [--jwks PROVIDER=FILE]... [--now SECONDS]
+                              | --caller-sub SUB [--caller-group G]... [--caller-claim N=V]...]
                              [--json]
-       bedrock-guard explain FILE --request RAW.http [--json]
+       bedrock-guard explain FILE --request RAW.http [...] [--json]
 
 Options:
       --method M         request method (default POST)
@@ -147,13 +149,27 @@ Options:
       --header H         a request header `name: value` (repeatable; names are lower-cased)
       --body FILE        request body from FILE (`-` for stdin); sent as is
       --destination IP   the original destination address Envoy saw (transparent interception)
-      --caller-sub SUB   decide as a verified caller with this subject (default: no token)
+      --token TOKEN      an identity token (`@FILE`: read from FILE, one trailing newline
+                         dropped), sent in the bundle's identity header and verified with the
+                         bundle's providers as the filter does; never printed (its fingerprint is)
+      --jwks P=FILE      keys of provider P, whose keys are remote (remote_jwks), from a JWKS
+                         file standing in for the fetched document (repeatable)
+      --now SECONDS      verify tokens at this time, seconds since the epoch (default: now)
+      --caller-sub SUB   instead of a token, decide as a caller taken as verified, with this
+                         subject
       --caller-group G   the caller's groups (repeatable)
       --caller-claim N=V a claim value of the caller (repeatable)
       --request FILE     a captured raw HTTP/1.1 request (origin-form or absolute-form target;
                          the Host header becomes :authority, as in Envoy)
       --json             machine-readable output
   -h, --help             print this help
+
+Which caller: with --caller-sub, that caller; else the token in the bundle's identity header
+(--token, or a header from --header/--request), verified as the filter verifies it; with no
+token, a bundle with an identity block refuses the request as identity_missing. A bundle without
+an identity block decides every request as anonymous. A token that does not verify is
+identity_invalid with the filter's detail code (bad_signature, unknown_key, bad_audience,
+expired, ...). A token for a provider whose keys are remote needs --jwks for that provider.
 
 The rule listing is an explanation re-derived by the CLI from the bundle; the verdict is the
 engine's own decision. Exit status: 0 whatever the verdict, 1 invalid bundle, 2 bad input.
@@ -162,24 +178,34 @@ engine's own decision. Exit status: 0 whatever the verdict, 1 invalid bundle, 2 
 const TEST: &str = "\
 Run a file of test cases against a bundle (for security teams' CI).
 
-Usage: bedrock-guard test FILE --cases CASES.{json,yaml} [--verbose]
+Usage: bedrock-guard test FILE --cases CASES.{json,yaml} [--jwks PROVIDER=FILE]... [--now SECONDS]
+                          [--verbose]
 
-CASES is a list of cases (or {\"cases\": [...]}), each
+CASES is a list of cases, or {\"cases\": [...], \"now\": SECONDS, \"jwks\": {\"PROVIDER\": \"FILE\"}},
+each
   {\"name\": \"...\",
    \"request\": {\"method\": \"POST\", \"path\": \"/model/.../converse\", \"authority\": \"...\",
                \"headers\": {\"name\": \"value\"} or [\"name: value\", ...],
                \"body\": \"raw text\" or a JSON value, \"destination\": \"10.0.0.1\",
-               \"caller\": {\"subject\": \"svc-a\", \"groups\": [\"ml\"], \"claims\": {\"team\": \"x\"}}},
+               \"token\": \"eyJ...\"
+                 or \"caller\": {\"subject\": \"svc-a\", \"groups\": [\"ml\"], \"claims\": {\"team\": \"x\"}}},
    \"expect\": {\"verdict\": \"allow\"|\"deny\", \"reason\": \"model_denied\", \"rule\": \"no-opus\",
               \"mode\": \"enforce\"|\"dry-run\", \"operation\": \"Converse\"}}
 method defaults to POST; authority to the Host header, else the bundle's first endpoint; a body
 given as a JSON value is serialised and implies content-type: application/json unless headers
-set one. `caller` is the verified identity (what the token's claims give, for bundles with an
-identity block); without it the request carries no token. Prints one line per failed case,
+set one. `token` is an identity token sent in the bundle's identity header and verified with the
+bundle's identity providers as the filter does (a token that fails gives identity_invalid and
+the filter's detail code); `caller` instead names a caller taken as verified (not both). With
+neither, the request carries only its headers. The cases file's `now` (and --now, which wins) is
+the verification time, seconds since the epoch (default: now): set it so committed tokens do not
+expire. A provider whose keys are remote (remote_jwks) takes them from a JWKS file: `jwks`
+(paths relative to the cases file) or --jwks (which wins). Prints one line per failed case,
 then `N passed, M failed`.
 
 Options:
       --cases FILE   the test cases
+      --jwks P=FILE  keys of remote provider P from a JWKS file (repeatable)
+      --now SECONDS  verify tokens at this time (default: the cases file's `now`, else now)
   -v, --verbose      also print passing cases
   -h, --help         print this help
 
@@ -193,16 +219,20 @@ file-based config_source (path_config_source with watched_directory).
 Usage: bedrock-guard ecds FILE --out-dir DIR [--name NAME] [--sig FILE.jws [--pub KEY]...]
                             [--pin KEY]... [--wasm PATH] [--vm-id ID]
 
-Writes DIR/NAME.json atomically (a temporary file in DIR renamed over the target): a
-DiscoveryResponse with one envoy.config.core.v3.TypedExtensionConfig named NAME whose typed_config
-is the Wasm HTTP filter (root_id bedrock_guard, FAIL_CLOSED, runtime v8). Its plugin
-configuration is the canonical bundle JSON, or {\"bundle\": <bundle>, \"signature\": \"<jws>\"} with
---sig. With --pin, the VM configuration pins those public keys: the filter then refuses any
-bundle not signed by one of them (and Envoy keeps the previous one). Prints the path and the
+Writes DIR/NAME.json atomically (a temporary file in DIR renamed over the target), creating DIR
+if it does not exist: a DiscoveryResponse with one envoy.config.core.v3.TypedExtensionConfig
+named NAME whose typed_config is the Wasm HTTP filter (root_id bedrock_guard, FAIL_CLOSED,
+runtime v8). Its plugin configuration is the canonical bundle JSON, or
+{\"bundle\": <bundle>, \"signature\": \"<jws>\"} with --sig. With --pin, the VM configuration pins
+those public keys: the filter then refuses any bundle not signed by one of them (and Envoy
+keeps the previous one). When --wasm names an anchored module that exists here (see
+`bedrock-guard anchor`), the bundle is checked as that module will check it: signed by an
+anchor key, a revision at or above the anchor's min_revision, an admitted name, the anchor's
+vm_id; --pin is refused (an anchored module refuses pinned keys). Prints the path and the
 resource version (the bundle digest).
 
 Options:
-      --out-dir DIR   the watched directory
+      --out-dir DIR   the watched directory (created if missing)
       --name NAME     resource (and file) name (default bedrock_guard)
       --sig FILE      ship the bundle with this detached JWS
       --pub KEY       verify --sig against this public key first (repeatable)
@@ -210,6 +240,33 @@ Options:
       --wasm PATH     the module's local filename (default dist/bedrock_guard.wasm)
       --vm-id ID      the VM id (default bedrock_guard)
   -h, --help          print this help
+";
+
+const ANCHOR: &str = "\
+Stamp a trust anchor into a copy of the released module, or show a module's anchor.
+
+Usage: bedrock-guard anchor --wasm MODULE --pub KEY [--pub KEY]... --min-revision N
+                            [--vm-id ID] [--bundle-name NAME]... --out FILE
+       bedrock-guard anchor --show MODULE
+
+The anchored module refuses every bundle that is not signed by one of the anchor's keys, whose
+revision is below N or below the highest revision the running Envoy has loaded under the same
+bundle name, whose name is not one of the --bundle-name values (when given), or that runs
+under another vm_id; it refuses keys pinned by the VM configuration. Whoever writes the ECDS
+resource cannot change any of this: pin the anchored module's sha256 in the deployment (see
+docs/operations.md, \"Trust anchor\"). The stamp fills a reserved slot in place, so the same
+module and anchor always give the same file. Prints the anchor id (also set in the filter
+state wasm.bedrock_guard_anchor of every forwarded request) and the new module's sha256.
+
+Options:
+      --wasm MODULE        the released (unanchored) module
+      --pub KEY            a public key bundles may be signed with (PEM or JWK; repeatable)
+      --min-revision N     the lowest bundle revision the module ever loads
+      --vm-id ID           the vm_id the module must run under (default bedrock_guard)
+      --bundle-name NAME   admit only bundles with this metadata.name (repeatable)
+  -o, --out FILE           where to write the anchored module
+      --show MODULE        print the anchor stamped into MODULE, and its sha256
+  -h, --help               print this help
 ";
 
 const SCHEMA: &str = "\

@@ -1,10 +1,13 @@
 //! `test`: a file of request / expected-verdict cases run against a bundle.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::args;
-use super::http::RequestSpec;
+use super::http::{self, IdentityCheck, JwksFile, RequestSpec, Token};
 use super::load::{self, Diagnostic, LoadError};
 use super::source::Pos;
 use super::{CliError, CliResult, EXIT_FAILURE, EXIT_OK};
@@ -15,6 +18,12 @@ use crate::request::Operation;
 #[serde(deny_unknown_fields)]
 struct CaseFile {
     cases: Vec<Value>,
+    /// The verification time of identity tokens, seconds since the epoch (default: now).
+    #[serde(default)]
+    now: Option<u64>,
+    /// Files standing in for providers' remote JWKS, relative to the cases file.
+    #[serde(default)]
+    jwks: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,9 +53,13 @@ struct CaseRequest {
     /// The original destination address (transparent interception).
     #[serde(default)]
     destination: Option<String>,
-    /// The verified caller (what the identity token's claims give); absent: no token.
+    /// The verified caller (what the identity token's claims give), taken as is.
     #[serde(default)]
     caller: Option<CaseCaller>,
+    /// An identity token, sent in the bundle's identity header and verified as the filter
+    /// verifies it. Exclusive with `caller`.
+    #[serde(default)]
+    token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,16 +95,37 @@ struct TestCase {
     expect: Expect,
 }
 
+/// The cases file's settings for identity tokens.
+#[derive(Default)]
+struct CaseSettings {
+    now: Option<u64>,
+    jwks: Vec<JwksFile>,
+}
+
 pub(crate) fn test_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
     use lexopt::prelude::*;
     const CMD: &str = "test";
     let mut file = None;
     let mut cases_file = None;
     let mut verbose = false;
+    let mut jwks_files: Vec<JwksFile> = Vec::new();
+    let mut now: Option<u64> = None;
     while let Some(arg) = parser.next().map_err(|e| args::lex_error(CMD, e))? {
         match arg {
             Short('h') | Long("help") => return args::print_help(CMD),
             Long("cases") => cases_file = Some(args::value(parser, CMD)?),
+            Long("jwks") => {
+                let entry = http::parse_jwks_arg(&args::value(parser, CMD)?)
+                    .map_err(|e| CliError::usage(CMD, e))?;
+                if jwks_files.iter().any(|f| f.provider == entry.provider) {
+                    return Err(CliError::usage(
+                        CMD,
+                        format!("--jwks is given twice for provider {:?}", entry.provider),
+                    ));
+                }
+                jwks_files.push(entry);
+            }
+            Long("now") => now = Some(super::explain::now_value(parser, CMD)?),
             Short('v') | Long("verbose") => verbose = true,
             Value(v) if file.is_none() => file = Some(args::os_to_string(CMD, v)?),
             other => return Err(CliError::usage(CMD, other.unexpected().to_string())),
@@ -99,7 +133,7 @@ pub(crate) fn test_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
     }
     let file = file.ok_or_else(|| CliError::usage(CMD, "name the bundle file"))?;
     let cases_file = cases_file.ok_or_else(|| CliError::usage(CMD, "give --cases FILE"))?;
-    let cases = read_cases(&cases_file)?;
+    let (cases, settings) = read_cases(&cases_file)?;
     let loaded = match load::load_bundle(&file) {
         Ok(l) => l,
         Err(LoadError::Unreadable(m)) => return Err(CliError::input(m)),
@@ -112,9 +146,27 @@ pub(crate) fn test_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
             return Ok(EXIT_FAILURE);
         }
     };
+    // The command line wins over the cases file (the first file given for a provider is used).
+    jwks_files.extend(settings.jwks);
+    let now = now.or(settings.now).unwrap_or_else(http::system_now);
+    let mut check = IdentityCheck::new(&loaded.policy, &jwks_files, now)
+        .map_err(|e| CliError::usage(CMD, e))?;
     let (mut passed, mut failed) = (0usize, 0usize);
     for (i, case) in cases.iter().enumerate() {
-        let decision = case.spec.decide(&loaded.policy);
+        let decision = case
+            .spec
+            .decide(&loaded.policy, &mut check)
+            .map_err(|e| {
+                CliError::usage(
+                    CMD,
+                    format!(
+                        "cases[{i}] {:?}: {}",
+                        case.name,
+                        e.message("--jwks PROVIDER=FILE or the cases file's \"jwks\": {\"PROVIDER\": \"FILE\"}")
+                    ),
+                )
+            })?
+            .decision;
         match mismatch(&case.expect, &decision) {
             None => {
                 passed += 1;
@@ -176,21 +228,38 @@ fn mismatch(expect: &Expect, d: &Decision) -> Option<String> {
 }
 
 /// Read and check the cases file; any problem is a usage-class error (exit 2) naming the case.
-fn read_cases(file: &str) -> CliResult<Vec<TestCase>> {
+fn read_cases(file: &str) -> CliResult<(Vec<TestCase>, CaseSettings)> {
     let doc = load::read_document(file).map_err(|e| match e {
         LoadError::Unreadable(m) => CliError::input(m),
         LoadError::Invalid(diags) => CliError::input(render_all(file, &diags)),
     })?;
+    let mut settings = CaseSettings::default();
     let list = match doc.value.clone() {
         Value::Array(items) => items,
         Value::Object(obj) => {
-            serde_json::from_value::<CaseFile>(Value::Object(obj))
-                .map_err(|e| {
-                    CliError::input(format!(
-                        "{file}: {e} (expected a list of cases or {{\"cases\": [...]}})"
-                    ))
-                })?
-                .cases
+            let parsed = serde_json::from_value::<CaseFile>(Value::Object(obj)).map_err(|e| {
+                CliError::input(format!(
+                    "{file}: {e} (expected a list of cases or {{\"cases\": [...]}})"
+                ))
+            })?;
+            settings.now = parsed.now;
+            // Paths are relative to the cases file (to the working directory for stdin).
+            let base = match file {
+                "-" => None,
+                _ => Path::new(file).parent(),
+            };
+            settings.jwks = parsed
+                .jwks
+                .into_iter()
+                .map(|(provider, path)| JwksFile {
+                    provider,
+                    path: base
+                        .map(|b| b.join(&path).to_string_lossy().into_owned())
+                        .unwrap_or(path),
+                    origin: format!("{file}: \"jwks\""),
+                })
+                .collect();
+            parsed.cases
         }
         _ => {
             return Err(CliError::input(format!(
@@ -227,7 +296,7 @@ fn read_cases(file: &str) -> CliResult<Vec<TestCase>> {
     if cases.is_empty() {
         return Err(CliError::input(format!("{file}: no test cases")));
     }
-    Ok(cases)
+    Ok((cases, settings))
 }
 
 fn render_all(file: &str, diags: &[Diagnostic]) -> String {
@@ -323,6 +392,17 @@ fn build_request(r: &CaseRequest) -> Result<RequestSpec, (String, &'static str)>
             d.parse()
                 .map_err(|_| (format!("{d:?} is not an IP address"), "request.destination"))?,
         );
+    }
+    if r.caller.is_some() && r.token.is_some() {
+        return Err((
+            "give either `caller` (a caller taken as verified) or `token` (an identity token \
+             verified against the bundle's identity providers), not both"
+                .to_string(),
+            "request.token",
+        ));
+    }
+    if let Some(token) = &r.token {
+        spec.token = Some(Token::new(token.as_bytes().to_vec()));
     }
     if let Some(c) = &r.caller {
         if c.subject.is_empty() {

@@ -95,6 +95,60 @@ fn is_resource_name(name: &str) -> bool {
         && !name.starts_with('.')
 }
 
+/// The anchor of the module `--wasm` names, when that file exists here (it is a path on the
+/// Envoy host, which may not be this machine).
+fn anchored_module(wasm: &str) -> CliResult<Option<crate::anchor::Anchor>> {
+    let path = Path::new(wasm);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let module = std::fs::read(path).map_err(|e| CliError::input(format!("{wasm}: {e}")))?;
+    super::anchor::read_anchor(&module).map_err(|e| CliError::input(format!("{wasm}: {e}")))
+}
+
+/// Refuse, before Envoy does, a resource the anchored module would refuse.
+fn check_against_anchor(
+    anchor: &crate::anchor::Anchor,
+    loaded: &load::LoadedBundle,
+    signature: Option<&str>,
+    vm_id: &str,
+    pinned: bool,
+) -> CliResult<()> {
+    let refuse =
+        |why: String| CliError::failure(format!("the anchored module would refuse this: {why}"));
+    if pinned {
+        return Err(refuse(
+            "--pin: an anchored module takes its keys from its anchor only".into(),
+        ));
+    }
+    if vm_id != anchor.vm_id {
+        return Err(refuse(format!(
+            "--vm-id {vm_id:?}: the anchor requires {:?}",
+            anchor.vm_id
+        )));
+    }
+    let Some(jws) = signature else {
+        return Err(refuse("the bundle is not signed (give --sig)".into()));
+    };
+    signing::verify_canonical(&loaded.canonical, jws, &anchor.keys)
+        .map_err(|e| refuse(format!("signature: {e}")))?;
+    let name = loaded.policy.name();
+    if !anchor.admits_name(name) {
+        return Err(refuse(format!("bundle name {name:?} is not admitted")));
+    }
+    let revision = loaded.policy.revision();
+    match crate::anchor::revision_number(revision) {
+        None => Err(refuse(format!(
+            "metadata.revision {revision:?} is not a decimal integer"
+        ))),
+        Some(n) if n < anchor.min_revision => Err(refuse(format!(
+            "revision {n} is below the anchor's min_revision {}",
+            anchor.min_revision
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
 pub(crate) fn ecds_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
     use lexopt::prelude::*;
     const CMD: &str = "ecds";
@@ -138,8 +192,19 @@ pub(crate) fn ecds_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
         ));
     }
     let dir = Path::new(&out_dir);
-    if !dir.is_dir() {
-        return Err(CliError::input(format!("{out_dir} is not a directory")));
+    if dir.exists() && !dir.is_dir() {
+        return Err(CliError::input(format!(
+            "{out_dir} exists and is not a directory: give --out-dir the directory Envoy's \
+             ECDS config source watches (its watched_directory)"
+        )));
+    }
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CliError::input(format!(
+                "cannot create {out_dir}: {e}; create it (writable by you, readable by Envoy) \
+                 or choose another --out-dir"
+            ))
+        })?;
     }
     let signature = match &sig {
         None => None,
@@ -158,6 +223,15 @@ pub(crate) fn ecds_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
                 return Ok(EXIT_FAILURE);
             }
         }
+    }
+    if let Some(anchor) = anchored_module(&wasm)? {
+        check_against_anchor(
+            &anchor,
+            &loaded,
+            signature.as_deref(),
+            &vm_id,
+            !pins.is_empty(),
+        )?;
     }
     let vm_configuration = if pins.is_empty() {
         None

@@ -10,11 +10,12 @@
 use serde_json::{json, Value};
 
 use super::args;
-use super::http::{self, RequestSpec};
+use super::http::{self, Decided, IdentityCheck, JwksFile, RequestSpec, Token};
 use super::load::{self, LoadedBundle};
 use super::{CliError, CliResult, EXIT_OK};
 use crate::bundle::schema::{Effect, ModeSpec, Rule};
 use crate::decision::{Decision, Reason};
+use crate::identity::Caller;
 use crate::matcher::PatternSet;
 use crate::request::{parse_body_model_id, ModelRef, Operation};
 
@@ -32,6 +33,9 @@ pub(crate) fn explain_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
     let mut caller_sub: Option<String> = None;
     let mut caller_groups: Vec<String> = Vec::new();
     let mut caller_claims = serde_json::Map::new();
+    let mut token: Option<Token> = None;
+    let mut jwks_files: Vec<JwksFile> = Vec::new();
+    let mut now: Option<u64> = None;
     let mut as_json = false;
     while let Some(arg) = parser.next().map_err(|e| args::lex_error(CMD, e))? {
         match arg {
@@ -65,6 +69,24 @@ pub(crate) fn explain_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
                     values.push(serde_json::Value::String(value.to_string()));
                 }
             }
+            Long("token") => {
+                if token.is_some() {
+                    return Err(CliError::usage(CMD, "--token is given twice"));
+                }
+                token = Some(token_value(parser, CMD)?);
+            }
+            Long("jwks") => {
+                let entry = http::parse_jwks_arg(&args::value(parser, CMD)?)
+                    .map_err(|e| CliError::usage(CMD, e))?;
+                if jwks_files.iter().any(|f| f.provider == entry.provider) {
+                    return Err(CliError::usage(
+                        CMD,
+                        format!("--jwks is given twice for provider {:?}", entry.provider),
+                    ));
+                }
+                jwks_files.push(entry);
+            }
+            Long("now") => now = Some(now_value(parser, CMD)?),
             Long("json") => as_json = true,
             Value(v) if file.is_none() => file = Some(args::os_to_string(CMD, v)?),
             other => return Err(CliError::usage(CMD, other.unexpected().to_string())),
@@ -109,6 +131,14 @@ pub(crate) fn explain_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
     if destination.is_some() {
         spec.destination = destination;
     }
+    if token.is_some() && caller_sub.is_some() {
+        return Err(CliError::usage(
+            CMD,
+            "give either --token (verified against the bundle's identity providers) or \
+             --caller-sub (a caller taken as verified), not both",
+        ));
+    }
+    spec.token = token;
     match caller_sub {
         Some(sub) => {
             spec.caller = super::http::verified_caller(sub, caller_groups, caller_claims, None)
@@ -122,22 +152,116 @@ pub(crate) fn explain_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
         None => {}
     }
     let loaded = load::require_bundle(&file)?;
-    let decision = spec.decide(&loaded.policy);
-    let caller = match &spec.caller {
-        crate::identity::Caller::Verified(p) => Some(p.as_ref()),
+    let mut check = IdentityCheck::new(
+        &loaded.policy,
+        &jwks_files,
+        now.unwrap_or_else(http::system_now),
+    )
+    .map_err(|e| CliError::usage(CMD, e))?;
+    let decided = spec
+        .decide(&loaded.policy, &mut check)
+        .map_err(|e| CliError::usage(CMD, e.message("--jwks PROVIDER=FILE")))?;
+    let caller = match &decided.caller {
+        Caller::Verified(p) => Some(p.as_ref()),
         _ => None,
     };
-    let rules = explain_rules(&loaded, &decision, caller);
+    let rules = explain_rules(&loaded, &decided.decision, caller);
     if as_json {
-        let out = explanation_json(&loaded, &spec, &decision, &rules);
+        let out = explanation_json(&loaded, &spec, &decided, &rules);
         println!(
             "{}",
             serde_json::to_string_pretty(&out).unwrap_or_else(|_| out.to_string())
         );
     } else {
-        print!("{}", explanation_text(&loaded, &spec, &decision, &rules));
+        print!("{}", explanation_text(&loaded, &spec, &decided, &rules));
     }
     Ok(EXIT_OK)
+}
+
+/// The value of `--token`: the token, or `@FILE`. Never echoed in messages.
+pub(crate) fn token_value(parser: &mut lexopt::Parser, command: &'static str) -> CliResult<Token> {
+    let raw = parser.value().map_err(|e| args::lex_error(command, e))?;
+    let text = raw
+        .into_string()
+        .map_err(|_| CliError::usage(command, "--token is not valid UTF-8"))?;
+    Token::from_arg(&text).map_err(CliError::input)
+}
+
+/// The value of `--now`: seconds since the epoch.
+pub(crate) fn now_value(parser: &mut lexopt::Parser, command: &'static str) -> CliResult<u64> {
+    let text = args::value(parser, command)?;
+    text.parse().map_err(|_| {
+        CliError::usage(
+            command,
+            format!("--now {text:?} is not a time in seconds since the epoch"),
+        )
+    })
+}
+
+/// Who the request was decided for, for the text report (never the token: its fingerprint).
+fn caller_text(loaded: &LoadedBundle, decided: &Decided) -> String {
+    let fingerprint = decided
+        .token_fingerprint
+        .as_deref()
+        .map(|f| format!("token {f}"))
+        .unwrap_or_else(|| "token".to_string());
+    let at = decided
+        .verified_at
+        .map(|t| format!(" at {t}"))
+        .unwrap_or_default();
+    match &decided.caller {
+        Caller::Verified(p) if decided.given => format!(
+            "{} (given by hand, not verified; groups: {})",
+            p.subject,
+            groups_text(&p.groups)
+        ),
+        Caller::Verified(p) => format!(
+            "{} (groups: {}; {fingerprint} verified{at}, issuer {})",
+            p.subject,
+            groups_text(&p.groups),
+            p.issuer
+        ),
+        Caller::Invalid(e) => format!("none: {fingerprint} refused{at}: {e}"),
+        Caller::Missing => format!(
+            "none: no token in the identity header {} (give one with --token)",
+            loaded.policy.identity_header()
+        ),
+        Caller::Unavailable => "none: the identity provider's keys are unavailable".to_string(),
+        Caller::Anonymous => {
+            "anonymous (the bundle has no identity block: rules naming principals never match)"
+                .to_string()
+        }
+    }
+}
+
+fn groups_text(groups: &[String]) -> String {
+    if groups.is_empty() {
+        "-".to_string()
+    } else {
+        groups.join(", ")
+    }
+}
+
+fn caller_json(loaded: &LoadedBundle, decided: &Decided) -> Value {
+    let (status, principal, error) = match &decided.caller {
+        Caller::Verified(p) if decided.given => ("given", Some(p), None),
+        Caller::Verified(p) => ("verified", Some(p), None),
+        Caller::Invalid(e) => ("invalid", None, Some(e)),
+        Caller::Missing => ("missing", None, None),
+        Caller::Unavailable => ("unavailable", None, None),
+        Caller::Anonymous => ("anonymous", None, None),
+    };
+    json!({
+        "status": status,
+        "identity_header": loaded.policy.has_identity().then(|| loaded.policy.identity_header()),
+        "token_fingerprint": decided.token_fingerprint,
+        "verified_at": decided.verified_at,
+        "subject": principal.map(|p| p.subject.as_str()),
+        "groups": principal.map(|p| p.groups.clone()),
+        "issuer": principal.filter(|_| !decided.given).map(|p| p.issuer.as_str()),
+        "error": error.map(|e| e.as_str()),
+        "error_message": error.map(|e| e.to_string()),
+    })
 }
 
 /// One rule, as the explanation sees it.
@@ -305,9 +429,10 @@ fn verdict(decision: &Decision) -> &'static str {
 fn explanation_json(
     loaded: &LoadedBundle,
     spec: &RequestSpec,
-    decision: &Decision,
+    decided: &Decided,
     rules: &[RuleView],
 ) -> Value {
+    let decision = &decided.decision;
     let (authority, defaulted) = spec.effective_authority(&loaded.policy);
     json!({
         "bundle": {
@@ -321,6 +446,7 @@ fn explanation_json(
             "authority": authority,
             "authority_defaulted": defaulted,
         },
+        "caller": caller_json(loaded, decided),
         "verdict": verdict(decision),
         "lets_through": decision.lets_through(),
         "reason": decision.reason.as_str(),
@@ -351,9 +477,10 @@ fn explanation_json(
 fn explanation_text(
     loaded: &LoadedBundle,
     spec: &RequestSpec,
-    decision: &Decision,
+    decided: &Decided,
     rules: &[RuleView],
 ) -> String {
+    let decision = &decided.decision;
     let (authority, defaulted) = spec.effective_authority(&loaded.policy);
     let mut out = String::new();
     let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<11} {v}\n"));
@@ -370,6 +497,7 @@ fn explanation_text(
             }
         ),
     );
+    line("caller:", &caller_text(loaded, decided));
     let verdict_text = match (decision.is_allow(), decision.lets_through()) {
         (true, _) => "allow".to_string(),
         (false, true) => "deny (dry-run: recorded, the request goes through)".to_string(),
@@ -414,6 +542,10 @@ fn explanation_text(
             decision.reason
         ));
     }
+    let no_caller = match decided.caller {
+        Caller::Invalid(_) | Caller::Unavailable => "; principals: no verified caller",
+        _ => "; principals: no caller given (--token or --caller-sub)",
+    };
     for r in rules {
         let operation = match r.operation_matches {
             None => "any".to_string(),
@@ -441,7 +573,7 @@ fn explanation_text(
             r.mode,
             match (r.needs_principal, r.principal_matches) {
                 (false, _) => "",
-                (true, None) => "; principals: no caller given (--caller-sub)",
+                (true, None) => no_caller,
                 (true, Some(true)) => "; principals match",
                 (true, Some(false)) => "; principals no match",
             },

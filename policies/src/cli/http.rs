@@ -1,12 +1,14 @@
-//! A request to decide, and how one is read from a captured raw HTTP/1.1 request.
+//! A request to decide, and how one is read from a captured raw HTTP/1.1 request; the identity
+//! step, done as the filter does it.
 
+use std::cell::RefCell;
+use std::fmt;
 use std::net::IpAddr;
-
-use crate::bundle::CompiledPolicy;
 use std::sync::Arc;
 
+use crate::bundle::CompiledPolicy;
 use crate::decision::Decision;
-use crate::identity::{Caller, Principal};
+use crate::identity::{self, Caller, Jwks, Principal, Verifier};
 use crate::request::RequestFacts;
 
 /// One request, as the proxy would hand it to the engine.
@@ -22,8 +24,43 @@ pub(crate) struct RequestSpec {
     pub(crate) headers: Vec<(String, Vec<u8>)>,
     pub(crate) body: Option<Vec<u8>>,
     pub(crate) destination: Option<IpAddr>,
-    /// The caller, as if its token had verified (`Anonymous`: no token was sent).
+    /// A caller given by hand (`Verified`: as if its token had verified). `Anonymous`: the
+    /// caller is whatever the request's identity header carries, verified as the filter does.
     pub(crate) caller: Caller,
+    /// An identity token to send in the bundle's identity header (`--token`, a case's `token`).
+    pub(crate) token: Option<Token>,
+}
+
+/// An identity token. It is never printed: `Debug` shows its fingerprint only.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Token(Vec<u8>);
+
+impl Token {
+    pub(crate) fn new(bytes: Vec<u8>) -> Token {
+        Token(bytes)
+    }
+
+    /// The token given as a command-line value: the token itself, or `@FILE` (`@-`: stdin) to
+    /// read it from a file, without one trailing newline.
+    pub(crate) fn from_arg(value: &str) -> Result<Token, String> {
+        let Some(file) = value.strip_prefix('@') else {
+            return Ok(Token(value.as_bytes().to_vec()));
+        };
+        let mut bytes = super::source::read_input(file)?;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        }
+        Ok(Token(bytes))
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({})", identity::fingerprint(&self.0))
+    }
 }
 
 /// A verified caller for `test` cases and `explain`: what a token's claims would give.
@@ -39,6 +76,161 @@ pub(crate) fn verified_caller(
         groups,
         claims,
     }))
+}
+
+/// A JWKS file standing in for a provider's remote JWKS (`--jwks PROVIDER=FILE`, a case file's
+/// `jwks` member).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JwksFile {
+    pub(crate) provider: String,
+    pub(crate) path: String,
+    /// Where it was given, for messages (`--jwks`, `the case file's "jwks"`).
+    pub(crate) origin: String,
+}
+
+/// Parse `PROVIDER=FILE`.
+pub(crate) fn parse_jwks_arg(text: &str) -> Result<JwksFile, String> {
+    match text.split_once('=') {
+        Some((provider, path)) if !provider.is_empty() && !path.is_empty() => Ok(JwksFile {
+            provider: provider.to_string(),
+            path: path.to_string(),
+            origin: "--jwks".to_string(),
+        }),
+        _ => Err(format!("--jwks {text:?} is not PROVIDER=FILE")),
+    }
+}
+
+/// The current time, seconds since the epoch (the filter uses the host's clock).
+pub(crate) fn system_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The filter's identity step for the CLI: the bundle's own verifier (`new_verifier`: the
+/// inline keys), the keys of remote providers from stand-in files, and a fixed clock.
+pub(crate) struct IdentityCheck {
+    verifier: Option<Verifier>,
+    /// Providers whose keys are remote and for which no file was given.
+    remote_without_keys: Vec<String>,
+    now: u64,
+}
+
+impl IdentityCheck {
+    /// Set up for `policy`. `files` stand in for remote JWKS (the first one given for a
+    /// provider wins); each must name a provider of the bundle that has `remote_jwks`.
+    pub(crate) fn new(
+        policy: &CompiledPolicy,
+        files: &[JwksFile],
+        now: u64,
+    ) -> Result<IdentityCheck, String> {
+        let mut verifier = policy.new_verifier();
+        let providers = policy.identity_providers();
+        let names: Vec<&str> = providers.iter().filter_map(|p| p.name.as_deref()).collect();
+        let mut loaded: Vec<&str> = Vec::new();
+        for file in files {
+            let provider = providers
+                .iter()
+                .find(|p| p.name.as_deref() == Some(file.provider.as_str()));
+            let (Some(provider), Some(verifier)) = (provider, verifier.as_mut()) else {
+                return Err(format!(
+                    "{}: the bundle has no identity provider named {:?} ({})",
+                    file.origin,
+                    file.provider,
+                    if names.is_empty() {
+                        "it has no identity block".to_string()
+                    } else {
+                        format!("its providers: {}", names.join(", "))
+                    }
+                ));
+            };
+            if provider.remote_jwks.is_none() {
+                return Err(format!(
+                    "{}: identity provider {:?} has no remote_jwks: its keys are the ones inline in the bundle",
+                    file.origin, file.provider
+                ));
+            }
+            if loaded.contains(&file.provider.as_str()) {
+                continue;
+            }
+            let document = super::source::read_input(&file.path)?;
+            let fetched = Jwks::parse(&document).map_err(|e| {
+                format!(
+                    "{}: {}: not a usable JWKS for provider {:?}: {e}",
+                    file.origin, file.path, file.provider
+                )
+            })?;
+            // As the filter does after a fetch: the inline keys (when any) plus the fetched ones.
+            let keys = match verifier
+                .keys()
+                .keys(&file.provider)
+                .filter(|k| !k.is_empty())
+            {
+                Some(inline) => inline.merged_with(&fetched),
+                None => fetched,
+            };
+            verifier
+                .set_keys(&file.provider, keys)
+                .map_err(|e| format!("{}: {e}", file.origin))?;
+            loaded.push(file.provider.as_str());
+        }
+        let remote_without_keys = providers
+            .iter()
+            .filter(|p| p.remote_jwks.is_some())
+            .filter_map(|p| p.name.clone())
+            .filter(|name| !loaded.contains(&name.as_str()))
+            .collect();
+        Ok(IdentityCheck {
+            verifier,
+            remote_without_keys,
+            now,
+        })
+    }
+}
+
+/// Why a request cannot be decided as the filter would decide it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IdentityInputError {
+    /// The token is for a provider whose keys are remote, and no file stands in for them.
+    RemoteKeys { provider: String },
+    /// A token was given and the request already carries the identity header.
+    TokenTwice { header: String },
+    /// A token was given and the bundle has no identity providers to verify it with.
+    NoIdentity,
+}
+
+impl IdentityInputError {
+    /// The message, with `how` telling how to give a provider's keys (`--jwks PROVIDER=FILE`).
+    pub(crate) fn message(&self, how: &str) -> String {
+        match self {
+            IdentityInputError::RemoteKeys { provider } => format!(
+                "the token is for identity provider {provider:?}, whose keys are remote \
+                 (remote_jwks, fetched by the filter): give them from a file with {}",
+                how.replace("PROVIDER", provider)
+            ),
+            IdentityInputError::TokenTwice { header } => format!(
+                "a token is given and the request already has the identity header {header}: give the token once"
+            ),
+            IdentityInputError::NoIdentity => {
+                "a token is given but the bundle has no identity block: there is nothing to verify it against"
+                    .to_string()
+            }
+        }
+    }
+}
+
+/// The engine's decision and the caller it decided for.
+#[derive(Debug, Clone)]
+pub(crate) struct Decided {
+    pub(crate) decision: Decision,
+    /// What the identity step handed the engine (`Anonymous` for bundles without identity).
+    pub(crate) caller: Caller,
+    /// The caller was given by hand (`caller`, `--caller-*`), not verified from a token.
+    pub(crate) given: bool,
+    /// The fingerprint of the token in the identity header (never the token).
+    pub(crate) token_fingerprint: Option<String>,
+    /// When the token was verified (seconds since the epoch), if it was.
+    pub(crate) verified_at: Option<u64>,
 }
 
 impl RequestSpec {
@@ -59,14 +251,80 @@ impl RequestSpec {
         (first, true)
     }
 
-    /// Run the engine on this request.
-    pub(crate) fn decide(&self, policy: &CompiledPolicy) -> Decision {
-        let (authority, _) = self.effective_authority(policy);
-        let headers: Vec<(&str, &[u8])> = self
-            .headers
+    /// The request's headers, with the token (if one was given) in the bundle's identity
+    /// header, as the client would send it.
+    fn wire_headers(
+        &self,
+        policy: &CompiledPolicy,
+    ) -> Result<Vec<(String, Vec<u8>)>, IdentityInputError> {
+        let mut headers = self.headers.clone();
+        if let Some(Token(token)) = &self.token {
+            if !policy.has_identity() {
+                return Err(IdentityInputError::NoIdentity);
+            }
+            let header = policy.identity_header();
+            if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(header)) {
+                return Err(IdentityInputError::TokenTwice {
+                    header: header.to_string(),
+                });
+            }
+            let value = if header.eq_ignore_ascii_case("authorization") {
+                [b"Bearer ".as_slice(), token].concat()
+            } else {
+                token.clone()
+            };
+            headers.push((header.to_string(), value));
+        }
+        Ok(headers)
+    }
+
+    /// Run the identity step and the engine on this request, as the filter does: with identity
+    /// providers configured, the token in the identity header is verified with the bundle's
+    /// verifier at `check.now()` (`identity::authenticate`), unless a caller was given by hand.
+    pub(crate) fn decide(
+        &self,
+        policy: &CompiledPolicy,
+        check: &mut IdentityCheck,
+    ) -> Result<Decided, IdentityInputError> {
+        let owned = self.wire_headers(policy)?;
+        let headers: Vec<(&str, &[u8])> = owned
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_slice()))
             .collect();
+        let header = policy.identity_header();
+        let token_fingerprint = match &check.verifier {
+            Some(_) => identity::extract_token(header, &headers)
+                .ok()
+                .flatten()
+                .map(identity::fingerprint),
+            None => None,
+        };
+        // Without identity providers the engine decides as an anonymous caller, whoever is given.
+        let given = matches!(self.caller, Caller::Verified(_)) && check.verifier.is_some();
+        let caller = match (&mut check.verifier, given) {
+            (None, _) => Caller::Anonymous,
+            (Some(_), true) => self.caller.clone(),
+            (Some(verifier), false) => {
+                let missing = RefCell::new(None);
+                let remote = &check.remote_without_keys;
+                let unavailable = |provider: &str| {
+                    let out = remote.iter().any(|r| r == provider);
+                    if out {
+                        *missing.borrow_mut() = Some(provider.to_string());
+                    }
+                    out
+                };
+                let caller =
+                    identity::authenticate(verifier, header, &headers, check.now, unavailable);
+                if let Caller::Unavailable = caller {
+                    return Err(IdentityInputError::RemoteKeys {
+                        provider: missing.into_inner().unwrap_or_default(),
+                    });
+                }
+                caller
+            }
+        };
+        let (authority, _) = self.effective_authority(policy);
         let facts = RequestFacts {
             method: self.method.as_bytes(),
             path: &self.path,
@@ -75,10 +333,16 @@ impl RequestSpec {
             headers: &headers,
             body: self.body.as_deref(),
             original_destination: self.destination,
-            // The CLI verifies no token: the caller is what the case or `--caller-*` says.
-            caller: self.caller.clone(),
+            caller: caller.clone(),
         };
-        crate::engine::decide(policy, &facts)
+        let verified_at = (!given && token_fingerprint.is_some()).then_some(check.now);
+        Ok(Decided {
+            decision: crate::engine::decide(policy, &facts),
+            caller,
+            given,
+            token_fingerprint,
+            verified_at,
+        })
     }
 }
 

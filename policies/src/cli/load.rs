@@ -141,50 +141,28 @@ pub(crate) fn canonical_of(doc: &Document) -> Result<Vec<u8>, LoadError> {
 
 /// Parse, validate and compile a bundle file; every problem comes back with its path and,
 /// where the source says, its line and column.
+///
+/// Every problem is reported in one go: a `null`, an unknown field or a value of the wrong
+/// type does not hide the rest of the bundle. Such a value is reported, then dropped (an
+/// unknown field) or replaced by a placeholder of the right type (see [`read_bundle`]), and the
+/// repaired bundle is validated as well; semantic problems at (or around) a replaced value are
+/// left out, since they would be about the placeholder. The bundle is refused all the same.
 pub(crate) fn load_bundle(file: &str) -> Result<LoadedBundle, LoadError> {
     let doc = read_document(file)?;
-    let canonical = canonical_of(&doc)?;
-    // The engine parses JSON text. A JSON file is handed over as written (so serde's own
-    // positions are right); a YAML file as generated JSON whose positions are mapped back
-    // through the field path.
-    let generated;
-    let (text, json_map): (&[u8], &SourceMap) = match doc.format {
-        Format::Json => (&doc.text, &doc.map),
-        Format::Yaml => {
-            let text = serde_json::to_vec_pretty(&doc.value)
-                .map_err(|e| LoadError::Unreadable(format!("cannot re-encode YAML: {e}")))?;
-            let map = source::map_json(&text);
-            generated = (text, map);
-            (&generated.0, &generated.1)
-        }
-    };
-    let bundle = match bundle::parse_bundle(text) {
-        Ok(b) => b,
-        Err(BundleError::Json {
-            line,
-            column,
-            message,
-        }) => {
-            let path = json_map.path_at(line, column).map(String::from);
-            // Point at the member's name when the path is known (serde points after it).
-            let pos = match doc.format {
-                Format::Json => path
-                    .as_deref()
-                    .and_then(|p| doc.map.position(p))
-                    .or(Some(Pos { line, column })),
-                Format::Yaml => path.as_deref().and_then(|p| doc.map.position(p)),
-            };
-            return Err(LoadError::Invalid(vec![Diagnostic::error(
-                pos, path, message,
-            )]));
-        }
-        Err(BundleError::Invalid(errors)) => {
-            return Err(LoadError::Invalid(field_diagnostics(&doc.map, errors)))
-        }
-    };
-    let policy = match bundle::compile(&bundle) {
-        Ok(p) => p,
-        Err(e) => {
+    let shape = read_bundle(&doc)?;
+    let mut diags = shape.errors;
+    diags.sort_by_key(|d| {
+        d.pos
+            .map_or((usize::MAX, usize::MAX), |p| (p.line, p.column))
+    });
+    let compiled = shape.bundle.map(|bundle| {
+        let result = bundle::compile(&bundle);
+        (bundle, result)
+    });
+    let (bundle, policy) = match compiled {
+        Some((bundle, Ok(policy))) if diags.is_empty() => (bundle, policy),
+        Some((_, Ok(_))) => return Err(LoadError::Invalid(diags)),
+        Some((_, Err(e))) => {
             let errors = match e {
                 BundleError::Invalid(errors) => errors,
                 BundleError::Json { message, .. } => vec![bundle::FieldError {
@@ -192,9 +170,34 @@ pub(crate) fn load_bundle(file: &str) -> Result<LoadedBundle, LoadError> {
                     message,
                 }],
             };
-            return Err(LoadError::Invalid(field_diagnostics(&doc.map, errors)));
+            // An error at a replaced value or inside it is about the stand-in; so is one on
+            // the object that lost a member (`needs keys` once `jwks` is gone).
+            let about_placeholder = |e: &bundle::FieldError| {
+                shape.replaced.iter().any(|(r, removed)| {
+                    r == &e.path
+                        || within(&e.path, r)
+                        || (*removed && source::parent_path(r) == Some(e.path.as_str()))
+                })
+            };
+            let kept: Vec<bundle::FieldError> = errors
+                .into_iter()
+                .filter(|e| !about_placeholder(e))
+                .collect();
+            diags.extend(field_diagnostics(&doc.map, kept));
+            return Err(LoadError::Invalid(diags));
+        }
+        None => {
+            if diags.is_empty() {
+                diags.push(Diagnostic::error(
+                    None,
+                    None,
+                    "the document does not have the shape of a bundle".to_string(),
+                ));
+            }
+            return Err(LoadError::Invalid(diags));
         }
     };
+    let canonical = canonical_of(&doc)?;
     let digest = canonical::digest_canonical(&canonical);
     Ok(LoadedBundle {
         doc,
@@ -203,6 +206,227 @@ pub(crate) fn load_bundle(file: &str) -> Result<LoadedBundle, LoadError> {
         canonical,
         digest,
     })
+}
+
+/// What reading a document into the bundle's types found.
+struct Shape {
+    /// The bundle, read from the document with every shape problem repaired; `None` when a
+    /// problem could not be repaired (the document is not an object, ...).
+    bundle: Option<Bundle>,
+    /// The shape problems (`null`s, unknown fields, wrong types), at most one per field.
+    errors: Vec<Diagnostic>,
+    /// The paths whose values were replaced by a placeholder, and whether the member was
+    /// removed in the end (no placeholder fitted).
+    replaced: Vec<(String, bool)>,
+}
+
+/// How many times the document is read again after a repair (each repair fixes one problem).
+const MAX_REPAIRS: usize = 256;
+
+/// The placeholders tried, in order, for a value of the wrong type: the first one the bundle's
+/// types accept at that place stays. After the last, the member is removed (its default
+/// applies); an array element that takes none of them ends the repairs.
+fn placeholder(attempt: usize) -> Option<Value> {
+    match attempt {
+        0 => Some(Value::Object(serde_json::Map::new())),
+        1 => Some(Value::Array(Vec::new())),
+        2 => Some(Value::String(String::new())),
+        3 => Some(Value::Bool(false)),
+        4 => Some(Value::from(0u64)),
+        _ => None,
+    }
+}
+
+/// Read the document into the bundle's types, reporting every shape problem rather than the
+/// first: each `null`, unknown field (removed) and value of the wrong type (replaced by a
+/// placeholder) is reported once, with its path and position, and the repaired document is read
+/// again until it has the bundle's shape.
+fn read_bundle(doc: &Document) -> Result<Shape, LoadError> {
+    let mut value = doc.value.clone();
+    let mut errors = Vec::new();
+    // (path, placeholder attempt)
+    let mut replaced: Vec<(String, usize)> = Vec::new();
+    let done = |bundle, errors, replaced: Vec<(String, usize)>| Shape {
+        bundle,
+        errors,
+        replaced: replaced
+            .into_iter()
+            .map(|(path, attempt)| {
+                let removed = placeholder(attempt).is_none();
+                (path, removed)
+            })
+            .collect(),
+    };
+
+    for e in canonical::nulls(&doc.value) {
+        let CanonicalError::Value { path, message } = e else {
+            continue;
+        };
+        errors.push(Diagnostic::error(
+            doc.map.position(&path),
+            Some(path.clone()),
+            message,
+        ));
+        if path.is_empty() || !replace_at(&mut value, &path, placeholder(0)) {
+            return Ok(done(None, errors, replaced));
+        }
+        replaced.push((path, 0));
+    }
+
+    for _ in 0..MAX_REPAIRS {
+        // The first reading of a JSON file is of the text as written, so serde's own
+        // positions are right; otherwise of generated JSON whose positions are mapped back
+        // through the field path.
+        let original = doc.format == Format::Json && replaced.is_empty() && errors.is_empty();
+        let generated;
+        let (text, map): (&[u8], &SourceMap) = if original {
+            (&doc.text, &doc.map)
+        } else {
+            let text = serde_json::to_vec_pretty(&value)
+                .map_err(|e| LoadError::Unreadable(format!("cannot re-encode the bundle: {e}")))?;
+            let map = source::map_json(&text);
+            generated = (text, map);
+            (&generated.0, &generated.1)
+        };
+        let (line, column, message) = match bundle::parse_shape(text) {
+            Ok(bundle) => return Ok(done(Some(bundle), errors, replaced)),
+            Err(BundleError::Json {
+                line,
+                column,
+                message,
+            }) => (line, column, message),
+            Err(BundleError::Invalid(field_errors)) => {
+                errors.extend(field_diagnostics(&doc.map, field_errors));
+                return Ok(done(None, errors, replaced));
+            }
+        };
+        let serde_pos = original.then_some(Pos { line, column });
+        // serde's column is that of the last character it read: for a value it refused
+        // without reading (an object or array where a string belongs), the one before it.
+        let found = map
+            .path_at(line, column.saturating_add(1))
+            .or_else(|| map.path_at(line, column));
+        let Some(path) = found.map(String::from) else {
+            errors.push(Diagnostic::error(serde_pos, None, message));
+            return Ok(done(None, errors, replaced));
+        };
+        // A placeholder the types refuse there: try the next one (already reported).
+        if let Some((at, attempt)) = replaced
+            .iter_mut()
+            .find(|(r, _)| *r == path || within(&path, r))
+        {
+            *attempt += 1;
+            let repaired = match placeholder(*attempt) {
+                Some(next) => replace_at(&mut value, at, Some(next)),
+                None => remove_at(&mut value, at),
+            };
+            if !repaired {
+                return Ok(done(None, errors, replaced));
+            }
+            continue;
+        }
+        // Point at the member's name (serde points after it).
+        let pos = match doc.format {
+            Format::Json => doc.map.position(&path).or(serde_pos),
+            Format::Yaml => doc.map.position(&path),
+        };
+        errors.push(Diagnostic::error(pos, Some(path.clone()), message.clone()));
+        if message.starts_with("unknown field") && remove_at(&mut value, &path) {
+            continue;
+        }
+        if !replace_at(&mut value, &path, placeholder(0)) {
+            return Ok(done(None, errors, replaced));
+        }
+        replaced.push((path, 0));
+    }
+    Ok(done(None, errors, replaced))
+}
+
+/// Is `path` strictly inside `outer` (`rules[0].models[1]` inside `rules[0]`)?
+fn within(path: &str, outer: &str) -> bool {
+    path.strip_prefix(outer)
+        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        && !outer.is_empty()
+}
+
+/// One step of a field path, resolved against a document.
+enum PathStep {
+    Key(String),
+    Index(usize),
+}
+
+/// The steps of `path` in `value`. A member name may itself contain `.` or `[` (a claim name),
+/// so each object step takes the longest member name that the rest of the path starts with.
+fn resolve(value: &Value, path: &str) -> Option<Vec<PathStep>> {
+    let mut steps = Vec::new();
+    let mut at = value;
+    let mut rest = path;
+    let mut root = true;
+    while !rest.is_empty() {
+        if let Some(tail) = rest.strip_prefix('[') {
+            let (index, after) = tail.split_once(']')?;
+            let index: usize = index.parse().ok()?;
+            at = at.as_array()?.get(index)?;
+            steps.push(PathStep::Index(index));
+            rest = after;
+        } else {
+            let names = if root { rest } else { rest.strip_prefix('.')? };
+            let key = at
+                .as_object()?
+                .keys()
+                .filter(|k| {
+                    names.strip_prefix(k.as_str()).is_some_and(|after| {
+                        after.is_empty() || after.starts_with('.') || after.starts_with('[')
+                    })
+                })
+                .max_by_key(|k| k.len())?;
+            rest = names.get(key.len()..)?;
+            at = at.get(key.as_str())?;
+            steps.push(PathStep::Key(key.clone()));
+        }
+        root = false;
+    }
+    Some(steps)
+}
+
+/// The value at `steps`, mutably.
+fn step_mut<'v>(mut at: &'v mut Value, steps: &[PathStep]) -> Option<&'v mut Value> {
+    for step in steps {
+        at = match step {
+            PathStep::Key(key) => at.get_mut(key.as_str())?,
+            PathStep::Index(index) => at.get_mut(*index)?,
+        };
+    }
+    Some(at)
+}
+
+/// Replace the value at `path` (when `with` is `Some`). False when the path is not found.
+fn replace_at(value: &mut Value, path: &str, with: Option<Value>) -> bool {
+    let (Some(with), Some(steps)) = (with, resolve(value, path)) else {
+        return false;
+    };
+    match step_mut(value, &steps) {
+        Some(slot) => {
+            *slot = with;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Remove the object member at `path`. False when the path is not found or ends in an array
+/// element (removing one would renumber the others).
+fn remove_at(value: &mut Value, path: &str) -> bool {
+    let Some(mut steps) = resolve(value, path) else {
+        return false;
+    };
+    let Some(PathStep::Key(key)) = steps.pop() else {
+        return false;
+    };
+    step_mut(value, &steps)
+        .and_then(Value::as_object_mut)
+        .and_then(|members| members.remove(&key))
+        .is_some()
 }
 
 fn field_diagnostics(map: &SourceMap, errors: Vec<bundle::FieldError>) -> Vec<Diagnostic> {
@@ -259,7 +483,7 @@ fn validate_one(file: &str, strict: bool) -> u8 {
             EXIT_FAILURE
         }
         Ok(loaded) => {
-            let warnings = lint::warnings(&loaded.bundle, &loaded.doc.map);
+            let warnings = lint::warnings(&loaded.bundle, &loaded.policy, &loaded.doc.map);
             let rules = loaded.policy.rule_count();
             if strict && !warnings.is_empty() {
                 for w in &warnings {

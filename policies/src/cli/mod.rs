@@ -5,6 +5,7 @@
 //! Exit codes: 0 success; 1 a policy, verification or test failure; 2 a usage error or input
 //! that cannot be read.
 
+mod anchor;
 mod args;
 mod cases;
 mod ecds;
@@ -98,6 +99,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "write the ECDS resource (Envoy extension config) for a bundle, atomically",
     ),
     (
+        "anchor",
+        "stamp a trust anchor (keys, min revision) into a copy of the module",
+    ),
+    (
         "schema",
         "print the JSON Schema (draft 2020-12) of bundle v1",
     ),
@@ -168,6 +173,7 @@ fn run(args: impl IntoIterator<Item = OsString>) -> CliResult<u8> {
         "explain" => explain::explain_command(&mut parser),
         "test" => cases::test_command(&mut parser),
         "ecds" => ecds::ecds_command(&mut parser),
+        "anchor" => anchor::anchor_command(&mut parser),
         "schema" => schema::schema_command(&mut parser),
         "help" => {
             let topic = parser.next().ok().flatten().and_then(|a| match a {

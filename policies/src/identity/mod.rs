@@ -67,8 +67,9 @@ use std::fmt;
 pub enum IdentityError {
     /// `exp` (plus leeway) has passed. Code `expired`.
     Expired,
-    /// `exp - iat` exceeds the provider's `max_lifetime_seconds`. Code `expired`: the token is
-    /// valid for longer than the provider allows any token to be.
+    /// `exp - iat` exceeds the provider's `max_lifetime_seconds`. Code `lifetime_too_long`: the
+    /// issuer mints tokens valid for longer than the provider allows any token to be, so
+    /// refreshing the token does not help (shorten the tokens' lifetime or raise the bound).
     LifetimeTooLong,
     /// `nbf` (minus leeway) is still in the future. Code `not_yet_valid`.
     NotYetValid,
@@ -97,7 +98,8 @@ impl IdentityError {
     /// The stable detail code.
     pub fn as_str(&self) -> &'static str {
         match self {
-            IdentityError::Expired | IdentityError::LifetimeTooLong => "expired",
+            IdentityError::Expired => "expired",
+            IdentityError::LifetimeTooLong => "lifetime_too_long",
             IdentityError::NotYetValid | IdentityError::IssuedInFuture => "not_yet_valid",
             IdentityError::BadSignature => "bad_signature",
             IdentityError::UnknownIssuer => "unknown_issuer",
@@ -114,7 +116,7 @@ impl fmt::Display for IdentityError {
         match self {
             IdentityError::Expired => f.write_str("expired: the token's exp has passed"),
             IdentityError::LifetimeTooLong => {
-                f.write_str("expired: the token's lifetime (exp - iat) exceeds the maximum")
+                f.write_str("lifetime_too_long: the token's lifetime (exp - iat) exceeds the provider's max_lifetime_seconds")
             }
             IdentityError::NotYetValid => f.write_str("not_yet_valid: the token's nbf is ahead"),
             IdentityError::IssuedInFuture => {
