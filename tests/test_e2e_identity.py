@@ -3,7 +3,8 @@
 Three Envoys of this module's own (so the session fixtures are left alone), all in front of this
 module's own mock Bedrock, each with the demo bundle plus an `identity` block:
 
-* `inline_env`: provider `corp` with an inline JWKS (an RSA and an EC key) and provider
+* `inline_env`: provider `corp` with an inline JWKS (an RSA and an EC key) and a 3600 s
+  `max_lifetime_seconds`, and provider
   `partner` (another issuer, its own key). Rules: the demo's Claude models only for group `ml`,
   Titan only for subject `svc-reporter` with claim `team: blue`.
 * `remote_env`: provider `rot`, keys only from a local JWKS server (`harness/jwks_server.py`)
@@ -88,10 +89,15 @@ STALE_KEY = SigningKey.ec("stale-1")
 
 # -- bundles --------------------------------------------------------------------------------------
 
+MAX_LIFETIME = 3600  # the inline `corp` provider's max_lifetime_seconds
+
+
 def _provider(name: str, issuer: str, *, jwks: list[dict] | None = None,
-              cluster: str | None = None) -> dict:
+              cluster: str | None = None, max_lifetime: int | None = None) -> dict:
     p = {"name": name, "issuer": issuer, "audiences": [AUDIENCE],
          "algorithms": ["RS256", "ES256"], "leeway_seconds": 5}
+    if max_lifetime is not None:
+        p["max_lifetime_seconds"] = max_lifetime
     if jwks is not None:
         p["jwks"] = {"keys": jwks}
     if cluster is not None:
@@ -203,7 +209,7 @@ def stale_env(tmp_path_factory, id_pki, id_mock_server):
 @pytest.fixture(scope="module")
 def inline_env(tmp_path_factory, id_pki, id_mock_server):
     bundle = identity_bundle([
-        _provider("corp", CORP, jwks=[CORP_RSA.jwk(), CORP_EC.jwk()]),
+        _provider("corp", CORP, jwks=[CORP_RSA.jwk(), CORP_EC.jwk()], max_lifetime=MAX_LIFETIME),
         _provider("partner", PARTNER, jwks=[PARTNER_EC.jwk()]),
     ], "identity-inline")
     envoy = _start_envoy(tmp_path_factory, id_pki, id_mock_server, bundle, {})
@@ -463,6 +469,10 @@ def _ml(**kw) -> dict:
 INVALID_TOKENS = [
     # (id, token factory, detail code)
     ("expired", lambda: CORP_RSA.mint(_ml(now=int(time.time()) - 700, lifetime=600)), "expired"),
+    # Valid now, but minted to live longer than the provider allows any token to: refreshing
+    # it would not help, so it has its own code.
+    ("lifetime-too-long", lambda: CORP_RSA.mint(_ml(lifetime=MAX_LIFETIME + 60)),
+     "lifetime_too_long"),
     ("not-yet-valid", lambda: CORP_RSA.mint(_ml(nbf=int(time.time()) + 300)), "not_yet_valid"),
     ("wrong-audience", lambda: CORP_RSA.mint(claims(CORP, "some-other-api", "svc-ml",
                                                     groups=["ml"])), "bad_audience"),
