@@ -96,12 +96,7 @@ pub fn check_floor(
     digest: &str,
     min_revision: u64,
 ) -> Result<u64, String> {
-    let number = anchor::revision_number(revision).ok_or_else(|| {
-        format!(
-            "metadata.revision {revision:?} must be a decimal integer (at most 18 digits) for a \
-             signed bundle, so that revisions can be ordered"
-        )
-    })?;
+    let number = anchor::signed_revision(revision)?;
     let floor = read_floor(name)?.0;
     anchor::check_revision(number, digest, min_revision, floor.as_ref())?;
     Ok(number)

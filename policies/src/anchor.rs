@@ -227,6 +227,17 @@ pub fn revision_number(revision: &str) -> Option<u64> {
     revision.parse::<u64>().ok()
 }
 
+/// The revision of a signed bundle as a number, or the error every place that orders signed
+/// revisions gives (the filter, `sign`, `ecds`).
+pub fn signed_revision(revision: &str) -> Result<u64, String> {
+    revision_number(revision).ok_or_else(|| {
+        format!(
+            "metadata.revision {revision:?} must be a decimal integer (at most 18 digits) for a \
+             signed bundle, so that revisions can be ordered (rollbacks are refused)"
+        )
+    })
+}
+
 /// The highest bundle a running Envoy has loaded under one name: its revision and digest,
 /// as kept in shared data (`"<revision> <digest>"`).
 #[derive(Debug, Clone, PartialEq, Eq)]

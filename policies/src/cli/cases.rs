@@ -114,17 +114,7 @@ pub(crate) fn test_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
         match arg {
             Short('h') | Long("help") => return args::print_help(CMD),
             Long("cases") => cases_file = Some(args::value(parser, CMD)?),
-            Long("jwks") => {
-                let entry = http::parse_jwks_arg(&args::value(parser, CMD)?)
-                    .map_err(|e| CliError::usage(CMD, e))?;
-                if jwks_files.iter().any(|f| f.provider == entry.provider) {
-                    return Err(CliError::usage(
-                        CMD,
-                        format!("--jwks is given twice for provider {:?}", entry.provider),
-                    ));
-                }
-                jwks_files.push(entry);
-            }
+            Long("jwks") => http::push_jwks_arg(parser, CMD, &mut jwks_files)?,
             Long("now") => now = Some(super::explain::now_value(parser, CMD)?),
             Short('v') | Long("verbose") => verbose = true,
             Value(v) if file.is_none() => file = Some(args::os_to_string(CMD, v)?),

@@ -136,17 +136,9 @@ fn check_against_anchor(
     if !anchor.admits_name(name) {
         return Err(refuse(format!("bundle name {name:?} is not admitted")));
     }
-    let revision = loaded.policy.revision();
-    match crate::anchor::revision_number(revision) {
-        None => Err(refuse(format!(
-            "metadata.revision {revision:?} is not a decimal integer"
-        ))),
-        Some(n) if n < anchor.min_revision => Err(refuse(format!(
-            "revision {n} is below the anchor's min_revision {}",
-            anchor.min_revision
-        ))),
-        Some(_) => Ok(()),
-    }
+    let revision = crate::anchor::signed_revision(loaded.policy.revision()).map_err(refuse)?;
+    crate::anchor::check_revision(revision, &loaded.digest, anchor.min_revision, None)
+        .map_err(refuse)
 }
 
 pub(crate) fn ecds_command(parser: &mut lexopt::Parser) -> CliResult<u8> {

@@ -75,17 +75,7 @@ pub(crate) fn explain_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
                 }
                 token = Some(token_value(parser, CMD)?);
             }
-            Long("jwks") => {
-                let entry = http::parse_jwks_arg(&args::value(parser, CMD)?)
-                    .map_err(|e| CliError::usage(CMD, e))?;
-                if jwks_files.iter().any(|f| f.provider == entry.provider) {
-                    return Err(CliError::usage(
-                        CMD,
-                        format!("--jwks is given twice for provider {:?}", entry.provider),
-                    ));
-                }
-                jwks_files.push(entry);
-            }
+            Long("jwks") => http::push_jwks_arg(parser, CMD, &mut jwks_files)?,
             Long("now") => now = Some(now_value(parser, CMD)?),
             Long("json") => as_json = true,
             Value(v) if file.is_none() => file = Some(args::os_to_string(CMD, v)?),

@@ -6,6 +6,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::args;
+use super::{CliError, CliResult};
 use crate::bundle::CompiledPolicy;
 use crate::decision::Decision;
 use crate::identity::{self, Caller, Jwks, Principal, Verifier};
@@ -98,6 +100,24 @@ pub(crate) fn parse_jwks_arg(text: &str) -> Result<JwksFile, String> {
         }),
         _ => Err(format!("--jwks {text:?} is not PROVIDER=FILE")),
     }
+}
+
+/// Read one `--jwks PROVIDER=FILE` into `files`, refusing a provider given twice.
+pub(crate) fn push_jwks_arg(
+    parser: &mut lexopt::Parser,
+    command: &'static str,
+    files: &mut Vec<JwksFile>,
+) -> CliResult<()> {
+    let entry =
+        parse_jwks_arg(&args::value(parser, command)?).map_err(|e| CliError::usage(command, e))?;
+    if files.iter().any(|f| f.provider == entry.provider) {
+        return Err(CliError::usage(
+            command,
+            format!("--jwks is given twice for provider {:?}", entry.provider),
+        ));
+    }
+    files.push(entry);
+    Ok(())
 }
 
 /// The current time, seconds since the epoch (the filter uses the host's clock).

@@ -154,13 +154,8 @@ pub(crate) fn sign_command(parser: &mut lexopt::Parser) -> CliResult<u8> {
     let key_path = key.ok_or_else(|| CliError::usage(CMD, "give --key KEY"))?;
     let key = read_private_key(&key_path, kid.as_deref())?;
     let loaded = load::require_bundle(&file)?;
-    let revision = loaded.policy.revision();
-    if crate::anchor::revision_number(revision).is_none() {
-        return Err(CliError::failure(format!(
-            "{file}: metadata.revision {revision:?} must be a decimal integer (at most 18 \
-             digits) for a signed bundle: the filter orders signed revisions to refuse rollbacks"
-        )));
-    }
+    crate::anchor::signed_revision(loaded.policy.revision())
+        .map_err(|e| CliError::failure(format!("{file}: {e}")))?;
     let jws = signing::sign_canonical(&loaded.canonical, &key)
         .map_err(|e| CliError::input(e.to_string()))?;
     let out = out.unwrap_or_else(|| format!("{file}.jws"));
