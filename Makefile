@@ -43,7 +43,7 @@ setup: $(VENV)/.installed $(PKI)/ca.pem
 build:
 	scripts/cargo-wasm.sh build --release -p bedrock-guard-plugin
 	@mkdir -p dist
-	@cp -p target/wasm/wasm32-wasip1/release/bedrock_guard.wasm $(WASM)
+	@cp -p "$$(scripts/cargo-wasm.sh target-dir)/wasm32-wasip1/release/bedrock_guard.wasm" $(WASM)
 	@echo "built $(WASM) ($$(stat -c %s $(WASM)) bytes)"
 
 ## ---- run ----------------------------------------------------------------------------------

@@ -10,9 +10,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sub=${1:?usage: cargo-wasm.sh SUBCOMMAND [ARGS...]}
+sub=${1:?usage: cargo-wasm.sh SUBCOMMAND [ARGS...] | cargo-wasm.sh target-dir}
 shift
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/wasm}
+
+# Where the wasm build writes: `make build` copies the module from here, so a CARGO_TARGET_DIR
+# set by the user is honoured by both.
+if [ "$sub" = target-dir ]; then
+  echo "$CARGO_TARGET_DIR"
+  exit 0
+fi
 
 if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
   exec cargo "$sub" --target wasm32-wasip1 "$@"
