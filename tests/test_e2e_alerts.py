@@ -12,7 +12,8 @@ import yaml
 
 from tests.conftest import WASM_PATH
 from tests.harness.alert_sink import AlertSink, sink_cluster
-from tests.harness.envoy import EnvoyProcess, free_port, render_config
+from tests.harness.envoy import free_port, render_config
+from tests.harness.stack import envoy_stack
 
 HOST = "bedrock-runtime.us-east-1.amazonaws.com"
 DENIED_PATH = "/model/meta.llama3-8b-instruct-v1%3A0/converse"
@@ -35,9 +36,8 @@ def alerting(tmp_path_factory, pki_dir, mock_server, demo_bundle):
     listener, admin = free_port(), free_port()
     cfg = render_config(listener, admin, mock_server.port, pki_dir, WASM_PATH, bundle, out_dir=work)
     add_sink_cluster(cfg, sink.port)
-    proc = EnvoyProcess(cfg, admin, listener, work / "envoy.log").start()
-    yield proc, sink
-    proc.stop()
+    with envoy_stack(cfg, admin, listener, work) as proc:
+        yield proc, sink
     sink.stop()
 
 

@@ -36,6 +36,7 @@ from tests.harness.ecds import (Pusher, bundle, cli, client, config_fail, ensure
                                 with_config, with_plugin_config)
 from tests.harness.envoy import REPO_ROOT, EnvoyProcess, free_port
 from tests.harness.mock_bedrock import MockBedrock
+from tests.harness.stack import envoy_stack
 
 MODEL_A = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 MODEL_B = "amazon.titan-text-express-v1"
@@ -58,12 +59,11 @@ def env(tmp_path_factory, pki_dir):
     listener, admin = free_port(), free_port()
     cfg = render(work, pki_dir, listener, admin, mock.port, team.ecds,
                  source="hot-reload-anchored.yaml", anchor_id=anchor_id)
-    proc = EnvoyProcess(cfg, admin, listener, work / "envoy.log").start()
-    c = client(listener)
-    wait_for_policy(c, MODEL_A, MODEL_B)
-    yield {"proc": proc, "team": team, "mock": mock, "client": c, "work": work,
-           "anchored": anchored, "anchor_id": anchor_id}
-    proc.stop()
+    with envoy_stack(cfg, admin, listener, work) as proc:
+        c = client(listener)
+        wait_for_policy(c, MODEL_A, MODEL_B)
+        yield {"proc": proc, "team": team, "mock": mock, "client": c, "work": work,
+               "anchored": anchored, "anchor_id": anchor_id}
     mock.stop()
 
 

@@ -23,10 +23,8 @@ import json
 import re
 import time
 
-import boto3
 import pytest
 import yaml
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.conftest import ACCESS_KEY, BEDROCK_HOST, SECRET_KEY, WASM_PATH
@@ -34,9 +32,11 @@ from tests.harness import topology as topo
 from tests.harness.alert_sink import AlertSink, sink_cluster
 from tests.harness.assertions import SETTLE_SECONDS, assert_raw_refusal
 from tests.harness.audit_log import AuditLog, parse_line
-from tests.harness.envoy import EnvoyError, EnvoyProcess, envoy_binary
+from tests.harness.clients import bedrock_client
+from tests.harness.envoy import EnvoyProcess
 from tests.harness.mock_bedrock import REPLY_PIECES, REPLY_TEXT, MockBedrock
 from tests.harness.sigv4 import parse_authorization
+from tests.harness.stack import envoy_stack
 from tests.harness.tokens import SigningKey, claims
 
 VPCE_HOST = "vpce-0a1b2c3d4e5f67890-abcd1234.bedrock-runtime.us-east-1.vpce.amazonaws.com"
@@ -72,21 +72,11 @@ def _clean_mocks(eni_mock, public_mock):
 
 
 def _start(tmp_path_factory, name: str, rendered: topo.Rendered, env: dict | None = None,
-           extra_args: list[str] | None = None):
-    binary = envoy_binary()
-    if binary is None or not WASM_PATH.is_file():
-        pytest.fail("end-to-end tests need the Envoy binary (`make setup`) and "
-                    "dist/bedrock_guard.wasm (`make build`)", pytrace=False)
-    work = tmp_path_factory.mktemp(name)
+           split_logs: bool = False):
+    """`envoy_stack` for a rendered sidecar (its first listener as `listener_port`)."""
     first = next(iter(rendered.listeners.values()))[1]
-    proc = EnvoyProcess(rendered.path, rendered.admin_port, first, work / "envoy.log",
-                        binary=binary, extra_args=extra_args)
-    try:
-        with topo.environment(env or {}):
-            proc.start()
-    except EnvoyError as e:
-        pytest.fail(f"Envoy did not start with {rendered.path}:\n{e}", pytrace=False)
-    return proc
+    return envoy_stack(rendered.path, rendered.admin_port, first, tmp_path_factory.mktemp(name),
+                       env=env, split_logs=split_logs)
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +87,8 @@ def client_sidecar(tmp_path_factory, pki_dir, eni_mock):
         topo.CLIENT_SIGNED, tmp_path_factory.mktemp("client-cfg"), pki_dir=pki_dir,
         wasm_path=WASM_PATH, upstream=(topo.ENI, eni_mock.port), cidrs=ENI_CIDRS,
         transparent_copies={"egress_transparent_outside": topo.OUTSIDE})
-    proc = _start(tmp_path_factory, "client-sidecar", rendered)
-    yield rendered
-    proc.stop()
+    with _start(tmp_path_factory, "client-sidecar", rendered):
+        yield rendered
 
 
 class PublicSidecar:
@@ -141,12 +130,8 @@ def public_sidecar(tmp_path_factory, pki_dir, public_mock):
         topo._set_plugin_configuration(plugin, bundle, original)
     cfg["static_resources"]["clusters"].append(sink_cluster(sink.port))
     rendered.path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    work = tmp_path_factory.mktemp("public-logs")
-    proc = _start(tmp_path_factory, "public-sidecar", rendered,
-                  extra_args=["--log-path", str(work / "envoy-app.log"),
-                              "--file-flush-interval-msec", "20"])
-    yield PublicSidecar(rendered, proc, AuditLog(proc.log_path), sink)
-    proc.stop()
+    with _start(tmp_path_factory, "public-sidecar", rendered, split_logs=True) as proc:
+        yield PublicSidecar(rendered, proc, AuditLog(proc.log_path), sink)
     sink.stop()
 
 
@@ -159,10 +144,9 @@ def signed_sidecar(tmp_path_factory, pki_dir, eni_mock):
         topo.PROXY_SIGNED, tmp_path_factory.mktemp("signed-cfg"), pki_dir=pki_dir,
         wasm_path=WASM_PATH, upstream=(topo.ENI, eni_mock.port), cidrs=ENI_CIDRS,
         strip_identity=True, env_credentials_only=True)
-    proc = _start(tmp_path_factory, "signed-sidecar", rendered,
-                  env={"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY})
-    yield rendered
-    proc.stop()
+    with _start(tmp_path_factory, "signed-sidecar", rendered,
+                env={"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}):
+        yield rendered
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +162,9 @@ def signed_sidecar_with_identity(tmp_path_factory, pki_dir, eni_mock, idp_key):
         topo.PROXY_SIGNED, tmp_path_factory.mktemp("signed-id-cfg"), pki_dir=pki_dir,
         wasm_path=WASM_PATH, upstream=(topo.ENI, eni_mock.port), cidrs=ENI_CIDRS,
         inline_jwks={"keys": [idp_key.jwk()]}, env_credentials_only=True)
-    proc = _start(tmp_path_factory, "signed-id-sidecar", rendered,
-                  env={"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY})
-    yield rendered
-    proc.stop()
+    with _start(tmp_path_factory, "signed-id-sidecar", rendered,
+                env={"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}):
+        yield rendered
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -254,20 +237,15 @@ def _sdk_client(sidecar: PublicSidecar, host: str, retries: dict | None = None):
     """boto3 as an application runs it: HTTP_PROXY to the sidecar, the SDK's own retry
     configuration (`retries=None`: botocore's default, standard mode, 3 attempts). Returns the
     client and the list of every HTTP response botocore received (one per attempt)."""
-    cfg = {"proxies": {"http": "http://%s:%d" % sidecar.listeners["egress_proxy"]},
-           "read_timeout": 10, "connect_timeout": 5}
-    if retries is not None:
-        cfg["retries"] = retries
-    client = boto3.client("bedrock-runtime", region_name="us-east-1",
-                          endpoint_url=f"http://{host}", aws_access_key_id=ACCESS_KEY,
-                          aws_secret_access_key=SECRET_KEY, config=Config(**cfg))
     attempts: list[dict] = []
 
     def received(response_dict=None, **_):
         if response_dict is not None:
             attempts.append(response_dict)
 
-    client.meta.events.register("response-received.bedrock-runtime.*", received)
+    client = bedrock_client(sidecar.listeners["egress_proxy"], host=host, retries=retries,
+                            read_timeout=10,
+                            hooks=[("response-received.bedrock-runtime.*", received)])
     return client, attempts
 
 
@@ -698,9 +676,8 @@ def fips_sidecar(tmp_path_factory, pki_dir, eni_mock):
     rendered = topo.render_sidecar(
         topo.fips_variant(topo.CLIENT_SIGNED, work), work, pki_dir=pki_dir, wasm_path=WASM_PATH,
         upstream=(topo.ENI, eni_mock.port), cidrs=ENI_CIDRS)
-    proc = _start(tmp_path_factory, "fips-sidecar", rendered)
-    yield rendered
-    proc.stop()
+    with _start(tmp_path_factory, "fips-sidecar", rendered):
+        yield rendered
 
 
 def test_fips_endpoint_with_fips_tls_parameters_reaches_the_eni(fips_sidecar, eni_mock,

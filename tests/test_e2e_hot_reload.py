@@ -19,8 +19,9 @@ import pytest
 from tests.conftest import WASM_PATH
 from tests.harness.ecds import (Pusher, bundle, client, config_fail, ensure_cli, outcome, render,
                                 wait_config_fail, wait_for_policy, with_plugin_config)
-from tests.harness.envoy import EnvoyProcess, free_port
+from tests.harness.envoy import free_port
 from tests.harness.mock_bedrock import MockBedrock
+from tests.harness.stack import envoy_stack
 
 MODEL_A = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 MODEL_B = "amazon.titan-text-express-v1"
@@ -37,9 +38,8 @@ def setup(tmp_path_factory, pki_dir):
     mock = MockBedrock(pki_dir=pki_dir).start()
     listener, admin = free_port(), free_port()
     cfg = render(work, pki_dir, listener, admin, mock.port, pusher.ecds)
-    proc = EnvoyProcess(cfg, admin, listener, work / "envoy.log").start()
-    yield proc, pusher, mock
-    proc.stop()
+    with envoy_stack(cfg, admin, listener, work) as proc:
+        yield proc, pusher, mock
     mock.stop()
 
 

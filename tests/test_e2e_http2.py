@@ -11,8 +11,9 @@ import pytest
 
 from tests.conftest import BEDROCK_HOST, WASM_PATH
 from tests.harness import awsreq
-from tests.harness.envoy import EnvoyProcess, free_port, render_config
+from tests.harness.envoy import free_port, render_config
 from tests.harness.assertions import assert_mock_saw_nothing, single_forwarded
+from tests.harness.stack import envoy_stack
 from tests.harness.topology import h2_exchange
 
 CHAT = "/openai/v1/chat/completions"
@@ -86,9 +87,8 @@ def small_limit_envoy(tmp_path_factory, pki_dir, mock_server, demo_bundle):
     work = tmp_path_factory.mktemp("h2-limit")
     listener, admin = free_port(), free_port()
     cfg = render_config(listener, admin, mock_server.port, pki_dir, WASM_PATH, bundle, out_dir=work)
-    proc = EnvoyProcess(cfg, admin, listener, work / "envoy.log").start()
-    yield proc
-    proc.stop()
+    with envoy_stack(cfg, admin, listener, work) as proc:
+        yield proc
 
 
 def test_oversized_body_in_frames_without_content_length_is_413(small_limit_envoy, mock):

@@ -31,24 +31,20 @@ import secrets
 import time
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 
-from tests.conftest import (
-    ACCESS_KEY, BEDROCK_HOST, DEMO_BUNDLE, REGION, SECRET_KEY, WASM_PATH, SentRequests,
-)
+from tests.conftest import BEDROCK_HOST, DEMO_BUNDLE, WASM_PATH, SentRequests
 from tests.harness import rawhttp
 from tests.harness.assertions import assert_client_error_refusal, assert_mock_saw_nothing
 from tests.harness.awsreq import sign, to_http11, wire_parts
-from tests.harness.envoy import (
-    REPO_ROOT, EnvoyError, EnvoyProcess, envoy_binary, free_port, render_config,
-)
+from tests.harness.clients import bedrock_client
+from tests.harness.envoy import REPO_ROOT, EnvoyProcess, free_port, render_config
 from tests.harness.jwks_server import JwksServer, add_static_cluster
 from tests.harness.mock_bedrock import REPLY_TEXT, MockBedrock
 from tests.harness.pki import ensure_pki
+from tests.harness.stack import envoy_stack
 from tests.harness.tokens import SigningKey, b64url, b64url_json, claims, unsigned, with_payload
 
 IDENTITY_HEADER = "x-workload-identity"
@@ -152,23 +148,14 @@ def id_mock(id_mock_server):
     return id_mock_server
 
 
-def _start_envoy(tmp_path_factory, pki, mock, bundle, clusters: dict[str, int]) -> EnvoyProcess:
-    binary = envoy_binary()
-    if binary is None or not WASM_PATH.is_file():
-        pytest.fail("identity end-to-end tests need the Envoy binary and dist/bedrock_guard.wasm "
-                    "(run `make setup build`)", pytrace=False)
+def _envoy(tmp_path_factory, pki, mock, bundle, clusters: dict[str, int]):
+    """`envoy_stack` (a context manager) on the demo config with `bundle` and `clusters`."""
     work = tmp_path_factory.mktemp("envoy-identity")
     listener, admin = free_port(), free_port()
     cfg = render_config(listener, admin, mock.port, pki, WASM_PATH, bundle, out_dir=work)
     for name, port in clusters.items():
         add_static_cluster(cfg, name, port)
-    proc = EnvoyProcess(cfg, admin, listener, work / "envoy.log", binary=binary)
-    try:
-        proc.start()
-    except EnvoyError as e:
-        pytest.fail(f"Envoy with the identity bundle did not start (config {cfg}):\n{e}",
-                    pytrace=False)
-    return proc
+    return envoy_stack(cfg, admin, listener, work)
 
 
 class Remote:
@@ -189,20 +176,17 @@ def stale_env(tmp_path_factory, id_pki, id_mock_server):
     server = JwksServer(JWKS_PATH).start()
     server.set_keys([STALE_KEY.jwk()])
     bundle = identity_bundle([_provider("stale", STALE, cluster="stale_jwks")], "identity-stale")
-    envoy = None
     try:
-        envoy = _start_envoy(tmp_path_factory, id_pki, id_mock_server, bundle,
-                             {"stale_jwks": server.port})
-        env = Remote(envoy, server, STALE)
-        outcome = _wait_allowed(envoy, STALE_KEY, STALE, timeout=10)
-        assert outcome == "allowed", f"stale provider never accepted a token: {outcome}"
-        last = max(server.fetches(mode="ok"), key=lambda f: f.at)
-        env.last_ok, env.last_ok_wall = last.at, last.wall
-        server.stop()
-        yield env
+        with _envoy(tmp_path_factory, id_pki, id_mock_server, bundle,
+                    {"stale_jwks": server.port}) as envoy:
+            env = Remote(envoy, server, STALE)
+            outcome = _wait_allowed(envoy, STALE_KEY, STALE, timeout=10)
+            assert outcome == "allowed", f"stale provider never accepted a token: {outcome}"
+            last = max(server.fetches(mode="ok"), key=lambda f: f.at)
+            env.last_ok, env.last_ok_wall = last.at, last.wall
+            server.stop()
+            yield env
     finally:
-        if envoy is not None:
-            envoy.stop()
         server.stop()
 
 
@@ -212,9 +196,8 @@ def inline_env(tmp_path_factory, id_pki, id_mock_server):
         _provider("corp", CORP, jwks=[CORP_RSA.jwk(), CORP_EC.jwk()], max_lifetime=MAX_LIFETIME),
         _provider("partner", PARTNER, jwks=[PARTNER_EC.jwk()]),
     ], "identity-inline")
-    envoy = _start_envoy(tmp_path_factory, id_pki, id_mock_server, bundle, {})
-    yield envoy
-    envoy.stop()
+    with _envoy(tmp_path_factory, id_pki, id_mock_server, bundle, {}) as envoy:
+        yield envoy
 
 
 @pytest.fixture(scope="module")
@@ -222,14 +205,11 @@ def remote_env(tmp_path_factory, id_pki, id_mock_server):
     server = JwksServer(JWKS_PATH).start()
     server.set_keys([ROT_A.jwk()])
     bundle = identity_bundle([_provider("rot", ROT, cluster="idp_jwks")], "identity-remote")
-    envoy = None
     try:
-        envoy = _start_envoy(tmp_path_factory, id_pki, id_mock_server, bundle,
-                             {"idp_jwks": server.port})
-        yield Remote(envoy, server, ROT)
+        with _envoy(tmp_path_factory, id_pki, id_mock_server, bundle,
+                    {"idp_jwks": server.port}) as envoy:
+            yield Remote(envoy, server, ROT)
     finally:
-        if envoy is not None:
-            envoy.stop()
         server.stop()
 
 
@@ -239,22 +219,17 @@ def boto_client(port: int, token: str | None = None, *, signed: bool = False):
     """A bedrock-runtime client through Envoy. The token is added after signing (`before-send`:
     not a signed header) or, with `signed=True`, before signing (`before-sign`: listed in
     SignedHeaders). Returns (client, sent) where `sent.last` is what went on the wire."""
-    client = boto3.client(
-        "bedrock-runtime", region_name=REGION, endpoint_url=f"http://{BEDROCK_HOST}",
-        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-        config=Config(proxies={"http": f"http://127.0.0.1:{port}"},
-                      retries={"max_attempts": 1, "mode": "standard"},
-                      read_timeout=30, connect_timeout=5))
+    hooks = []
     if token is not None:
         def add_token(request, **kwargs):
             request.headers[IDENTITY_HEADER] = token
             return None
 
         event = "before-sign" if signed else "before-send"
-        client.meta.events.register(f"{event}.bedrock-runtime.*", add_token)
+        hooks.append((f"{event}.bedrock-runtime.*", add_token))
     sent = SentRequests()
-    client.meta.events.register("before-send.bedrock-runtime.*", sent)
-    return client, sent
+    hooks.append(("before-send.bedrock-runtime.*", sent))
+    return bedrock_client(port, hooks=hooks), sent
 
 
 def signed_headers(request) -> list[str]:

@@ -33,22 +33,20 @@ import threading
 import time
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.conftest import (
-    ACCESS_KEY, BEDROCK_HOST, DEMO_BUNDLE, REGION, SECRET_KEY, WASM_PATH, SentRequests,
+    ACCESS_KEY, BEDROCK_HOST, DEMO_BUNDLE, SECRET_KEY, WASM_PATH, SentRequests,
 )
 from tests.harness import topology as topo
 from tests.harness.assertions import assert_client_error_refusal, assert_raw_refusal
 from tests.harness.audit_log import NO_RECORD, AuditLog
-from tests.harness.envoy import (
-    REPO_ROOT, EnvoyError, EnvoyProcess, envoy_binary, free_port, render_config,
-)
+from tests.harness.clients import bedrock_client
+from tests.harness.envoy import REPO_ROOT, EnvoyProcess, free_port, render_config
 from tests.harness.identity_hook import IDENTITY_HEADER, attach_identity_token, documented_snippet
 from tests.harness.mock_bedrock import REPLY_TEXT, MockBedrock
+from tests.harness.stack import envoy_stack
 from tests.harness.tokens import SigningKey, claims
 
 SHIPPED_BUNDLE = topo.plugin_configuration(
@@ -126,14 +124,6 @@ class ProjectedToken:
 
 # -- fixtures --------------------------------------------------------------------------------------
 
-def _require_envoy():
-    binary = envoy_binary()
-    if binary is None or not WASM_PATH.is_file():
-        pytest.fail("end-to-end tests need the Envoy binary (`make setup`) and "
-                    "dist/bedrock_guard.wasm (`make build`)", pytrace=False)
-    return binary
-
-
 @pytest.fixture(scope="module")
 def eni_mock(pki_dir):
     mock = MockBedrock(host=topo.ENI, pki_dir=pki_dir).start()
@@ -157,7 +147,6 @@ class Sidecar:
 
 @pytest.fixture(scope="module")
 def sidecar_env(tmp_path_factory, pki_dir, eni_mock):
-    binary = _require_envoy()
     work = tmp_path_factory.mktemp("identity-injected")
     projected = ProjectedToken(work / "bedrock-egress")
     projected.publish(pod_token())
@@ -166,20 +155,11 @@ def sidecar_env(tmp_path_factory, pki_dir, eni_mock):
         upstream=(topo.ENI, eni_mock.port), cidrs=[f"{topo.ENI}/32"],
         inline_jwks={"keys": [CLUSTER_KEY.jwk()]}, env_credentials_only=True)
     topo.relocate_pod_token(rendered.path, work / "sds", projected.path)
-    proc = EnvoyProcess(rendered.path, rendered.admin_port, rendered.listeners["egress_proxy"][1],
-                        work / "envoy-stdout.log", binary=binary,
-                        extra_args=["--log-path", str(work / "envoy-app.log"),
-                                    "--file-flush-interval-msec", "20"])
-    try:
-        with topo.environment({"AWS_ACCESS_KEY_ID": ACCESS_KEY,
-                               "AWS_SECRET_ACCESS_KEY": SECRET_KEY}):
-            proc.start()
-    except EnvoyError as e:
-        pytest.fail(f"Envoy did not start with {rendered.path}:\n{e}\n"
-                    + (work / "envoy-app.log").read_text(errors="replace")[-3000:],
-                    pytrace=False)
-    yield Sidecar(rendered, proc, projected)
-    proc.stop()
+    with envoy_stack(rendered.path, rendered.admin_port, rendered.listeners["egress_proxy"][1],
+                     work, split_logs=True,
+                     env={"AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                          "AWS_SECRET_ACCESS_KEY": SECRET_KEY}) as proc:
+        yield Sidecar(rendered, proc, projected)
 
 
 @pytest.fixture
@@ -284,14 +264,9 @@ def boto_client(listener: tuple[str, int], access_key: str = APP_ACCESS_KEY,
                 secret_key: str = APP_SECRET_KEY):
     """bedrock-runtime as an unmodified application configures it: endpoint
     http://bedrock-runtime..., HTTP_PROXY to the listener. No hook of ours."""
-    client = boto3.client(
-        "bedrock-runtime", region_name=REGION, endpoint_url=f"http://{BEDROCK_HOST}",
-        aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-        config=Config(proxies={"http": f"http://{listener[0]}:{listener[1]}"},
-                      retries={"max_attempts": 1, "mode": "standard"},
-                      read_timeout=30, connect_timeout=5))
     sent = SentRequests()
-    client.meta.events.register("before-send.bedrock-runtime", sent)
+    client = bedrock_client(listener, access_key=access_key, secret_key=secret_key,
+                            hooks=[("before-send.bedrock-runtime", sent)])
     return client, sent
 
 
@@ -485,7 +460,6 @@ def test_empty_token_file_is_refused_by_the_injector(sidecar, upstream):
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory, pki_dir, mock_server):
     """The demo config (client-signed) with an identity block: the cluster's keys inline."""
-    binary = _require_envoy()
     bundle = json.loads(Path(DEMO_BUNDLE).read_text())
     bundle["metadata"]["name"] = "shared-gateway-identity"
     bundle["identity"] = {"header": IDENTITY_HEADER,
@@ -495,15 +469,8 @@ def gateway(tmp_path_factory, pki_dir, mock_server):
     listener, admin = free_port(), free_port()
     cfg = render_config(listener, admin, mock_server.port, pki_dir, WASM_PATH, bundle,
                         out_dir=work)
-    proc = EnvoyProcess(cfg, admin, listener, work / "envoy-stdout.log", binary=binary,
-                        extra_args=["--log-path", str(work / "envoy-app.log"),
-                                    "--file-flush-interval-msec", "20"])
-    try:
-        proc.start()
-    except EnvoyError as e:
-        pytest.fail(f"the gateway Envoy did not start ({cfg}):\n{e}", pytrace=False)
-    yield proc
-    proc.stop()
+    with envoy_stack(cfg, admin, listener, work, split_logs=True) as proc:
+        yield proc
 
 
 def gateway_client(gateway: EnvoyProcess):

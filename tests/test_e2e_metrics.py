@@ -30,7 +30,6 @@ from tests.harness.audit_log import (
     NO_RECORD, SERVER_ERROR, THROTTLE, AuditStack, boto_client, bundle_digest, dry_run_variant,
 )
 from tests.harness.awsreq import sign, to_http11, wire_parts
-from tests.harness.envoy import EnvoyError, envoy_binary
 from tests.harness.mock_bedrock import usage_for
 
 BUNDLE = dry_run_variant(json.loads(DEMO_BUNDLE.read_text()), name="metrics-e2e", revision="317")
@@ -49,15 +48,9 @@ P = "bedrock_guard"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, pki_dir):
-    if envoy_binary() is None or not WASM_PATH.is_file():
-        pytest.fail("end-to-end tests need Envoy and dist/bedrock_guard.wasm (make setup build)",
-                    pytrace=False)
     s = AuditStack(tmp_path_factory.mktemp("metrics"), pki_dir, WASM_PATH, BUNDLE,
                    bootstrap={"stats_flush_on_admin": True})
-    try:
-        s.start()
-    except EnvoyError as e:
-        pytest.fail(f"Envoy with the filter did not start:\n{e}", pytrace=False)
+    s.start()  # fails the test, with Envoy's log, if Envoy or the module is missing or broken
     yield s
     s.stop()
 

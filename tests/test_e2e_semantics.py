@@ -26,8 +26,9 @@ from tests.harness.assertions import (
     assert_client_error_refusal, assert_mock_saw_nothing, assert_raw_refusal, single_forwarded,
 )
 from tests.harness.awsreq import sign
-from tests.harness.envoy import EnvoyError, EnvoyProcess, free_port, render_config
+from tests.harness.envoy import EnvoyError, free_port, render_config
 from tests.harness.rawhttp import RawResponse
+from tests.harness.stack import envoy_process, envoy_stack
 
 QUICK = 3
 ACCOUNT = "123456789012"
@@ -198,9 +199,8 @@ def agent_envoy(tmp_path_factory, pki_dir, mock_server, demo_bundle):
     listener, admin = free_port(), free_port()
     cfg = render_config(listener, admin, mock_server.port, pki_dir, WASM_PATH,
                         _agent_bundle(demo_bundle), out_dir=work)
-    proc = EnvoyProcess(cfg, admin, listener, work / "envoy.log").start()
-    yield proc
-    proc.stop()
+    with envoy_stack(cfg, admin, listener, work) as proc:
+        yield proc
 
 
 def _post_signed(port: int, host: str, target: str, raw: bytes) -> RawResponse:
@@ -308,7 +308,7 @@ def _refused_at_load(tmp_path, pki_dir, mock_server, bundle: dict, edit=None) ->
         doc = yaml.safe_load(cfg.read_text())
         edit(doc)
         cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
-    proc = EnvoyProcess(cfg, admin, listener, tmp_path / "envoy.log")
+    proc = envoy_process(cfg, admin, listener, tmp_path)
     with pytest.raises(EnvoyError):
         proc.start(timeout=20)
     proc.stop()

@@ -1,7 +1,10 @@
-"""The test PKI and the Envoy config renderer (no Envoy started here)."""
+"""The test PKI and the Envoy config renderer (no Envoy started here), and the rule that Envoy
+and boto3 clients are made by one factory each."""
 
 import json
+import re
 import socket
+from pathlib import Path
 
 import yaml
 from cryptography import x509
@@ -77,3 +80,38 @@ def test_render_config_rewrites_only_what_a_run_owns(tmp_path):
 def test_render_config_keeps_the_shipped_bundle_when_none_given(tmp_path):
     out = render_config(1, 2, 3, tmp_path, tmp_path / "x.wasm", None, out_dir=tmp_path)
     assert embedded_bundle(out) == embedded_bundle(DEMO_CONFIG)
+
+
+# -- one way to start things: the factories of tests/harness --------------------------------------
+
+TESTS = Path(__file__).resolve().parent
+FACTORY_ONLY = {
+    # pattern: the files allowed to contain it (relative to tests/)
+    r"\bEnvoyProcess\(": {"harness/envoy.py", "harness/stack.py", "test_harness.py"},
+    r"\bboto3\s*\.\s*client\(": {"harness/clients.py"},
+    r"^\s*(?:import\s+boto3\b|from\s+boto3\b)": {"harness/clients.py"},
+}
+
+
+def test_envoy_and_boto3_clients_are_made_by_the_harness_factories_only():
+    """Envoy is started through `harness/stack.py` (`envoy_stack`) and boto3 clients are made by
+    `harness/clients.py` (`bedrock_client`), so every end-to-end file gets the same binary, log
+    files, teardown and retry policy. Elsewhere, use those."""
+    files = sorted([*TESTS.glob("*.py"), *(TESTS / "harness").glob("*.py")])
+    assert (TESTS / "harness" / "stack.py") in files and (TESTS / "conftest.py") in files
+    found: dict[str, set[str]] = {pattern: set() for pattern in FACTORY_ONLY}
+    stray = []
+    for path in files:
+        rel = path.relative_to(TESTS).as_posix()
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            for pattern, allowed in FACTORY_ONLY.items():
+                if re.search(pattern, line):
+                    found[pattern].add(rel)
+                    if rel not in allowed:
+                        stray.append(f"tests/{rel}:{n}: {line.strip()}")
+    assert not stray, ("start Envoy with tests/harness/stack.py (envoy_stack / envoy_process) and "
+                       "make boto3 clients with tests/harness/clients.py (bedrock_client):\n"
+                       + "\n".join(stray))
+    # The factories themselves are where the guard expects them (it is not looking at nothing).
+    assert "harness/stack.py" in found[r"\bEnvoyProcess\("], found
+    assert found[r"\bboto3\s*\.\s*client\("] == {"harness/clients.py"}, found

@@ -9,14 +9,13 @@ import subprocess
 import sys
 import zlib
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer
 from botocore.exceptions import ClientError
 
 from tests.harness import eventstream, rawhttp
 from tests.harness.awsreq import sign, to_http11, wire_parts
+from tests.harness.clients import bedrock_client
 from tests.harness.envoy import REPO_ROOT, free_port
 from tests.harness.mock_bedrock import (
     ASYNC_INVOCATION_ARN, REPLY_TEXT, UNKNOWN_OPERATION_BODY, usage_for,
@@ -36,11 +35,8 @@ def tls(pki_dir):
 @pytest.fixture
 def direct(mock, pki_dir):
     """A boto3 client talking straight to the mock over HTTPS (what Envoy's cluster does)."""
-    return boto3.client(
-        "bedrock-runtime", region_name="us-east-1", endpoint_url=f"https://127.0.0.1:{mock.port}",
-        aws_access_key_id=AKID, aws_secret_access_key=DEFAULT_CREDENTIALS[AKID][0],
-        verify=str(pki_dir / "ca.pem"), config=Config(retries={"max_attempts": 1}),
-    )
+    return bedrock_client(endpoint_url=f"https://127.0.0.1:{mock.port}", access_key=AKID,
+                          secret_key=DEFAULT_CREDENTIALS[AKID][0], verify=str(pki_dir / "ca.pem"))
 
 
 def _raw(mock, tls, method, path, body=b"", headers=None, signed=True):
@@ -240,11 +236,9 @@ def test_command_line_prints_each_request(pki_dir):
     try:
         banner = proc.stdout.readline()
         assert f"127.0.0.1:{port}" in banner
-        client = boto3.client(
-            "bedrock-runtime", region_name="us-east-1", endpoint_url=f"https://127.0.0.1:{port}",
-            aws_access_key_id=AKID, aws_secret_access_key=DEFAULT_CREDENTIALS[AKID][0],
-            verify=str(pki_dir / "ca.pem"), config=Config(retries={"max_attempts": 1}),
-        )
+        client = bedrock_client(endpoint_url=f"https://127.0.0.1:{port}", access_key=AKID,
+                                secret_key=DEFAULT_CREDENTIALS[AKID][0],
+                                verify=str(pki_dir / "ca.pem"))
         client.converse(modelId="anthropic.claude-3-5-sonnet-20240620-v1:0", **CONVERSE_BODY)
         line = proc.stdout.readline()
         assert "POST /model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse -> 200" in line
@@ -255,11 +249,8 @@ def test_command_line_prints_each_request(pki_dir):
 
 
 def test_boto3_sees_the_mock_signature_error_as_a_client_error(mock, pki_dir):
-    client = boto3.client(
-        "bedrock-runtime", region_name="us-east-1", endpoint_url=f"https://127.0.0.1:{mock.port}",
-        aws_access_key_id=AKID, aws_secret_access_key="wrong-secret",
-        verify=str(pki_dir / "ca.pem"), config=Config(retries={"max_attempts": 1}),
-    )
+    client = bedrock_client(endpoint_url=f"https://127.0.0.1:{mock.port}", access_key=AKID,
+                            secret_key="wrong-secret", verify=str(pki_dir / "ca.pem"))
     with pytest.raises(ClientError) as e:
         client.converse(modelId="x.y", **CONVERSE_BODY)
     assert e.value.response["Error"]["Code"] == "InvalidSignatureException"

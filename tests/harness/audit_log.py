@@ -15,6 +15,7 @@ printable ASCII.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -23,8 +24,10 @@ from pathlib import Path
 
 import yaml
 
-from .envoy import EnvoyError, EnvoyProcess, envoy_binary, free_port, render_config
+from .clients import SentRequests, bedrock_client
+from .envoy import EnvoyProcess, free_port, render_config
 from .mock_bedrock import REPLY_TEXT, MockBedrock, RecordedRequest, _error, _json_reply
+from .stack import ACCESS_LOG_FLUSH_MS, envoy_stack
 
 # Every key of a record, in the order the engine writes them (policies/src/audit.rs).
 AUDIT_KEYS = (
@@ -36,7 +39,7 @@ AUDIT_KEYS = (
     "inputTokens", "outputTokens", "streamErrors", "streamExceptions", "streamExceptionType",
 )
 NO_RECORD = "-"  # what %FILTER_STATE(...)% prints when the filter set nothing
-FLUSH_MS = 20
+FLUSH_MS = ACCESS_LOG_FLUSH_MS  # Envoy's access-log flush interval (`split_logs=True`)
 SETTLE_SECONDS = 0.25  # well past FLUSH_MS: a line that has not appeared by then is not coming
 
 # Magic strings in a request body that make `ScriptedMock` misbehave like Bedrock can.
@@ -153,7 +156,8 @@ def bundle_digest(bundle: dict) -> str:
 
 
 class AuditStack:
-    """A private ScriptedMock + Envoy (demo config, optionally another bundle)."""
+    """A private ScriptedMock + Envoy (demo config, optionally another bundle), the Envoy started
+    by `stack.envoy_stack` with `split_logs=True` (stdout: the access log only)."""
 
     def __init__(self, work: Path, pki_dir: Path, wasm_path: Path, bundle: dict | None,
                  *, bootstrap: dict | None = None, credentials: dict | None = None):
@@ -168,35 +172,30 @@ class AuditStack:
         self.stdout_path = self.work / "envoy-stdout.log"
         self.app_log_path = self.work / "envoy-app.log"
         self.audit = AuditLog(self.stdout_path)
+        self._running = contextlib.ExitStack()
 
     def start(self) -> "AuditStack":
-        self.mock = ScriptedMock(pki_dir=self.pki_dir, credentials=self.credentials).start()
-        listener, admin = free_port(), free_port()
-        cfg = render_config(listener, admin, self.mock.port, self.pki_dir, self.wasm_path,
-                            self.bundle, out_dir=self.work)
-        if self.bootstrap:
-            doc = yaml.safe_load(cfg.read_text())
-            doc.update(self.bootstrap)
-            cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
-        self.envoy = EnvoyProcess(
-            cfg, admin, listener, self.stdout_path, binary=envoy_binary(),
-            extra_args=["--log-path", str(self.app_log_path),
-                        "--file-flush-interval-msec", str(FLUSH_MS)])
         try:
-            self.envoy.start()
-        except EnvoyError as e:
-            self.stop()
-            raise EnvoyError(f"{e}\n--- Envoy application log ---\n{self.app_log_tail()}") from None
-        except Exception:
+            self.mock = ScriptedMock(pki_dir=self.pki_dir, credentials=self.credentials).start()
+            self._running.callback(self.mock.stop)
+            listener, admin = free_port(), free_port()
+            cfg = render_config(listener, admin, self.mock.port, self.pki_dir, self.wasm_path,
+                                self.bundle, out_dir=self.work)
+            if self.bootstrap:
+                doc = yaml.safe_load(cfg.read_text())
+                doc.update(self.bootstrap)
+                cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+            self.envoy = self._running.enter_context(
+                envoy_stack(cfg, admin, listener, self.work, split_logs=True))
+        except BaseException:  # pytest.fail included: stop the mock
             self.stop()
             raise
+        assert (self.envoy.log_path, self.envoy.app_log_path) == (self.stdout_path,
+                                                                  self.app_log_path)
         return self
 
     def stop(self) -> None:
-        if self.envoy is not None:
-            self.envoy.stop()
-        if self.mock is not None:
-            self.mock.stop()
+        self._running.close()
 
     def app_log(self) -> str:
         try:
@@ -218,17 +217,6 @@ def dry_run_variant(bundle: dict, name: str = "audit-e2e", revision: str = "42")
     return out
 
 
-class Sent:
-    """What botocore put on the wire (a `before-send` hook)."""
-
-    def __init__(self):
-        self.requests = []
-
-    def __call__(self, request, **kwargs):
-        self.requests.append(request)
-        return None
-
-
 def boto_client(stack: AuditStack, access_key: str, secret_key: str,
                 session_token: str | None = None, *, extra_headers: dict | None = None,
                 unsigned_headers: dict | None = None,
@@ -237,30 +225,26 @@ def boto_client(stack: AuditStack, access_key: str, secret_key: str,
     """A bedrock-runtime client wired like an unmodified application (HTTP_PROXY to the stack's
     Envoy). `extra_headers` are added before signing, as an application's middleware would;
     `unsigned_headers` after signing, as a sidecar or credential injector would. No retries
-    (`total_max_attempts`: botocore's `max_attempts` counts retries, not attempts)."""
-    import boto3
-    from botocore.config import Config
-
-    cfg = dict(proxies={"http": f"http://127.0.0.1:{stack.envoy.listener_port}"},
-               retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=10,
-               connect_timeout=5)
-    if user_agent is not None:
-        cfg["user_agent"] = user_agent
-    if user_agent_extra is not None:
-        cfg["user_agent_extra"] = user_agent_extra
-    client = boto3.client("bedrock-runtime", region_name=region, endpoint_url=f"http://{host}",
-                          aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                          aws_session_token=session_token, config=Config(**cfg))
+    (`clients.bedrock_client`'s default)."""
+    hooks = []
     if extra_headers:
         def add(request, **kwargs):
             for k, v in extra_headers.items():
                 request.headers[k] = v
-        client.meta.events.register("before-sign.bedrock-runtime.*", add)
+        hooks.append(("before-sign.bedrock-runtime.*", add))
     if unsigned_headers:
         def add_unsigned(request, **kwargs):
             for k, v in unsigned_headers.items():
                 request.headers[k] = v
-        client.meta.events.register("before-send.bedrock-runtime.*", add_unsigned)
-    sent = Sent()
-    client.meta.events.register("before-send.bedrock-runtime.*", sent)
+        hooks.append(("before-send.bedrock-runtime.*", add_unsigned))
+    sent = SentRequests()
+    hooks.append(("before-send.bedrock-runtime.*", sent))
+    extra = {}
+    if user_agent is not None:
+        extra["user_agent"] = user_agent
+    if user_agent_extra is not None:
+        extra["user_agent_extra"] = user_agent_extra
+    client = bedrock_client(stack.envoy.listener_port, host=host, region=region,
+                            access_key=access_key, secret_key=secret_key,
+                            session_token=session_token, read_timeout=10, hooks=hooks, **extra)
     return client, sent

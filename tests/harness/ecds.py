@@ -11,13 +11,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import boto3
 import yaml
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from tests.conftest import ACCESS_KEY, SECRET_KEY
+from tests.harness.clients import bedrock_client
 from tests.harness.envoy import REPO_ROOT, EnvoyProcess, _walk
 
 CLI = REPO_ROOT / "target" / "debug" / "bedrock-guard"
@@ -142,11 +140,8 @@ def render(work: Path, pki_dir: Path, listener: int, admin: int, upstream: int, 
 
 
 def client(port: int):
-    return boto3.client(
-        "bedrock-runtime", region_name="us-east-1", endpoint_url=f"http://{HOST}",
-        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-        config=Config(proxies={"http": f"http://127.0.0.1:{port}"}, connect_timeout=5,
-                      read_timeout=10, retries={"total_max_attempts": 1}))
+    """Through Envoy on `port`, no retries (`clients.bedrock_client`)."""
+    return bedrock_client(port, host=HOST, read_timeout=10)
 
 
 def outcome(c, model: str) -> str:

@@ -125,12 +125,23 @@ class EnvoyError(RuntimeError):
 
 
 class EnvoyProcess:
+    """One Envoy child process. Tests start Envoy through `tests/harness/stack.py`
+    (`envoy_stack`), which builds this with the binary, log files and options every stack uses.
+
+    `log_path` receives Envoy's stdout and stderr. With `app_log_path`, Envoy writes its
+    application log there (`--log-path`), so `log_path` holds only what the config sends to
+    stdout (the access log); `log_tail` then reads the application log. `env` is added to this
+    process's environment for Envoy only."""
+
     def __init__(self, config_path: Path, admin_port: int, listener_port: int,
-                 log_path: Path, binary: Path | None = None, extra_args: list[str] | None = None):
+                 log_path: Path, binary: Path | None = None, extra_args: list[str] | None = None,
+                 *, app_log_path: Path | None = None, env: dict[str, str] | None = None):
         self.config_path = Path(config_path)
         self.admin_port = admin_port
         self.listener_port = listener_port
         self.log_path = Path(log_path)
+        self.app_log_path = Path(app_log_path) if app_log_path is not None else None
+        self.env = dict(env or {})
         self.binary = binary or envoy_binary()
         if self.binary is None:
             raise EnvoyError("no Envoy binary: set ENVOY or run `make` to create .venv")
@@ -141,9 +152,13 @@ class EnvoyProcess:
     def start(self, timeout: float = 30.0) -> "EnvoyProcess":
         self._log = open(self.log_path, "ab")
         cmd = [str(self.binary), "-c", str(self.config_path), "--concurrency", "2",
-               "--log-level", "info", "--base-id", str(_unique_base_id()), *self.extra_args]
+               "--log-level", "info", "--base-id", str(_unique_base_id())]
+        if self.app_log_path is not None:
+            cmd += ["--log-path", str(self.app_log_path)]
+        cmd += self.extra_args
+        env = {**os.environ, **self.env} if self.env else None
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=self._log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -181,8 +196,9 @@ class EnvoyProcess:
         self.stop()
 
     def log_tail(self, lines: int = 15) -> str:
-        """Envoy's warnings and errors, then the last lines of its log (start-up is verbose)."""
-        all_lines = self.log_text().splitlines()
+        """Envoy's warnings and errors, then the last lines of its log (start-up is verbose):
+        the application log when it has its own file, else `log_path`."""
+        all_lines = self.app_log_text().splitlines()
         if not all_lines:
             return "(empty log)"
         problems = [ln for ln in all_lines[:-lines]
@@ -191,8 +207,18 @@ class EnvoyProcess:
         return "\n".join(head + all_lines[-lines:])
 
     def log_text(self) -> str:
+        """Everything Envoy wrote to stdout and stderr (`log_path`)."""
         try:
             return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def app_log_text(self) -> str:
+        """Envoy's application log: `app_log_path` when set, else the same as `log_text`."""
+        if self.app_log_path is None:
+            return self.log_text()
+        try:
+            return self.app_log_path.read_text(errors="replace")
         except OSError:
             return ""
 

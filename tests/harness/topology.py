@@ -22,7 +22,6 @@ ordinary client library does.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -32,7 +31,7 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 from botocore.auth import SigV4Auth
@@ -210,21 +209,6 @@ def relocate_pod_token(config_path: Path, sds_dir: Path, token_file: Path) -> Pa
             source["watched_directory"]["path"] = str(sds_dir)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return copy_path
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for a child process started inside the block."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # -- HTTP/1.1 ------------------------------------------------------------------------------------
