@@ -16,12 +16,13 @@ CARGO   ?= cargo
 
 export ENVOY
 
-.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit examples validate e2e bench fuzz clean
+.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate e2e bench fuzz clean
 
 help:
 	@echo "make run    build everything, start Envoy + the filter + a mock Bedrock, show requests"
-	@echo "make test   fmt, clippy (host + wasm), unit tests, envoy --mode validate, end-to-end tests"
+	@echo "make test   fmt, clippy (host + wasm), unit tests (host and wasm32), envoy --mode validate, end-to-end tests"
 	@echo "make build  build $(WASM)"
+	@echo "make wasm-tests  engine tests compiled to wasm32 (32-bit usize, no clock) run in Node; $(WASM) links no wasm-bindgen"
 	@echo "make bench  requests/s and CPU/request: no filter vs bedrock_guard vs Envoy's jwt_authn+rbac (about 3 min)"
 	@echo "make fuzz   8 cargo-fuzz targets, FUZZ_SECONDS each (default 60; needs rustup's nightly)"
 
@@ -53,7 +54,7 @@ run: setup build
 
 ## ---- test ---------------------------------------------------------------------------------
 
-test: check unit examples validate e2e
+test: check unit wasm-tests examples validate e2e
 	@echo "make test: all green"
 
 check: fmt-check clippy clippy-wasm
@@ -69,6 +70,11 @@ clippy-wasm:
 
 unit:
 	$(CARGO) test --workspace
+
+# policies/tests/wasm.rs on wasm32-unknown-unknown in Node (wasm-bindgen-test), then a check that
+# the proxy-wasm module links no wasm-bindgen. Own target dir (target/wasm-tests); tools in .build/tools.
+wasm-tests: build
+	scripts/wasm-engine-tests.sh $(WASM)
 
 # Every example bundle validates (strictly) and passes its own test-case file.
 examples:
