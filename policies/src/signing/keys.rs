@@ -1,20 +1,6 @@
-//! Bundle signatures: a detached JWS (RFC 7515, compact serialisation, detached content as in
-//! Appendix F) over the canonical form of the bundle (see `canonical`).
-//!
-//! * Protected header, exactly: `{"alg":"EdDSA"|"ES256","kid":"<key id>","typ":"bedrock-guard-bundle+jws"}`.
-//! * Signing input: `base64url(header) "." base64url(canonical bundle)`. The payload is the
-//!   standard base64url one (no RFC 7797 `b64: false`), so any JOSE library can verify a
-//!   signature once it is handed the payload.
-//! * Output: `base64url(header) ".." base64url(signature)` (the payload part left empty).
-//!
-//! Keys: Ed25519 (`EdDSA`, the default) or EC P-256 (`ES256`), as PEM (PKCS#8 private keys,
-//! SEC1 `EC PRIVATE KEY` too; SPKI public keys) or JWK (`OKP`/`Ed25519`, `EC`/`P-256`, or a
-//! JWK set). A key's id is its JWK `kid` when it has one, else its RFC 7638 thumbprint.
-//!
-//! Verification refuses, by name: a missing signature when keys are pinned, an algorithm
-//! other than EdDSA or ES256 (or other than the key's own), an unknown key id, a bad
-//! signature, a header with any member besides `alg`, `kid` and `typ` (or a repeated one, or
-//! the wrong `typ`), and an attached payload.
+//! Signing keys: the `Algorithm`s bundles may be signed with, `PublicKey` and `PrivateKey`,
+//! and the PEM, DER (SPKI, PKCS#8, SEC1) and JWK parsing and encoding they are read and
+//! written with.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -23,10 +9,8 @@ use jsonwebtoken::{crypto, DecodingKey, EncodingKey};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::canonical::{self, CanonicalError};
-
-/// The `typ` of every bundle signature.
-pub const JWS_TYPE: &str = "bedrock-guard-bundle+jws";
+use super::{b64url_decode, key_error, SigningError};
+use crate::canonical;
 
 /// Longest key id accepted.
 pub const MAX_KID_LEN: usize = 256;
@@ -56,7 +40,7 @@ impl Algorithm {
         Algorithm::ALL.into_iter().find(|a| a.as_str() == name)
     }
 
-    fn jwt(self) -> jsonwebtoken::Algorithm {
+    pub(super) fn jwt(self) -> jsonwebtoken::Algorithm {
         match self {
             Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
             Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
@@ -64,7 +48,7 @@ impl Algorithm {
     }
 
     /// Length of the raw signature (and of each public coordinate times two for ES256).
-    fn signature_len(self) -> usize {
+    pub(super) fn signature_len(self) -> usize {
         64
     }
 }
@@ -73,45 +57,6 @@ impl std::fmt::Display for Algorithm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// Why signing or verification failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SigningError {
-    #[error("the bundle is not signed, but signing keys are pinned")]
-    Missing,
-    #[error("no trusted keys to verify the signature with")]
-    NoTrustedKeys,
-    #[error("malformed signature: {0}")]
-    Malformed(String),
-    #[error("signature header: {0}")]
-    Header(String),
-    #[error(
-        "the signature carries its payload; a bundle signature is detached (header..signature)"
-    )]
-    AttachedPayload,
-    #[error("algorithm {0:?} is not allowed (EdDSA or ES256)")]
-    AlgorithmNotAllowed(String),
-    #[error("no trusted key has id {0:?}")]
-    UnknownKey(String),
-    #[error("key {kid:?} is a {key} key but the signature says {header}")]
-    AlgorithmMismatch {
-        kid: String,
-        key: Algorithm,
-        header: Algorithm,
-    },
-    #[error("the signature does not verify with key {0:?} (bundle changed since signing, or another key signed it)")]
-    BadSignature(String),
-    #[error("bundle: {0}")]
-    Bundle(#[from] CanonicalError),
-    #[error("key: {0}")]
-    Key(String),
-    #[error("plugin configuration: {0}")]
-    Config(String),
-}
-
-fn key_error(message: impl Into<String>) -> SigningError {
-    SigningError::Key(message.into())
 }
 
 // DER templates. Every Ed25519 and uncompressed P-256 key of one kind has the same encoding
@@ -152,13 +97,13 @@ const P256_PKCS8_PUBLIC_TAG: &[u8] = &[0xa1, 0x44, 0x03, 0x42, 0x00, 0x04];
 /// A public key that bundle signatures can be verified with.
 #[derive(Debug, Clone)]
 pub struct PublicKey {
-    alg: Algorithm,
-    kid: String,
+    pub(super) alg: Algorithm,
+    pub(super) kid: String,
     /// Ed25519: the 32-byte key. P-256: the 32-byte x coordinate.
     x: Vec<u8>,
     /// P-256: the 32-byte y coordinate. Empty for Ed25519.
     y: Vec<u8>,
-    decoding: DecodingKey,
+    pub(super) decoding: DecodingKey,
 }
 
 impl PartialEq for PublicKey {
@@ -364,7 +309,7 @@ impl PublicKey {
 
 /// A private key bundles can be signed with.
 pub struct PrivateKey {
-    encoding: EncodingKey,
+    pub(super) encoding: EncodingKey,
     /// PKCS#8 DER, as loaded or generated.
     pkcs8: Vec<u8>,
     public: PublicKey,
@@ -565,238 +510,13 @@ impl PrivateKey {
     }
 }
 
-/// Sign a JSON bundle (its canonical form). Returns the detached compact JWS.
-pub fn sign(bundle_json: &[u8], key: &PrivateKey) -> Result<String, SigningError> {
-    sign_canonical(&canonical::canonicalize(bundle_json)?, key)
-}
-
-/// Sign bytes that are already the canonical form of a bundle.
-pub fn sign_canonical(canonical: &[u8], key: &PrivateKey) -> Result<String, SigningError> {
-    let header = header_json(key.alg(), key.kid());
-    let header_b64 = URL_SAFE_NO_PAD.encode(header.as_bytes());
-    let input = signing_input(&header_b64, canonical);
-    let signature = crypto::sign(input.as_bytes(), &key.encoding, key.alg().jwt())
-        .map_err(|e| key_error(format!("signing failed: {e}")))?;
-    Ok(format!("{header_b64}..{signature}"))
-}
-
-fn header_json(alg: Algorithm, kid: &str) -> String {
-    let mut m = Map::new();
-    m.insert("alg".into(), alg.as_str().into());
-    m.insert("kid".into(), kid.into());
-    m.insert("typ".into(), JWS_TYPE.into());
-    // Members are inserted in sorted order, so this is also the canonical form.
-    Value::Object(m).to_string()
-}
-
-fn signing_input(header_b64: &str, canonical: &[u8]) -> String {
-    format!("{header_b64}.{}", URL_SAFE_NO_PAD.encode(canonical))
-}
-
-/// The policy check a loader runs: with no pinned keys nothing is required and nothing is
-/// checked (`Ok(None)`); with pinned keys a signature is required and must verify (`Ok(Some(kid))`).
-pub fn verify(
-    bundle_json: &[u8],
-    jws: Option<&str>,
-    trusted: &[PublicKey],
-) -> Result<Option<String>, SigningError> {
-    if trusted.is_empty() {
-        return Ok(None);
-    }
-    let Some(jws) = jws else {
-        return Err(SigningError::Missing);
-    };
-    let canonical = canonical::canonicalize(bundle_json)?;
-    verify_canonical(&canonical, jws, trusted).map(Some)
-}
-
-/// Verify a detached JWS over bytes that are already canonical. Returns the key id that
-/// verified it.
-pub fn verify_canonical(
-    canonical: &[u8],
-    jws: &str,
-    trusted: &[PublicKey],
-) -> Result<String, SigningError> {
-    let jws = jws.trim_matches(|c: char| c.is_ascii_whitespace());
-    if jws.is_empty() {
-        return Err(SigningError::Missing);
-    }
-    let mut parts = jws.split('.');
-    let (Some(header_b64), Some(payload), Some(signature_b64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(SigningError::Malformed(
-            "expected three dot-separated parts (header..signature)".into(),
-        ));
-    };
-    if !payload.is_empty() {
-        return Err(SigningError::AttachedPayload);
-    }
-    let header_bytes =
-        b64url_decode(header_b64).map_err(|e| SigningError::Malformed(format!("header: {e}")))?;
-    let (alg, kid) = parse_header(&header_bytes)?;
-    let signature = b64url_decode(signature_b64)
-        .map_err(|e| SigningError::Malformed(format!("signature: {e}")))?;
-
-    if trusted.is_empty() {
-        return Err(SigningError::NoTrustedKeys);
-    }
-    let named: Vec<&PublicKey> = trusted.iter().filter(|k| k.kid == kid).collect();
-    let Some(first) = named.first() else {
-        return Err(SigningError::UnknownKey(kid));
-    };
-    let candidates: Vec<&&PublicKey> = named.iter().filter(|k| k.alg == alg).collect();
-    if candidates.is_empty() {
-        return Err(SigningError::AlgorithmMismatch {
-            kid,
-            key: first.alg,
-            header: alg,
-        });
-    }
-    if signature.len() != alg.signature_len() {
-        return Err(SigningError::BadSignature(kid));
-    }
-    let input = signing_input(header_b64, canonical);
-    for key in candidates {
-        if let Ok(true) = crypto::verify(signature_b64, input.as_bytes(), &key.decoding, alg.jwt())
-        {
-            return Ok(kid);
-        }
-    }
-    Err(SigningError::BadSignature(kid))
-}
-
-/// Parse the protected header: exactly `alg`, `kid` and `typ`, each once.
-fn parse_header(bytes: &[u8]) -> Result<(Algorithm, String), SigningError> {
-    let header = canonical::parse_strict(bytes)
-        .map_err(|e| SigningError::Header(format!("not valid JSON: {e}")))?;
-    let Value::Object(members) = header else {
-        return Err(SigningError::Header("not a JSON object".into()));
-    };
-    if let Some(extra) = members
-        .keys()
-        .find(|k| !matches!(k.as_str(), "alg" | "kid" | "typ"))
-    {
-        return Err(SigningError::Header(format!(
-            "unexpected member {extra:?} (only alg, kid and typ are allowed)"
-        )));
-    }
-    let text = |name: &str| match members.get(name) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(SigningError::Header(format!("{name} must be a string"))),
-        None => Err(SigningError::Header(format!("{name} is missing"))),
-    };
-    let alg_name = text("alg")?;
-    let alg = Algorithm::from_name(&alg_name).ok_or(SigningError::AlgorithmNotAllowed(alg_name))?;
-    let kid = text("kid")?;
-    check_kid(&kid).map_err(|_| SigningError::Header("kid is empty or malformed".into()))?;
-    let typ = text("typ")?;
-    if typ != JWS_TYPE {
-        return Err(SigningError::Header(format!(
-            "typ is {typ:?}, expected {JWS_TYPE:?}"
-        )));
-    }
-    Ok((alg, kid))
-}
-
-/// A plugin configuration, opened: the bundle, its canonical bytes and digest, and its
-/// signature if it came with one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PluginConfig {
-    pub bundle: Value,
-    /// The canonical form of `bundle`: what is signed, digested, and valid JSON to hand to
-    /// `parse_bundle`.
-    pub canonical: Vec<u8>,
-    /// `sha256:<hex>` of `canonical`.
-    pub digest: String,
-    pub signature: Option<String>,
-    /// The listener intercepts transparently: Envoy's destination address is the address the
-    /// application dialled (see the plugin's `config.rs`).
-    pub original_destination: bool,
-}
-
-/// Open the plugin configuration: either the bundle itself, or
-/// `{"bundle": <bundle>, "signature": "<detached JWS>", "original_destination": <bool>}`
-/// (`signature` and `original_destination` optional). Parsed strictly (no duplicate member
-/// names anywhere).
-pub fn parse_plugin_config(config: &[u8]) -> Result<PluginConfig, SigningError> {
-    let value = canonical::parse_strict(config)?;
-    let mut original_destination = false;
-    let (bundle, signature) = match value {
-        Value::Object(mut members) if members.contains_key("bundle") => {
-            if let Some(extra) = members
-                .keys()
-                .find(|k| !matches!(k.as_str(), "bundle" | "signature" | "original_destination"))
-            {
-                return Err(SigningError::Config(format!(
-                    "unexpected member {extra:?} next to \"bundle\" (only \"signature\" and \"original_destination\" are allowed)"
-                )));
-            }
-            original_destination = match members.remove("original_destination") {
-                None => false,
-                Some(Value::Bool(b)) => b,
-                Some(_) => {
-                    return Err(SigningError::Config(
-                        "\"original_destination\" must be a boolean".into(),
-                    ))
-                }
-            };
-            let signature = match members.remove("signature") {
-                None => None,
-                Some(Value::String(s)) => Some(s),
-                Some(_) => {
-                    return Err(SigningError::Config(
-                        "\"signature\" must be a string (a detached JWS)".into(),
-                    ))
-                }
-            };
-            let bundle = members.remove("bundle").unwrap_or(Value::Null);
-            if !bundle.is_object() {
-                return Err(SigningError::Config("\"bundle\" must be an object".into()));
-            }
-            (bundle, signature)
-        }
-        other => (other, None),
-    };
-    let canonical = canonical::to_canonical(&bundle)?;
-    let digest = canonical::digest_canonical(&canonical);
-    Ok(PluginConfig {
-        bundle,
-        canonical,
-        digest,
-        signature,
-        original_destination,
-    })
-}
-
-/// The plugin configuration string for a bundle: its canonical JSON when unsigned, else
-/// `{"bundle":<canonical bundle>,"signature":"<jws>"}`.
-pub fn plugin_config(bundle: &Value, signature: Option<&str>) -> Result<String, SigningError> {
-    let canonical = canonical::to_canonical(bundle)?;
-    let canonical = String::from_utf8(canonical)
-        .map_err(|_| SigningError::Config("canonical form is not UTF-8".into()))?;
-    Ok(match signature {
-        None => canonical,
-        Some(jws) => format!(
-            "{{\"bundle\":{canonical},\"signature\":{}}}",
-            Value::String(jws.trim().to_string())
-        ),
-    })
-}
-
-fn check_kid(kid: &str) -> Result<(), SigningError> {
+pub(super) fn check_kid(kid: &str) -> Result<(), SigningError> {
     if kid.is_empty() || kid.len() > MAX_KID_LEN || kid.chars().any(char::is_control) {
         return Err(key_error(format!(
             "key id must be 1 to {MAX_KID_LEN} characters without control characters"
         )));
     }
     Ok(())
-}
-
-fn b64url_decode(text: &str) -> Result<Vec<u8>, String> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| "not unpadded base64url".to_string())
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
