@@ -279,7 +279,7 @@ pub fn parse_sigv4(value: &[u8]) -> Result<SigV4Scope<'_>, CredentialError> {
     let scope_ok = is_access_key_id(access_key_id)
         && is_date(date)
         && region.len() <= 32
-        && crate::bundle::is_region(region)
+        && crate::aws::is_region(region)
         && is_service(service);
     if !scope_ok {
         return Err(CredentialError::SigV4CredentialScope);

@@ -15,7 +15,8 @@
 //!
 //! # Endpoints
 //!
-//! A bundle `endpoints[i].host` is one of two shapes (see `parse_endpoint_host`):
+//! A bundle `endpoints[i].host` is one of two shapes (see `aws::parse_endpoint_host`, the one
+//! reader of AWS host names):
 //!
 //! * an **endpoint-specific VPC endpoint name**,
 //!   `vpce-<8 or 17 hex>-<8 lowercase alnum>.<service>.<region>.vpce.<dns suffix>`, where
@@ -47,7 +48,7 @@
 //!
 //! # Cross-region profile geographies
 //!
-//! `geography_serves` says whether a profile geography can be used from an endpoint region:
+//! `aws::geography_serves` says whether a profile geography can be used from an endpoint region:
 //! `us` on commercial `us-*` regions, `us-gov` on `us-gov-*`, `eu` on commercial `eu-*`,
 //! `apac`, `jp` and `au` on `ap-*`, `ca` on `ca-*`, `global` anywhere; any other prefix is
 //! unknown (the engine allows an unknown prefix only when `network.profile_geographies`
@@ -55,9 +56,15 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use crate::bundle::{is_region, CompiledEndpoint, CompiledPolicy};
+use crate::aws;
+use crate::bundle::{CompiledEndpoint, CompiledPolicy};
 use crate::decision::Reason;
-use crate::engine::partition_of_region;
+
+// The naming facts this module's rules rely on, at their former paths.
+pub use crate::aws::{
+    geography_serves, parse_endpoint_host, BedrockService, EndpointKind, HostShape,
+    KNOWN_GEOGRAPHIES,
+};
 
 /// Longest DNS name, in bytes.
 pub const MAX_HOST_LEN: usize = 253;
@@ -229,20 +236,16 @@ pub fn find_endpoint<'p>(policy: &'p CompiledPolicy, host: &str) -> Option<&'p C
 
 /// `vpce-<id>-<sfx>-<region><letter>.<service>.<region>.vpce.<suffix>` →
 /// `vpce-<id>-<sfx>.<service>.<region>.vpce.<suffix>`; `None` for anything else, including a
-/// zone of another region.
+/// zone of another region. Read by `aws::parse_vpce_host`, the one VPC endpoint name reader.
 fn regional_name_of_zonal(host: &str) -> Option<CanonicalHost> {
-    let (first, rest) = host.split_once('.')?;
-    let mut labels = rest.split('.');
-    let (_service, region, vpce) = (labels.next()?, labels.next()?, labels.next()?);
-    if vpce != "vpce" || !first.starts_with("vpce-") {
+    let name = aws::parse_vpce_host(host)?;
+    if name.label.zone.is_none() || !name.label.zone_in_region(name.region) {
         return None;
     }
-    let regional = first
-        .strip_suffix(|c: char| c.is_ascii_lowercase())?
-        .strip_suffix(region)?
-        .strip_suffix('-')?;
     let mut out = CanonicalHost::new();
-    let fits = out.push(regional.as_bytes()) && out.push(b".") && out.push(rest.as_bytes());
+    let fits = out.push(name.label.regional.as_bytes())
+        && out.push(b".")
+        && out.push(name.rest.as_bytes());
     fits.then_some(out)
 }
 
@@ -306,206 +309,6 @@ impl CompiledEndpoint {
     }
 }
 
-/// The two shapes an endpoint host may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EndpointKind {
-    /// An endpoint-specific name under `vpce.<suffix>` (regional or zonal).
-    #[default]
-    VpcEndpoint,
-    /// A public service name, reaching PrivateLink through private DNS.
-    ServiceName,
-}
-
-/// Which Bedrock data-plane service an endpoint serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BedrockService {
-    #[default]
-    Runtime,
-    AgentRuntime,
-    Mantle,
-}
-
-impl BedrockService {
-    /// The SigV4 signing name (the credential scope's service).
-    pub fn signing_name(self) -> &'static str {
-        match self {
-            BedrockService::Runtime | BedrockService::AgentRuntime => "bedrock",
-            BedrockService::Mantle => "bedrock-mantle",
-        }
-    }
-}
-
-/// What an endpoint host name says about itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostShape<'a> {
-    pub kind: EndpointKind,
-    pub service: BedrockService,
-    pub fips: bool,
-    /// Under a dual-stack suffix (`api.aws`, ...).
-    pub dual_stack: bool,
-    /// A zonal VPC endpoint name.
-    pub zonal: bool,
-    pub region: &'a str,
-}
-
-/// Service labels: (label, service, FIPS).
-const SERVICE_LABELS: &[(&str, BedrockService, bool)] = &[
-    ("bedrock-runtime", BedrockService::Runtime, false),
-    ("bedrock-runtime-fips", BedrockService::Runtime, true),
-    ("bedrock-agent-runtime", BedrockService::AgentRuntime, false),
-    (
-        "bedrock-agent-runtime-fips",
-        BedrockService::AgentRuntime,
-        true,
-    ),
-    ("bedrock-mantle", BedrockService::Mantle, false),
-];
-
-/// DNS suffixes: (partition, suffix, dual-stack).
-const DNS_SUFFIXES: &[(&str, &str, bool)] = &[
-    ("aws", "amazonaws.com", false),
-    ("aws", "api.aws", true),
-    ("aws-us-gov", "amazonaws.com", false),
-    ("aws-us-gov", "api.aws", true),
-    ("aws-cn", "amazonaws.com.cn", false),
-    ("aws-cn", "api.amazonwebservices.com.cn", true),
-    ("aws-iso", "c2s.ic.gov", false),
-    ("aws-iso-b", "sc2s.sgov.gov", false),
-    ("aws-iso-e", "cloud.adc-e.uk", false),
-    ("aws-iso-f", "csp.hci.ic.gov", false),
-    ("aws-eusc", "amazonaws.eu", false),
-    ("aws-eusc", "api.amazonwebservices.eu", true),
-];
-
-const SHAPES: &str = "expected an endpoint-specific VPC endpoint name \
-    (vpce-<id>-<suffix>.bedrock-runtime.<region>.vpce.amazonaws.com; also bedrock-runtime-fips, \
-    bedrock-agent-runtime[-fips] and bedrock-mantle) or a service name \
-    (bedrock-runtime[-fips].<region>.amazonaws.com, bedrock-agent-runtime[-fips].<region>.amazonaws.com, \
-    their dual-stack .api.aws forms, or bedrock-mantle.<region>.api.aws)";
-
-/// Classify a bundle endpoint host (already checked to be a lowercase DNS name). The error is
-/// the message for the entry's `host` field.
-pub fn parse_endpoint_host(host: &str) -> Result<HostShape<'_>, String> {
-    let Some((prefix, suffix, dual_stack)) = DNS_SUFFIXES.iter().find_map(|&(_, suffix, ds)| {
-        let prefix = host.strip_suffix(suffix)?.strip_suffix('.')?;
-        Some((prefix, suffix, ds))
-    }) else {
-        return Err(format!("{host:?} is not under an AWS DNS suffix; {SHAPES}"));
-    };
-    let labels: Vec<&str> = prefix.split('.').collect();
-    let (vpce_label, service_label, region) = match labels.as_slice() {
-        [service, region] => (None, *service, *region),
-        [first, service, region, "vpce"] if !dual_stack => (Some(*first), *service, *region),
-        _ => return Err(format!("{host:?} is not a Bedrock endpoint name; {SHAPES}")),
-    };
-    let Some(&(_, service, fips)) = SERVICE_LABELS.iter().find(|(l, ..)| *l == service_label)
-    else {
-        return Err(format!(
-            "{host:?}: {service_label:?} is not a Bedrock data-plane service \
-             (bedrock-runtime, bedrock-runtime-fips, bedrock-agent-runtime, \
-             bedrock-agent-runtime-fips, bedrock-mantle)"
-        ));
-    };
-    if !is_region(region) {
-        return Err(format!(
-            "{host:?}: {region:?} is not an AWS region name; {SHAPES}"
-        ));
-    }
-    let partition = partition_of_region(region);
-    let suffix_fits = DNS_SUFFIXES
-        .iter()
-        .any(|&(p, s, ds)| p == partition && s == suffix && ds == dual_stack);
-    if !suffix_fits {
-        return Err(format!(
-            "{host:?}: the DNS suffix {suffix:?} does not belong to region {region:?} (partition {partition})"
-        ));
-    }
-    let mut zonal = false;
-    let kind = match vpce_label {
-        Some(label) => {
-            zonal = vpce_label_is_zonal(label, region)
-                .map_err(|why| format!("{host:?}: VPC endpoint label {label:?} {why}"))?;
-            EndpointKind::VpcEndpoint
-        }
-        None => {
-            if service == BedrockService::Mantle && !dual_stack {
-                return Err(format!(
-                    "{host:?}: the bedrock-mantle service name is bedrock-mantle.{region}.api.aws"
-                ));
-            }
-            EndpointKind::ServiceName
-        }
-    };
-    Ok(HostShape {
-        kind,
-        service,
-        fips,
-        dual_stack,
-        zonal,
-        region,
-    })
-}
-
-/// `vpce-<8 or 17 lowercase hex>-<8 lowercase alnum>`, optionally followed by
-/// `-<region><letter>` (zonal). Returns whether the label is zonal.
-fn vpce_label_is_zonal(label: &str, region: &str) -> Result<bool, String> {
-    const SHAPE: &str =
-        "must be vpce-<8 or 17 lowercase hex digits>-<8 lowercase letters or digits>, \
-        optionally followed by -<availability zone of the endpoint's region>";
-    let Some(rest) = label.strip_prefix("vpce-") else {
-        return Err(SHAPE.to_string());
-    };
-    let mut parts = rest.splitn(3, '-');
-    let id = parts.next().unwrap_or_default();
-    let dns_suffix = parts.next().unwrap_or_default();
-    let zone = parts.next();
-    let id_ok = matches!(id.len(), 8 | 17)
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    let suffix_ok = dns_suffix.len() == 8
-        && dns_suffix
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if !id_ok || !suffix_ok {
-        return Err(SHAPE.to_string());
-    }
-    match zone {
-        None => Ok(false),
-        Some(zone) => {
-            let in_region = zone
-                .strip_suffix(|c: char| c.is_ascii_lowercase())
-                .is_some_and(|r| r == region);
-            if in_region {
-                Ok(true)
-            } else {
-                Err(format!(
-                    "names zone {zone:?}, which is not an availability zone of {region:?} (like {region}a)"
-                ))
-            }
-        }
-    }
-}
-
-/// Geographies of cross-region (system) inference profiles this filter knows.
-pub const KNOWN_GEOGRAPHIES: &[&str] = &["us", "us-gov", "eu", "apac", "jp", "au", "ca", "global"];
-
-/// Can a profile of geography `geo` be invoked from an endpoint in `region`? `None` when the
-/// geography is not a known one.
-pub fn geography_serves(geo: &str, region: &str) -> Option<bool> {
-    let commercial = partition_of_region(region) == "aws";
-    let serves = match geo {
-        "global" => true,
-        "us" => commercial && region.starts_with("us-"),
-        "us-gov" => region.starts_with("us-gov-"),
-        "eu" => commercial && region.starts_with("eu-"),
-        "apac" | "jp" | "au" => commercial && region.starts_with("ap-"),
-        "ca" => commercial && region.starts_with("ca-"),
-        _ => return None,
-    };
-    Some(serves)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,6 +328,33 @@ mod tests {
         )
         .is_none());
         assert!(regional_name_of_zonal("bedrock-runtime.us-east-1.amazonaws.com").is_none());
+    }
+
+    /// A zonal name listed on its own matches only itself: a "zone of a zone" is not a zonal
+    /// name of it (the VPC endpoint label grammar reads its zone as
+    /// `us-east-1a-us-east-1b`, which is no zone of `us-east-1`). The matcher used to strip
+    /// the last `-<region><letter>` and so found the listed zonal entry.
+    #[test]
+    fn zonal_name_of_a_listed_zonal_name_is_not_matched() {
+        const LISTED: &str =
+            "vpce-0a1b2c3d-abcd1234-us-east-1a.bedrock-runtime.us-east-1.vpce.amazonaws.com";
+        const ZONE_OF_ZONE: &str =
+            "vpce-0a1b2c3d-abcd1234-us-east-1a-us-east-1b.bedrock-runtime.us-east-1.vpce.amazonaws.com";
+        assert!(regional_name_of_zonal(ZONE_OF_ZONE).is_none());
+        let bundle = format!(
+            r#"{{"apiVersion": "bedrock-guard/v1", "kind": "PolicyBundle",
+                "metadata": {{"name": "zonal", "revision": "1"}},
+                "endpoints": [{{"host": "{LISTED}", "region": "us-east-1"}}]}}"#
+        );
+        let policy = CompiledPolicy::from_json(bundle.as_bytes()).unwrap();
+        assert_eq!(
+            resolve(&policy, LISTED.as_bytes(), None).map(|e| e.host.as_str()),
+            Ok(LISTED)
+        );
+        assert_eq!(
+            resolve(&policy, ZONE_OF_ZONE.as_bytes(), None).map(|e| e.host.as_str()),
+            Err(DestinationError::NotConfigured)
+        );
     }
 
     #[test]

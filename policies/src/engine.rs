@@ -52,7 +52,7 @@
 //!   else `resource_not_allowed` (a kind with no pattern is refused wherever it appears).
 //! * **Cross-region profile geographies** next, for every plain or ARN system inference
 //!   profile: when `network.profile_geographies` is set its prefix must be listed; a known
-//!   geography must serve the endpoint's region (`destination::geography_serves`); an unknown
+//!   geography must serve the endpoint's region (`aws::geography_serves`); an unknown
 //!   prefix is allowed only when listed explicitly. Else `region_not_allowed`.
 //! * **Default deny, explicit deny wins** (as in IAM). A rule matches when its `operations`
 //!   (if set) contain the operation, its `models` (if set) match, and its `principals` (if
@@ -100,6 +100,7 @@
 
 use std::sync::Arc;
 
+use crate::aws;
 use crate::bundle::{
     CompiledEndpoint, CompiledPolicy, CompiledRule, ModelMatcher, PrincipalMatcher,
 };
@@ -112,9 +113,12 @@ use crate::request::{
     self, ModelLocation, ModelRef, Operation, PathResource, RequestFacts, ResourceKind,
 };
 
+/// The ARN partition a region belongs to (an AWS naming fact; see `aws`).
+pub use crate::aws::partition_of_region;
+
 /// The checks of a decision, in the order the engine makes them, each with the reason codes
 /// it can refuse with. `docs/policy.md` ("How a request is decided") lists exactly these rows
-/// (a test keeps them in step) and `tests/engine_order.rs` shows the order holds: a request
+/// (a test keeps them in step) and `tests/engine/engine_order.rs` shows the order holds: a request
 /// that fails two checks is refused by the earlier one. The first refusal ends the decision.
 pub const DECISION_STEPS: &[(&str, &[Reason])] = &[
     (
@@ -251,23 +255,6 @@ pub fn decide(policy: &CompiledPolicy, facts: &RequestFacts) -> Decision {
         HeadOutcome::Decided(d) => d,
         HeadOutcome::NeedBody(p) => evaluate_body(policy, &p, facts.body.unwrap_or_default()),
     }
-}
-
-/// The ARN partition a region belongs to.
-pub fn partition_of_region(region: &str) -> &'static str {
-    const PREFIXES: &[(&str, &str)] = &[
-        ("us-gov-", "aws-us-gov"),
-        ("cn-", "aws-cn"),
-        ("us-isob-", "aws-iso-b"),
-        ("us-isof-", "aws-iso-f"),
-        ("us-iso-", "aws-iso"),
-        ("eu-isoe-", "aws-iso-e"),
-        ("eusc-", "aws-eusc"),
-    ];
-    PREFIXES
-        .iter()
-        .find(|(prefix, _)| region.starts_with(prefix))
-        .map_or("aws", |(_, partition)| partition)
 }
 
 /// Apply the bundle-wide mode to a finished decision.
@@ -738,7 +725,7 @@ pub(crate) fn check_geography(
             "cross-region profile geography `{geo}` is not allowed"
         ));
     }
-    match destination::geography_serves(geo, region) {
+    match aws::geography_serves(geo, region) {
         Some(true) => Ok(()),
         Some(false) => Err(format!(
             "cross-region profile geography `{geo}` does not serve the endpoint region {region}"

@@ -399,7 +399,7 @@ fn declared_body_lengths_beyond_u32_are_refused_not_wrapped() {
 
 // ---- JWT verification ---------------------------------------------------------------------
 
-/// 2027-01-15T08:00:00Z, as in `tests/identity_support`.
+/// 2027-01-15T08:00:00Z, as in `tests/engine/identity_support`.
 const NOW: u64 = 1_800_000_000;
 const ISSUER: &str = "https://idp-a.example";
 const AUDIENCE: &str = "bedrock-egress";

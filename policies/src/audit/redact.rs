@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use sha2::{Digest, Sha256};
 
 use super::json::push_hex_byte;
+use crate::aws;
 
 /// Longest text value kept from the request, configuration or identity, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 256;
@@ -138,58 +139,20 @@ pub(super) fn socket_address(input: &[u8]) -> String {
     text(input)
 }
 
-/// The VPC endpoint id (`vpce-` + 8 to 17 hex digits, lower-cased) of an endpoint-specific
+/// The VPC endpoint id (`vpce-` + 8 or 17 hex digits, lower-cased) of an endpoint-specific
 /// PrivateLink host name such as
 /// `vpce-0a1b2c3d4e5f67890-abcd1234[-us-east-1a].bedrock-runtime.us-east-1.vpce.amazonaws.com`
-/// (a `:port` and a trailing dot are ignored). `None` for any other host.
+/// (a `:port` and a trailing dot are ignored, case is not significant). The name is read by
+/// `aws::parse_vpce_host`, the reader zonal-name matching uses too (any partition's DNS
+/// suffix). `None` for any other host.
 pub fn vpc_endpoint_id(host: &[u8]) -> Option<String> {
     let host = strip_port(host);
     let host = host.strip_suffix(b".").unwrap_or(host);
     if host.len() > 253 {
         return None;
     }
-    let lower = host.to_ascii_lowercase();
-    let rest = [".vpce.amazonaws.com", ".vpce.amazonaws.com.cn"]
-        .iter()
-        .find_map(|suffix| lower.strip_suffix(suffix.as_bytes()))?;
-    let mut labels = rest.split(|&b| b == b'.');
-    let first = labels.next()?;
-    // The service and region labels between the endpoint label and the suffix.
-    let mut middle = 0;
-    for label in labels {
-        if label.is_empty()
-            || !label
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        {
-            return None;
-        }
-        middle += 1;
-    }
-    if middle == 0 {
-        return None;
-    }
-    let id = first.strip_prefix(b"vpce-")?;
-    let hex_len = id.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if !(8..=17).contains(&hex_len) {
-        return None;
-    }
-    let (hex, tail) = id.split_at_checked(hex_len)?;
-    // `-<dns suffix>` and optionally `-<availability zone>`.
-    let tail = tail.strip_prefix(b"-")?;
-    if tail.is_empty()
-        || tail.starts_with(b"-")
-        || tail.ends_with(b"-")
-        || !tail
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-    {
-        return None;
-    }
-    let mut out = String::with_capacity(5 + hex.len());
-    out.push_str("vpce-");
-    out.extend(hex.iter().map(|&b| char::from(b)));
-    Some(out)
+    let lower = std::str::from_utf8(host).ok()?.to_ascii_lowercase();
+    aws::parse_vpce_host(&lower).map(|name| name.label.endpoint_id.to_string())
 }
 
 /// `name:port` to `name` (a host name or IPv4 address; bracketed IPv6 is left alone).
@@ -206,5 +169,42 @@ fn strip_port(host: &[u8]) -> &[u8] {
             name
         }
         _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `vpcEndpointId` comes from the same reader as zonal-name matching and bundle
+    /// validation (`aws::parse_vpce_host`), so it follows that grammar where the audit's own
+    /// parser used to differ.
+    #[test]
+    fn vpc_endpoint_id_follows_the_shared_grammar() {
+        for (host, expected) in [
+            // Every partition's suffix (this parser knew only amazonaws.com and .com.cn).
+            (
+                "vpce-0a1b2c3d4e5f67890-abcd1234.bedrock-runtime.eusc-de-east-1.vpce.amazonaws.eu",
+                Some("vpce-0a1b2c3d4e5f67890"),
+            ),
+            (
+                "vpce-0a1b2c3d-abcd1234.bedrock-runtime.us-iso-east-1.vpce.c2s.ic.gov",
+                Some("vpce-0a1b2c3d"),
+            ),
+            // An endpoint id has 8 or 17 hex digits (9 to 16 used to be read as one).
+            ("vpce-0a1b2c3d4-abcd1234.bedrock-runtime.us-east-1.vpce.amazonaws.com", None),
+            // Exactly `<service>.<region>` before `vpce` (one label, or three, used to do).
+            ("vpce-0a1b2c3d-abcd1234.bedrock-runtime.vpce.amazonaws.com", None),
+            ("vpce-0a1b2c3d-abcd1234.a.bedrock-runtime.us-east-1.vpce.amazonaws.com", None),
+            ("vpce-0a1b2c3d-abcd1234.bedrock-runtime.useast1.vpce.amazonaws.com", None),
+            // Unchanged: the documentation's short DNS label, any zone, case, port, dot.
+            ("vpce-1a2b3c4d-5e6f.s3.us-east-1.vpce.amazonaws.com", Some("vpce-1a2b3c4d")),
+            (
+                "VPCE-0A1B2C3D-ABCD1234-US-WEST-2A.Bedrock-Runtime.US-EAST-1.VPCE.AMAZONAWS.COM.:443",
+                Some("vpce-0a1b2c3d"),
+            ),
+        ] {
+            assert_eq!(vpc_endpoint_id(host.as_bytes()).as_deref(), expected, "{host}");
+        }
     }
 }

@@ -16,11 +16,13 @@ mod keys;
 pub mod schema;
 mod validate;
 
+/// Region names are an AWS naming fact (see `aws`); kept at this path.
+pub use crate::aws::is_region;
 pub use cidr::Cidr;
 pub use compile::{compile, CompiledEndpoint, CompiledPolicy, ModelMatcher};
 pub(crate) use compile::{CompiledRule, PrincipalMatcher};
 pub use schema::Bundle;
-pub use validate::{is_region, ALGORITHMS, API_VERSION, KIND};
+pub use validate::{ALGORITHMS, API_VERSION, KIND};
 
 use crate::canonical::{self, CanonicalError};
 

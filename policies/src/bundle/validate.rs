@@ -2,6 +2,7 @@
 //! walks the bundle, calls these, and collects every failure.
 
 use super::FieldError;
+use crate::aws::{is_region, KNOWN_GEOGRAPHIES};
 
 /// Collects every problem found in one pass over the bundle.
 #[derive(Debug, Default)]
@@ -236,28 +237,6 @@ pub(crate) fn cluster_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Is `region` shaped like an AWS region (`us-east-1`, `us-gov-west-1`, `eusc-de-east-1`)?
-pub fn is_region(region: &str) -> bool {
-    let mut parts = region.split('-');
-    let Some(first) = parts.next() else {
-        return false;
-    };
-    if first.len() < 2 || !first.bytes().all(|b| b.is_ascii_lowercase()) {
-        return false;
-    }
-    let rest: Vec<&str> = parts.collect();
-    let Some((last, middle)) = rest.split_last() else {
-        return false;
-    };
-    !middle.is_empty()
-        && middle
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && !last.is_empty()
-        && last.len() <= 3
-        && last.bytes().all(|b| b.is_ascii_digit())
-}
-
 pub(crate) fn region(region: &str) -> Result<(), String> {
     if region.len() <= 32 && is_region(region) {
         Ok(())
@@ -338,7 +317,7 @@ pub(crate) fn profile_geography(geo: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "{geo:?} must be a profile prefix: 2 to 8 characters of a-z and '-' (known: {})",
-            crate::destination::KNOWN_GEOGRAPHIES.join(", ")
+            KNOWN_GEOGRAPHIES.join(", ")
         ))
     }
 }
@@ -412,30 +391,6 @@ pub(crate) fn description(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn region_shapes() {
-        for ok in [
-            "us-east-1",
-            "us-gov-west-1",
-            "eu-central-2",
-            "eusc-de-east-1",
-            "us-isob-east-1",
-        ] {
-            assert!(is_region(ok), "{ok}");
-        }
-        for bad in [
-            "us-east",
-            "useast-1",
-            "us-east-1a",
-            "US-east-1",
-            "u-east-1",
-            "us--1",
-            "us-east-1-",
-        ] {
-            assert!(!is_region(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn hosts() {

@@ -5,9 +5,9 @@
 
 use super::load::{Diagnostic, Severity};
 use super::source::SourceMap;
+use crate::aws::{self, BedrockService};
 use crate::bundle::schema::{Bundle, Effect, ModeSpec, Rule};
 use crate::bundle::CompiledPolicy;
-use crate::destination::{self, BedrockService};
 use crate::engine;
 use crate::matcher::{self, Pattern};
 use crate::request::{parse_body_model_id, Arn, Operation};
@@ -83,7 +83,7 @@ pub(crate) fn warnings(
                 {
                     let names = served_by
                         .iter()
-                        .map(|s| service_name(*s))
+                        .map(|s| s.label())
                         .collect::<Vec<_>>()
                         .join(" or ");
                     warn(
@@ -176,14 +176,6 @@ fn services(op: Operation) -> &'static [BedrockService] {
         | Operation::RetrieveAndGenerateStream
         | Operation::Rerank
         | Operation::OptimizePrompt => &[AgentRuntime],
-    }
-}
-
-fn service_name(service: BedrockService) -> &'static str {
-    match service {
-        BedrockService::Runtime => "bedrock-runtime",
-        BedrockService::AgentRuntime => "bedrock-agent-runtime",
-        BedrockService::Mantle => "bedrock-mantle",
     }
 }
 
@@ -315,7 +307,7 @@ fn pattern_refused_early(
 /// model provider (`anthropic.*` matches base model ids, which have no geography).
 fn geography_refused(policy: &CompiledPolicy, pattern: &str, literal: &str) -> Option<String> {
     let (geo, _) = literal.split_once('.')?;
-    destination::geography_serves(geo, "")?;
+    aws::geography_serves(geo, "")?;
     let endpoints = policy.endpoints();
     if endpoints
         .iter()

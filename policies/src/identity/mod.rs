@@ -5,7 +5,7 @@
 //! and calls [`Verifier::verify`] (cached) or [`verify`] (uncached) per request with the host's
 //! clock.
 //!
-//! Decisions (each against a known JWT attack class, named in `policies/tests/identity_verify.rs`):
+//! Decisions (each against a known JWT attack class, named in `policies/tests/engine/identity_verify.rs`):
 //!
 //! * **Time is an argument.** `jsonwebtoken` is used for the signature only: its own
 //!   `exp`/`nbf` validation reads the system clock and is switched off, and `exp`, `nbf`, `iat`

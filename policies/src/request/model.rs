@@ -18,6 +18,7 @@
 //! pattern (or, for a bare name, the exact name), and deny patterns match them without regard
 //! to case.
 
+use crate::aws::is_partition;
 use crate::decision::Reason;
 
 /// Longest accepted model id, in bytes (the Bedrock `ModelIdentifier` maximum).
@@ -365,7 +366,7 @@ fn parse_arn(raw: String) -> Result<Arn, ModelError> {
         "sagemaker" => SAGEMAKER_MODEL_TYPES,
         _ => return Err(ModelError::ArnService),
     };
-    if !is_region(region) {
+    if !is_arn_region(region) {
         return Err(ModelError::ArnRegion);
     }
     if !(account.is_empty() || is_account(account)) {
@@ -415,22 +416,9 @@ fn parse_arn(raw: String) -> Result<Arn, ModelError> {
     })
 }
 
-/// `aws` or `aws-<lowercase alnum and dash>` (aws-cn, aws-us-gov, aws-iso-b, ...).
-pub(crate) fn is_partition(p: &str) -> bool {
-    match p.strip_prefix("aws") {
-        Some("") => true,
-        Some(rest) => rest.strip_prefix('-').is_some_and(|tail| {
-            !tail.is_empty()
-                && tail
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        }),
-        None => false,
-    }
-}
-
-/// Empty, or `[a-z0-9-]{1,20}`.
-pub(crate) fn is_region(r: &str) -> bool {
+/// The region field of an ARN: empty, or `[a-z0-9-]{1,20}` (looser than `aws::is_region`,
+/// which says whether a name is shaped like a region).
+pub(crate) fn is_arn_region(r: &str) -> bool {
     r.len() <= 20
         && r.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')

@@ -6,8 +6,9 @@
 //! and S3 URIs must match the grammar of their API shape. What is refused here is refused
 //! with `resource_not_allowed` (the value names something the guard cannot vouch for).
 
-use super::model::{is_account, is_partition, is_region};
+use super::model::{is_account, is_arn_region};
 use super::route::ResourceKind;
+use crate::aws::is_partition;
 
 /// The parts of a resource ARN the guard checks (partition, region, account).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +121,7 @@ pub fn parse_arn(value: &str) -> Option<ResourceArn<'_>> {
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     })?;
-    let region = parts.next().filter(|r| is_region(r))?;
+    let region = parts.next().filter(|r| is_arn_region(r))?;
     let account = parts.next().filter(|a| a.is_empty() || is_account(a))?;
     let resource = parts.next().filter(|r| !r.is_empty())?;
     Some(ResourceArn {

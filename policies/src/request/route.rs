@@ -7,8 +7,9 @@
 //! bytes outside printable ASCII, `#`, `\`, `;`, malformed or control-character escapes, empty,
 //! dot (also `%2E`-encoded) and trailing segments.
 
+use crate::aws::is_partition;
 use crate::decision::Reason;
-use crate::request::model::{hex_value, is_account, is_partition, is_region, percent_decode_once};
+use crate::request::model::{hex_value, is_account, is_arn_region, percent_decode_once};
 
 /// A recognised Bedrock operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -662,7 +663,9 @@ fn bedrock_arn_resource<'t>(text: &'t str, resource_type: &str) -> Option<&'t st
     let ok = parts.next() == Some("arn")
         && parts.next().is_some_and(is_partition)
         && parts.next() == Some("bedrock")
-        && parts.next().is_some_and(|r| !r.is_empty() && is_region(r))
+        && parts
+            .next()
+            .is_some_and(|r| !r.is_empty() && is_arn_region(r))
         && parts.next().is_some_and(is_account);
     if !ok {
         return None;

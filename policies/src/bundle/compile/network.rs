@@ -3,10 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::aws::{self, BedrockService, EndpointKind};
 use crate::bundle::cidr::Cidr;
 use crate::bundle::schema::{Endpoint, Network};
 use crate::bundle::validate::{self as v, Errors};
-use crate::destination::{self, BedrockService, EndpointKind};
 
 /// One endpoint, compiled. See `destination` for how requests are matched against it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub(super) fn compile_endpoints(
                 let region = ep.region.as_deref().filter(|_| region_ok);
                 let dns_ok = v::host(host, region);
                 if dns_ok.is_ok() {
-                    match destination::parse_endpoint_host(host) {
+                    match aws::parse_endpoint_host(host) {
                         Ok(s) => shape = Some(s),
                         Err(message) => errs.push(format!("{at}.host"), message),
                     }
@@ -98,7 +98,7 @@ pub(super) fn compile_endpoints(
         let region = ep.region.clone().unwrap_or_default();
         by_host.entry(host.clone()).or_insert(i);
         compiled.push(CompiledEndpoint {
-            partition: crate::engine::partition_of_region(&region),
+            partition: aws::partition_of_region(&region),
             host,
             region,
             kind: shape.map(|s| s.kind).unwrap_or_default(),
@@ -116,7 +116,7 @@ pub(super) fn compile_endpoints(
 fn check_endpoint_shape(
     at: &str,
     ep: &Endpoint,
-    shape: &destination::HostShape<'_>,
+    shape: &aws::HostShape<'_>,
     fips_required: bool,
     errs: &mut Errors,
 ) {

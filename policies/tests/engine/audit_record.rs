@@ -2,9 +2,6 @@
 //! schema, and each validated field (time, access key id, VPC endpoint id, source and upstream
 //! addresses, bounds).
 
-#[path = "eventstream_support/mod.rs"]
-mod eventstream_support;
-
 use std::sync::Arc;
 
 use policies::audit::{
@@ -307,8 +304,8 @@ fn golden_streamed_request() {
     );
     let mut reader = EventStreamReader::new();
     let body = [
-        eventstream_support::converse_stream(1200, 345),
-        eventstream_support::exception("throttlingException", "slow down"),
+        crate::eventstream_support::converse_stream(1200, 345),
+        crate::eventstream_support::exception("throttlingException", "slow down"),
     ]
     .concat();
     for piece in body.chunks(7) {
@@ -398,7 +395,7 @@ fn golden_response_withheld_from_outside_the_privatelink_ranges() {
 #[test]
 fn streamed_request_with_a_broken_stream_counts_the_error_and_keeps_header_tokens() {
     let decision = Decision::allow(None, Operation::InvokeModelWithResponseStream, vec![]);
-    let mut body = eventstream_support::invoke_stream(3, 4);
+    let mut body = crate::eventstream_support::invoke_stream(3, 4);
     let last = body.len() - 1;
     body[last] ^= 1;
     let mut reader = EventStreamReader::new();

@@ -1,7 +1,6 @@
 //! `bedrock-guard test`: case files, the summary line CI parses, and exit codes.
 
-mod cli_support;
-use cli_support::*;
+use crate::cli_support::*;
 
 fn demo() -> String {
     example("demo.json").to_string_lossy().into_owned()

@@ -1,7 +1,6 @@
 //! `keygen`, `sign` and `verify` through the command line.
 
-mod cli_support;
-use cli_support::*;
+use crate::cli_support::*;
 
 fn keygen(s: &Scratch, prefix: &str, alg: &str) {
     let out = s.run(&["keygen", "--out", prefix, "--alg", alg]);

@@ -2,7 +2,7 @@ use policies::bundle::FieldError;
 use policies::{compile, parse_bundle, BundleError, CompiledPolicy, Mode};
 use serde_json::{json, Value};
 
-const DEMO: &[u8] = include_bytes!("../examples/demo.json");
+const DEMO: &[u8] = include_bytes!("../../examples/demo.json");
 
 /// A valid bundle exercising every section.
 fn base() -> Value {

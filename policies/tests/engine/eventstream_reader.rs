@@ -2,11 +2,9 @@
 //! InvokeModelWithResponseStream bodies however they are chunked, exceptions, and every way a
 //! frame can be malformed (counted once, parsing stops, nothing panics).
 
-mod eventstream_support;
-
+use crate::eventstream_support::*;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use eventstream_support::*;
 use policies::eventstream::{
     usage_from_headers, EventStreamReader, MAX_HEADERS_BYTES, MAX_INSPECTED_PAYLOAD_BYTES,
     MAX_PAYLOAD_BYTES,

@@ -4,15 +4,13 @@
 //! there for the check and its output. A change to the encoder, or to what the reader makes of
 //! these bytes, fails here.
 
-mod eventstream_support;
-
-use eventstream_support::*;
+use crate::eventstream_support::*;
 use policies::eventstream::{crc32, EventStreamReader};
 
-const CONVERSE: &str = include_str!("fixtures/eventstream/converse_stream.hex");
-const INVOKE: &str = include_str!("fixtures/eventstream/invoke_stream.hex");
-const EXCEPTION: &str = include_str!("fixtures/eventstream/exception.hex");
-const ALL_TYPES: &str = include_str!("fixtures/eventstream/all_header_types.hex");
+const CONVERSE: &str = include_str!("../fixtures/eventstream/converse_stream.hex");
+const INVOKE: &str = include_str!("../fixtures/eventstream/invoke_stream.hex");
+const EXCEPTION: &str = include_str!("../fixtures/eventstream/exception.hex");
+const ALL_TYPES: &str = include_str!("../fixtures/eventstream/all_header_types.hex");
 
 fn all_header_types() -> Vec<u8> {
     frame(

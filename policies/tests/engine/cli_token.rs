@@ -2,11 +2,8 @@
 //! bundle's own identity providers (inline JWKS, or a file standing in for a remote JWKS) at a
 //! given time, so the CLI decides exactly as the filter would.
 
-mod cli_support;
-mod identity_support;
-
-use cli_support::*;
-use identity_support::*;
+use crate::cli_support::*;
+use crate::identity_support::*;
 use policies::identity::Algorithm;
 use serde_json::{json, Value};
 

@@ -1,7 +1,6 @@
 //! `bedrock-guard explain`: the engine's decision plus a rule-by-rule explanation.
 
-mod cli_support;
-use cli_support::*;
+use crate::cli_support::*;
 
 fn demo() -> String {
     example("demo.json").to_string_lossy().into_owned()

@@ -1,10 +1,8 @@
 //! The verified-token cache, the caching verifier, JWKS rotation and fingerprints.
 
-mod identity_support;
-
 use std::sync::Arc;
 
-use identity_support::*;
+use crate::identity_support::*;
 use policies::identity::{
     fingerprint, Algorithm, IdentityError, KeySet, Malformed, Principal, TokenCache, TokenHash,
     Verifier,

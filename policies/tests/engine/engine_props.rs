@@ -3,7 +3,7 @@
 use policies::{decide, CompiledPolicy, Mode, Reason, RequestFacts};
 use proptest::prelude::*;
 
-const DEMO: &[u8] = include_bytes!("../examples/demo.json");
+const DEMO: &[u8] = include_bytes!("../../examples/demo.json");
 const HOST: &str = "bedrock-runtime.us-east-1.amazonaws.com";
 
 fn demo() -> CompiledPolicy {

@@ -4,8 +4,7 @@
 //! `CompiledPolicy::from_json` (what the plugin compiles), the plugin configuration and its
 //! signed envelope (`signing::parse_plugin_config`), and every CLI command, JSON and YAML.
 
-mod cli_support;
-use cli_support::*;
+use crate::cli_support::*;
 
 use policies::signing::parse_plugin_config;
 use policies::{parse_bundle, BundleError, CompiledPolicy};

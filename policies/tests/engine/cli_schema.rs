@@ -1,7 +1,6 @@
 //! `bedrock-guard schema`: the JSON Schema agrees with the real validation.
 
-mod cli_support;
-use cli_support::*;
+use crate::cli_support::*;
 use serde_json::{json, Map, Value};
 
 fn schema() -> Value {

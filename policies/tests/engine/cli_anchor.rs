@@ -3,9 +3,7 @@
 //! empty slot the real one carries (tests/test_e2e_bundle_trust.py stamps the real module and
 //! runs it in Envoy).
 
-mod cli_support;
-
-use cli_support::{demo_text, Scratch};
+use crate::cli_support::{demo_text, Scratch};
 use policies::anchor::{self, Anchor};
 
 fn fake_module(s: &Scratch, name: &str, slots: usize) -> String {

@@ -1,9 +1,7 @@
 //! Property tests for the event-stream reader: arbitrary bytes never panic, chunking never
 //! changes the result, and any single corrupted byte of a valid stream is caught.
 
-mod eventstream_support;
-
-use eventstream_support::*;
+use crate::eventstream_support::*;
 use policies::eventstream::EventStreamReader;
 use proptest::prelude::*;
 

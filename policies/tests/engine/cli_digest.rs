@@ -1,7 +1,6 @@
 //! `bedrock-guard digest`: sha256 of the canonical form, stable across formatting and formats.
 
-mod cli_support;
-use cli_support::*;
+use crate::cli_support::*;
 
 fn digest_of(s: &Scratch, name: &str, text: &str) -> String {
     let f = s.write(name, text);

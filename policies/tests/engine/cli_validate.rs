@@ -1,7 +1,6 @@
 //! `bedrock-guard validate`, `--help` and exit codes.
 
-mod cli_support;
-use cli_support::*;
+use crate::cli_support::*;
 
 const GOOD_HEAD: &str = r#"{
   "apiVersion": "bedrock-guard/v1",

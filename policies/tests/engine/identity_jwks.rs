@@ -1,10 +1,8 @@
 //! JWKS parsing and provider configuration.
 
-mod identity_support;
-
+use crate::identity_support::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use identity_support::*;
 use policies::identity::{
     Algorithm, IdentityConfigError, Jwks, JwksError, KeySet, SkipReason, MAX_JWKS_BYTES,
     MAX_JWKS_KEYS,

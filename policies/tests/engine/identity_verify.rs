@@ -5,9 +5,7 @@
 //! audience `bedrock-egress`, leeway 30 s, clock at NOW, and the base claims
 //! `{"iss": A, "aud": "bedrock-egress", "sub": SUB, "iat": NOW-60, "exp": NOW+600}`.
 
-mod identity_support;
-
-use identity_support::*;
+use crate::identity_support::*;
 use policies::identity::{verify, Algorithm, IdentityError, KeySet, Malformed, ProviderSpec};
 use serde_json::json;
 

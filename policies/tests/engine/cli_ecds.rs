@@ -1,7 +1,6 @@
 //! `bedrock-guard ecds`: the extension-config resource Envoy watches.
 
-mod cli_support;
-use cli_support::*;
+use crate::cli_support::*;
 
 fn resource(s: &Scratch, name: &str) -> serde_json::Value {
     serde_json::from_str(&s.read(&format!("out/{name}.json"))).unwrap()
