@@ -23,7 +23,7 @@ help:
 	@echo "make test   fmt, clippy (host + wasm), unit tests (host and wasm32), envoy --mode validate, end-to-end tests"
 	@echo "make build  build $(WASM)"
 	@echo "make wasm-tests  engine tests compiled to wasm32 (32-bit usize, no clock) run in Node; $(WASM) links no wasm-bindgen"
-	@echo "make bench  requests/s and CPU/request: no filter vs bedrock_guard vs Envoy's jwt_authn+rbac (about 3 min)"
+	@echo "make bench  Envoy CPU/request, proxied: no filter, a trivial wasm filter, bedrock_guard, Envoy's jwt_authn+rbac; streams, bodies, time to first byte (about 9 min)"
 	@echo "make fuzz   8 cargo-fuzz targets, FUZZ_SECONDS each (default 60; needs rustup's nightly)"
 
 ## ---- set-up -------------------------------------------------------------------------------
@@ -78,16 +78,16 @@ wasm-tests: build
 
 # Every example bundle validates (strictly) and passes its own test-case file.
 examples:
-	$(CARGO) run -q -p bedrock-guard-policies --bin bedrock-guard -- validate --strict $(filter-out %.cases.json,$(wildcard policies/examples/*.json))
+	$(CARGO) run -q -p bedrock-guard-cli -- validate --strict $(filter-out %.cases.json,$(wildcard policies/examples/*.json))
 	@for c in policies/examples/*.cases.json; do \
 	  echo "bedrock-guard test $${c%.cases.json}.json --cases $$c"; \
-	  $(CARGO) run -q -p bedrock-guard-policies --bin bedrock-guard -- test "$${c%.cases.json}.json" --cases "$$c"; \
+	  $(CARGO) run -q -p bedrock-guard-cli -- test "$${c%.cases.json}.json" --cases "$$c"; \
 	done
 
 validate: setup build
 	@# envoy/hot-reload.yaml watches .build/ecds: give it the demo bundle's resource.
 	@mkdir -p .build/ecds
-	$(CARGO) run -q -p bedrock-guard-policies --bin bedrock-guard -- ecds policies/examples/demo.json --out-dir .build/ecds
+	$(CARGO) run -q -p bedrock-guard-cli -- ecds policies/examples/demo.json --out-dir .build/ecds
 	@for f in envoy/*.yaml; do \
 	  echo "envoy --mode validate $$f"; \
 	  "$(ENVOY)" --mode validate -c "$$f" --log-level warn >/dev/null || { "$(ENVOY)" --mode validate -c "$$f"; exit 1; }; \
@@ -98,9 +98,15 @@ e2e: setup build
 
 ## ---- benchmarks (not part of make test) -------------------------------------------------
 
+# Builds the guard and the bench-only floor module (bench/floor, left in the wasm target dir),
+# then bench/bench.py: table on stdout, bench/results.json. BENCH_SECONDS / BENCH_ROUNDS per
+# window / interleaved rounds; BENCH_ARGS for more (e.g. --trace MODULE, see bench/README.md).
 bench: setup build
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-	$(PY) bench/bench.py --seconds $${BENCH_SECONDS:-10} --rounds $${BENCH_ROUNDS:-3}
+	scripts/cargo-wasm.sh build --release -p bedrock-guard-floor
+	$(PY) bench/bench.py --seconds $${BENCH_SECONDS:-10} --rounds $${BENCH_ROUNDS:-3} \
+	  --guard $(WASM) --floor "$$(scripts/cargo-wasm.sh target-dir)/wasm32-wasip1/release/bedrock_guard_floor.wasm" \
+	  $${BENCH_ARGS:-}
 
 FUZZ_SECONDS ?= 60
 

@@ -80,7 +80,7 @@ fi
 
 export CARGO_TARGET_DIR=$target_dir
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$runner
-test_args=(test -p bedrock-guard-policies --no-default-features --test wasm --target wasm32-unknown-unknown)
+test_args=(test -p bedrock-guard-policies --test wasm --target wasm32-unknown-unknown)
 if $rustup_has_target; then
   cargo=(cargo)
 else

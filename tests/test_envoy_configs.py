@@ -38,8 +38,7 @@ def ecds_resource(tmp: Path) -> dict:
     """The filter configuration `bedrock-guard ecds` writes for the demo bundle (what a
     hot-reload config receives through extension config discovery)."""
     cli = REPO_ROOT / "target" / "debug" / "bedrock-guard"
-    cmd = [str(cli)] if cli.is_file() else ["cargo", "run", "-q", "-p", "bedrock-guard-policies",
-                                            "--bin", "bedrock-guard", "--"]
+    cmd = [str(cli)] if cli.is_file() else ["cargo", "run", "-q", "-p", "bedrock-guard-cli", "--"]
     subprocess.run(cmd + ["ecds", "policies/examples/demo.json", "--out-dir", str(tmp)],
                    cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
     response = json.loads((tmp / "bedrock_guard.json").read_text())

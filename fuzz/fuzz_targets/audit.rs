@@ -138,7 +138,7 @@ fuzz_target!(|input: Input| {
         record.identity(issuer, subject, groups.iter());
     }
     if let Some(v) = input.token {
-        record.token_fingerprint(v);
+        record.token_fingerprint(&policies::identity::TokenHash::of(v));
     }
     if let Some(v) = input.access_key_id {
         record.access_key_id(v);

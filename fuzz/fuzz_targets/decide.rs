@@ -102,6 +102,7 @@ fuzz_target!(
             body: req.body.as_deref(),
             original_destination: req.original_destination,
             caller: Caller::Anonymous,
+            token: None,
         };
         let d = decide(demo_policy(), &facts);
 

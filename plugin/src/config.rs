@@ -18,7 +18,6 @@ pub struct Loaded {
     /// `sha256:<hex>` of the bundle's canonical JSON (the same digest `bedrock-guard digest`
     /// prints).
     pub digest: String,
-    pub source: Value,
     pub original_destination: bool,
     /// The key id that verified the bundle's signature, when keys are pinned.
     pub signed_by: Option<String>,
@@ -74,29 +73,7 @@ pub fn load(raw: &[u8], trusted: &[PublicKey]) -> Result<Loaded, String> {
     Ok(Loaded {
         policy,
         digest: config.digest,
-        source: config.bundle,
         original_destination: config.original_destination,
         signed_by,
     })
-}
-
-/// The model ids the bundle names literally (no wildcard): the only models that get their
-/// own stat label.
-pub fn literal_models(bundle: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(rules) = bundle.get("rules").and_then(Value::as_array) {
-        for rule in rules {
-            for m in rule
-                .get("models")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(m) = m.as_str().filter(|m| !m.contains(['*', '?'])) {
-                    out.push(m.to_string());
-                }
-            }
-        }
-    }
-    out
 }

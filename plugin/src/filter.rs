@@ -1,24 +1,33 @@
 //! The HTTP context: one per request.
+//!
+//! The engine evaluates the request head once ([`policies::evaluate`]) and hands back one
+//! value: where the request goes, the credential, the token's hash and the decision. The
+//! filter builds the audit record from it, carries the decision out, and keeps the
+//! [`Target`] for the response-time address check. Every host call goes through [`Host`], so
+//! the unit tests below drive the whole request and response path without Envoy.
+//!
+//! Each request's final decision is counted in the stats exactly once, when the request ends
+//! (`on_log`), from the same decision its audit record holds: a request let through and then
+//! withheld at response time counts as the refusal, and a request refused because the identity
+//! header could not be removed counts once, as that refusal.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
-use policies::audit::{AuditRecord, CredentialType};
-use policies::bundle::CompiledEndpoint;
-use policies::credentials::{self, ApiKeyKind, Credential};
-use policies::destination::CanonicalHost;
+use policies::audit::AuditRecord;
 use policies::eventstream::{usage_from_headers, EventStreamReader};
-use policies::identity::{self, Caller};
+use policies::identity::Authentication;
 use policies::{
-    destination, evaluate_body, evaluate_head, Decision, HeadOutcome, Pending, Reason, RequestFacts,
+    destination, evaluate, evaluate_body, Decision, HeadOutcome, Pending, Reason, RequestFacts,
+    Target,
 };
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::{Action, BufferType, MapType};
 
-use crate::metrics::Stat;
+use crate::host::Host;
+use crate::metrics::{Stat, Tally};
 use crate::quarantine::{self, QUARANTINE_SECONDS};
-use crate::{host, now_ms, response, Shared};
+use crate::{response, Shared};
 
 /// Filter-state key (Envoy prefixes it with `wasm.`) holding the request's audit record.
 pub const AUDIT_PROPERTY: &str = "bedrock_guard_audit";
@@ -27,19 +36,8 @@ pub const AUDIT_PROPERTY: &str = "bedrock_guard_audit";
 const QUARANTINED_DETAIL: &str =
     "the endpoint answered from an address outside its PrivateLink ranges and is quarantined";
 
-/// The key an endpoint is quarantined under: the bundle entry's host (a zonal name shares its
-/// regional entry's), or the canonical authority when no entry matches (a dry-run bundle lets
-/// such a request through).
-fn quarantine_key<'a>(
-    endpoint: Option<&'a CompiledEndpoint>,
-    canonical: Option<&'a CanonicalHost>,
-) -> Option<&'a str> {
-    endpoint
-        .map(|e| e.host.as_str())
-        .or_else(|| canonical.map(CanonicalHost::as_str))
-}
-
-pub struct GuardHttp {
+pub struct GuardHttp<H: Host> {
+    host: H,
     context_id: u32,
     shared: Option<Rc<Shared>>,
     /// Set while a body-carried decision waits for the whole body.
@@ -48,26 +46,30 @@ pub struct GuardHttp {
     buffered: usize,
     request_id: String,
     started_ms: u64,
-    /// The raw `:authority`, kept for the upstream-address check at response time.
-    authority: Vec<u8>,
+    /// Where the request is bound, as the engine found it (for the response-time check).
+    target: Option<Target>,
     record: Option<AuditRecord>,
+    /// The final decision, as the stats count it (in `on_log`, once).
+    tally: Option<Tally>,
     stream: Option<EventStreamReader>,
-    /// The request was refused locally (nothing went upstream).
+    /// The request was refused (locally, or its answer withheld).
     refused: bool,
     logged: bool,
 }
 
-impl GuardHttp {
-    pub fn new(context_id: u32, shared: Option<Rc<Shared>>) -> Self {
+impl<H: Host> GuardHttp<H> {
+    pub fn new(host: H, context_id: u32, shared: Option<Rc<Shared>>) -> Self {
         GuardHttp {
+            host,
             context_id,
             shared,
             pending: None,
             buffered: 0,
             request_id: String::new(),
             started_ms: 0,
-            authority: Vec::new(),
+            target: None,
             record: None,
+            tally: None,
             stream: None,
             refused: false,
             logged: false,
@@ -77,54 +79,69 @@ impl GuardHttp {
     /// Carry out a decision: continue untouched, or answer with the refusal.
     fn act(&mut self, decision: &Decision) -> Action {
         self.pending = None;
-        if let Some(shared) = &self.shared {
-            shared.metrics.borrow_mut().decision(decision);
+        if !decision.lets_through() {
+            return self.refuse(decision);
         }
+        if let Err(detail) = self.prepare_forward() {
+            // Never forward a token we could not strip, nor a request the backstop would not
+            // recognise.
+            let mut refusal = Decision::deny(Reason::PolicyUnavailable, detail);
+            refusal.operation = decision.operation;
+            refusal.models.clone_from(&decision.models);
+            return self.refuse(&refusal);
+        }
+        self.settle(decision);
+        Action::Continue
+    }
+
+    /// What a request let through needs before it leaves: the identity token removed (it is
+    /// not a signed header and never reaches Bedrock) and, in an anchored module, the mark the
+    /// listener's RBAC backstop admits (`wasm.bedrock_guard_anchor` = the anchor id).
+    fn prepare_forward(&self) -> Result<(), &'static str> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        if shared.policy.has_identity()
+            && self
+                .host
+                .remove_request_header(shared.policy.identity_header())
+                .is_err()
+        {
+            return Err("the identity header could not be removed");
+        }
+        if let Some(id) = shared.anchor_id.as_deref() {
+            if self
+                .host
+                .set_property(&[crate::trust::ANCHOR_PROPERTY], id.as_bytes())
+                .is_err()
+            {
+                return Err("the request could not be marked for the listener's backstop");
+            }
+        }
+        Ok(())
+    }
+
+    /// Record `decision` as this request's final one: in the audit record, in the tally the
+    /// stats count at the end, and as a deny alert when it is a refusal (or a dry-run one).
+    fn settle(&mut self, decision: &Decision) {
         let record = self
             .record
             .get_or_insert_with(|| AuditRecord::from_decision(decision, self.started_ms));
         record.apply_decision(decision);
-        if decision.lets_through() {
-            if !decision.is_allow() {
-                self.alert(decision);
-            }
-            let removal = match &self.shared {
-                // The identity token never reaches Bedrock (it is not a signed header).
-                Some(shared) if shared.policy.has_identity() => hostcalls::set_map_value(
-                    MapType::HttpRequestHeaders,
-                    shared.policy.identity_header(),
-                    None,
-                ),
-                _ => Ok(()),
-            };
-            if removal.is_ok() && self.mark_anchored() {
-                return Action::Continue;
-            }
-            // Never forward a token we could not strip, nor a request the backstop would not
-            // recognise.
-            return self.refuse_now(
-                Reason::PolicyUnavailable,
-                "the identity header could not be removed or the request could not be marked",
-            );
+        if let Some(shared) = &self.shared {
+            self.tally = Some(shared.metrics.borrow().tally(decision));
         }
-        self.refused = true;
-        if let Some(record) = &mut self.record {
-            record.status(decision.status());
+        if !decision.is_allow() {
+            self.alert(decision);
         }
-        self.alert(decision);
-        response::refuse(decision, &self.request_id);
-        Action::Pause
     }
 
-    /// In an anchored module, tell the listener's RBAC backstop that this request was let
-    /// through by a bundle the anchor admitted (`wasm.bedrock_guard_anchor` = the anchor id).
-    /// `false` if the mark could not be set: the request is then refused, not forwarded
-    /// unmarked.
-    fn mark_anchored(&self) -> bool {
-        let Some(id) = self.shared.as_ref().and_then(|s| s.anchor_id.as_deref()) else {
-            return true;
-        };
-        hostcalls::set_property(vec![crate::trust::ANCHOR_PROPERTY], Some(id.as_bytes())).is_ok()
+    /// Answer the request with the refusal for `decision`.
+    fn refuse(&mut self, decision: &Decision) -> Action {
+        self.refused = true;
+        self.settle(decision);
+        response::refuse(&self.host, decision, &self.request_id);
+        Action::Pause
     }
 
     /// Queue a deny alert (enforced refusals, and dry-run ones when configured).
@@ -138,7 +155,10 @@ impl GuardHttp {
             return;
         }
         if !queue.push(record.to_json_line()) {
-            shared.metrics.borrow_mut().record(Stat::AlertsDropped, 1);
+            shared
+                .metrics
+                .borrow_mut()
+                .record(&self.host, Stat::AlertsDropped, 1);
         }
     }
 
@@ -149,13 +169,13 @@ impl GuardHttp {
     /// Write the audit record where Envoy's access loggers read it. Called once, from
     /// `on_log`, which Envoy runs before the connection manager's access loggers (verified
     /// on 1.40: a record published there is what the access log writes).
-    fn publish(&mut self) {
+    fn publish(&mut self, latency_ms: u64) {
         let Some(record) = &mut self.record else {
             return;
         };
-        record.latency_ms(now_ms().saturating_sub(self.started_ms));
+        record.latency_ms(latency_ms);
         let line = record.to_json_line();
-        if let Err(status) = hostcalls::set_property(vec![AUDIT_PROPERTY], Some(line.as_bytes())) {
+        if let Err(status) = self.host.set_property(&[AUDIT_PROPERTY], line.as_bytes()) {
             log::warn!("bedrock-guard: cannot publish the audit record: {status:?}");
         }
     }
@@ -168,17 +188,17 @@ impl GuardHttp {
         shared
             .metrics
             .borrow_mut()
-            .record(Stat::UpstreamNotPrivatelink, 1);
-        let canonical = destination::canonical_authority(&self.authority).ok();
-        let endpoint = canonical
+            .record(&self.host, Stat::UpstreamNotPrivatelink, 1);
+        let key = self
+            .target
             .as_ref()
-            .and_then(|host| destination::find_endpoint(&shared.policy, host.as_str()));
-        if let Some(key) = quarantine_key(endpoint, canonical.as_ref()) {
-            if quarantine::start(key, now_ms()) == Some(true) {
+            .and_then(|t| t.quarantine_key(&shared.policy));
+        if let Some(key) = key {
+            if quarantine::start(&self.host, key, self.host.now_ms()) == Some(true) {
                 shared
                     .metrics
                     .borrow_mut()
-                    .record(Stat::DestinationQuarantined, 1);
+                    .record(&self.host, Stat::DestinationQuarantined, 1);
                 let from = destination::parse_upstream_address(upstream)
                     .map_or_else(|| "an unparseable address".to_string(), |a| a.to_string());
                 log::warn!(
@@ -194,14 +214,16 @@ impl GuardHttp {
                  requests to the endpoint are refused for {QUARANTINE_SECONDS} s"
             ),
         );
-        self.refused = true;
-        if let Some(record) = &mut self.record {
-            // Verdict and the client's status (403); the upstream's status and address stay.
-            record.apply_decision(&decision);
+        // The record keeps the operation and models the request was let through with (and the
+        // upstream's status and address); so does the tally.
+        let tally = self
+            .tally
+            .map(|t| t.refused(Reason::DestinationNotPrivatelink));
+        let action = self.refuse(&decision);
+        if tally.is_some() {
+            self.tally = tally;
         }
-        self.alert(&decision);
-        response::refuse(&decision, &self.request_id);
-        Action::Pause
+        action
     }
 
     /// Decide a held request on its complete body.
@@ -209,7 +231,10 @@ impl GuardHttp {
         let (Some(shared), Some(pending)) = (self.shared.clone(), self.pending.take()) else {
             return Action::Continue;
         };
-        match host::request_body(self.buffered) {
+        match self
+            .host
+            .buffer(BufferType::HttpRequestBody, 0, self.buffered)
+        {
             Ok(body) => {
                 let decision = evaluate_body(&shared.policy, &pending, &body);
                 self.act(&decision)
@@ -222,16 +247,13 @@ impl GuardHttp {
     }
 }
 
-fn property(path: &[&str]) -> Option<Vec<u8>> {
-    hostcalls::get_property(path.to_vec()).ok().flatten()
-}
+impl<H: Host> Context for GuardHttp<H> {}
 
-impl Context for GuardHttp {}
-
-impl HttpContext for GuardHttp {
+impl<H: Host> HttpContext for GuardHttp<H> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        self.started_ms = now_ms();
-        let headers = match host::request_headers() {
+        self.host.mark("request_headers");
+        self.started_ms = self.host.now_ms();
+        let headers = match self.host.header_map(MapType::HttpRequestHeaders) {
             Ok(headers) => headers,
             Err(err) => {
                 log::warn!("bedrock-guard: request headers unavailable: {err:?}");
@@ -267,74 +289,22 @@ impl HttpContext for GuardHttp {
             }
         }
         let authority = find(":authority").unwrap_or_default();
-        self.authority = authority.to_vec();
-
-        let now = self.started_ms / 1000;
-        let mut token = None;
-        let caller = match &shared.identity {
-            None => Caller::Anonymous,
-            Some(state) => {
-                if let Ok(Some(t)) = identity::extract_token(policy.identity_header(), &named) {
-                    token = Some(t);
-                }
-                state
-                    .borrow_mut()
-                    .authenticate(policy.identity_header(), &named, now)
-            }
+        self.host.mark("headers_read");
+        let auth = match &shared.identity {
+            None => Authentication::default(),
+            Some(state) => state.borrow_mut().authenticate(
+                policy.identity_header(),
+                &named,
+                self.started_ms / 1000,
+            ),
         };
         let original_destination = if shared.original_destination {
-            property(&["destination", "address"])
+            self.host
+                .property(&["destination", "address"])
                 .and_then(|a| destination::parse_upstream_address(&a))
         } else {
             None
         };
-
-        let mut record = AuditRecord::from_decision(
-            &Decision::deny(Reason::PolicyUnavailable, ""),
-            self.started_ms,
-        );
-        record
-            .request_id(&self.request_id)
-            .bundle(Arc::clone(&shared.bundle))
-            .endpoint(authority);
-        if let Some(source) = property(&["source", "address"]) {
-            record.source_address(source);
-        }
-        let canonical = destination::canonical_authority(authority).ok();
-        let endpoint = canonical
-            .as_ref()
-            .and_then(|host| destination::find_endpoint(policy, host.as_str()));
-        if let Some(endpoint) = endpoint {
-            record.region(&endpoint.region);
-        }
-        match credentials::detect(&named, policy.identity_header()) {
-            Credential::SigV4(scope) => {
-                record
-                    .credential_type(CredentialType::SigV4)
-                    .access_key_id(scope.access_key_id);
-            }
-            Credential::ApiKey {
-                kind: ApiKeyKind::ShortTerm,
-                ..
-            } => {
-                record.credential_type(CredentialType::BedrockApiKeyShortTerm);
-            }
-            Credential::ApiKey {
-                kind: ApiKeyKind::LongTerm,
-                ..
-            } => {
-                record.credential_type(CredentialType::BedrockApiKeyLongTerm);
-            }
-            _ => {}
-        }
-        if let Caller::Verified(p) = &caller {
-            record.identity(&p.issuer, &p.subject, p.groups.iter());
-        }
-        if let Some(token) = token {
-            record.token_fingerprint(token);
-        }
-        self.record = Some(record);
-
         let facts = RequestFacts {
             method: find(":method").unwrap_or_default(),
             path: find(":path").unwrap_or_default(),
@@ -343,9 +313,26 @@ impl HttpContext for GuardHttp {
             headers: &named,
             body: None,
             original_destination,
-            caller,
+            caller: auth.caller,
+            token: auth.token,
         };
-        let outcome = evaluate_head(policy, &facts);
+        self.host.mark("authenticated");
+        let evaluation = evaluate(policy, &facts);
+        self.host.mark("evaluated");
+        let mut record = AuditRecord::from_evaluation(policy, &evaluation, self.started_ms);
+        record
+            .request_id(&self.request_id)
+            .bundle(Arc::clone(&shared.bundle))
+            .endpoint(authority);
+        if let Some(source) = self.host.property(&["source", "address"]) {
+            record.source_address(source);
+        }
+        self.record = Some(record);
+        self.host.mark("recorded");
+        let target = evaluation.target;
+        self.target = Some(target);
+        let outcome = evaluation.outcome;
+
         // A request that would leave (or wait for its body to leave) for a quarantined
         // endpoint is refused here, before anything is sent. One shared-data read.
         let leaves = match &outcome {
@@ -353,20 +340,28 @@ impl HttpContext for GuardHttp {
             HeadOutcome::NeedBody(_) => true,
         };
         if leaves {
-            if let Some(key) = quarantine_key(endpoint, canonical.as_ref()) {
-                if quarantine::check(key, self.started_ms).is_some() {
+            if let Some(key) = target.quarantine_key(policy) {
+                if quarantine::check(&self.host, key, self.started_ms).is_some() {
                     let mut decision =
                         Decision::deny(Reason::DestinationNotPrivatelink, QUARANTINED_DETAIL);
-                    if let HeadOutcome::Decided(d) = &outcome {
-                        decision.operation = d.operation;
-                        decision.models.clone_from(&d.models);
+                    match &outcome {
+                        HeadOutcome::Decided(d) => {
+                            decision.operation = d.operation;
+                            decision.models.clone_from(&d.models);
+                        }
+                        HeadOutcome::NeedBody(p) => decision.operation = Some(p.operation),
                     }
                     return self.act(&decision);
                 }
             }
         }
+        self.host.mark("quarantine_checked");
         match outcome {
-            HeadOutcome::Decided(decision) => self.act(&decision),
+            HeadOutcome::Decided(decision) => {
+                let action = self.act(&decision);
+                self.host.mark("acted");
+                action
+            }
             HeadOutcome::NeedBody(pending) => {
                 self.pending = Some(pending);
                 if end_of_stream {
@@ -413,7 +408,11 @@ impl HttpContext for GuardHttp {
         let Some(shared) = self.shared.clone() else {
             return Action::Continue;
         };
-        let headers = host::header_map(MapType::HttpResponseHeaders).unwrap_or_default();
+        self.host.mark("response_headers");
+        let headers = self
+            .host
+            .header_map(MapType::HttpResponseHeaders)
+            .unwrap_or_default();
         let find = |name: &str| {
             headers
                 .iter()
@@ -428,13 +427,15 @@ impl HttpContext for GuardHttp {
         {
             let mut metrics = shared.metrics.borrow_mut();
             match status {
-                Some(s) if (400..500).contains(&s) => metrics.record(Stat::Upstream4xx, 1),
-                Some(s) if s >= 500 => metrics.record(Stat::Upstream5xx, 1),
-                Some(_) => metrics.record(Stat::Upstream2xx, 1),
+                Some(s) if (400..500).contains(&s) => {
+                    metrics.record(&self.host, Stat::Upstream4xx, 1)
+                }
+                Some(s) if s >= 500 => metrics.record(&self.host, Stat::Upstream5xx, 1),
+                Some(_) => metrics.record(&self.host, Stat::Upstream2xx, 1),
                 None => {}
             }
             if throttled {
-                metrics.record(Stat::UpstreamThrottled, 1);
+                metrics.record(&self.host, Stat::UpstreamThrottled, 1);
             }
         }
         if let (Some(record), Some(s)) = (&mut self.record, status) {
@@ -442,13 +443,14 @@ impl HttpContext for GuardHttp {
             record.upstream_status(s);
         }
         // Only answers that came from the upstream are checked (not Envoy's own replies).
-        if let Some(upstream) = property(&["upstream", "address"]) {
+        if let Some(upstream) = self.host.property(&["upstream", "address"]) {
             if let Some(record) = &mut self.record {
                 record.upstream_address(&upstream);
             }
-            let allowed = destination::parse_upstream_address(&upstream).is_some_and(|addr| {
-                destination::upstream_allowed(&shared.policy, &self.authority, addr)
-            });
+            let allowed = match (&self.target, destination::parse_upstream_address(&upstream)) {
+                (Some(target), Some(addr)) => target.upstream_allowed(&shared.policy, addr),
+                _ => false,
+            };
             if !allowed {
                 return self.withhold(&shared, &upstream);
             }
@@ -469,6 +471,7 @@ impl HttpContext for GuardHttp {
         if is_stream && !end_of_stream {
             self.stream = Some(EventStreamReader::new());
         }
+        self.host.mark("response_checked");
         Action::Continue
     }
 
@@ -476,11 +479,7 @@ impl HttpContext for GuardHttp {
         if let Some(reader) = &mut self.stream {
             // Each callback carries only the new chunk; it passes through unchanged.
             if body_size > 0 {
-                if let Ok(Some(chunk)) = hostcalls::get_buffer(
-                    proxy_wasm::types::BufferType::HttpResponseBody,
-                    0,
-                    body_size,
-                ) {
+                if let Ok(chunk) = self.host.buffer(BufferType::HttpResponseBody, 0, body_size) {
                     reader.push(&chunk);
                 }
             }
@@ -507,19 +506,29 @@ impl HttpContext for GuardHttp {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        let latency = now_ms().saturating_sub(self.started_ms);
+        self.host.mark("log");
+        let latency = self.host.now_ms().saturating_sub(self.started_ms);
         let mut metrics = shared.metrics.borrow_mut();
-        metrics.record(Stat::LatencyMs, latency);
+        if let Some(tally) = self.tally {
+            metrics.decision(&self.host, tally);
+        }
+        metrics.record(&self.host, Stat::LatencyMs, latency);
         if let Some(record) = &self.record {
             if let Some((input, output)) = record.token_counts() {
-                metrics.record(Stat::TokensInput, input);
-                metrics.record(Stat::TokensOutput, output);
+                metrics.record(&self.host, Stat::TokensInput, input);
+                metrics.record(&self.host, Stat::TokensOutput, output);
             }
             if let Some(n) = record.malformed_frames().filter(|n| *n > 0) {
-                metrics.record(Stat::StreamMalformedFrames, n);
+                metrics.record(&self.host, Stat::StreamMalformedFrames, n);
             }
         }
         drop(metrics);
-        self.publish();
+        self.host.mark("counted");
+        self.publish(latency);
+        self.host.mark("end");
     }
 }
+
+#[cfg(test)]
+#[path = "filter_tests.rs"]
+mod tests;

@@ -1,11 +1,196 @@
-//! The one place that talks to Envoy's proxy-wasm ABI directly.
+//! The one place that talks to Envoy's proxy-wasm ABI directly, and the [`Host`] trait the
+//! rest of the shell uses instead.
 //!
 //! The SDK's header accessors decode names and values with `String::from_utf8(..).unwrap()`
 //! and panic on unexpected host statuses; a panic aborts the VM. These adapters return
 //! `Result`s and hand back raw bytes, so no request content can crash the filter.
+//!
+//! Everything the filter, the stats and the quarantine need from Envoy goes through [`Host`]:
+//! [`Envoy`] is the real one (a zero-sized type, so the generic code compiles to direct host
+//! calls), and the unit tests drive the filter with a recording fake, without Envoy.
+
+use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType, Status};
+use proxy_wasm::types::{BufferType, MapType, MetricType, Status};
+
+/// What the shell needs from its host, one method per kind of host call.
+pub trait Host {
+    /// Milliseconds since the Unix epoch, from the host clock.
+    fn now_ms(&self) -> u64;
+    /// Every pair of a header map (request, response, or an HTTP call's response).
+    fn header_map(&self, map: MapType) -> Result<HeaderPairs, HostError>;
+    /// Remove a request header.
+    fn remove_request_header(&self, name: &str) -> Result<(), HostError>;
+    /// `len` bytes of a buffer from `start` (empty when there is none).
+    fn buffer(&self, kind: BufferType, start: usize, len: usize) -> Result<Vec<u8>, HostError>;
+    /// A property (`["upstream", "address"]`, ...); `None` when absent or unreadable.
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+    /// Set a filter-state property.
+    fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError>;
+    /// Answer the current request locally.
+    fn send_local_response(
+        &self,
+        status: u32,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError>;
+    /// A shared-data value and its compare-and-swap token (see [`shared_data`]).
+    fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError>;
+    /// Store a shared-data value (see [`set_shared_data`]).
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError>;
+    /// Define (or find) a stat.
+    fn define_metric(&self, kind: MetricType, name: &str) -> Result<u32, HostError>;
+    /// Add to a counter.
+    fn increment_metric(&self, id: u32, delta: i64) -> Result<(), HostError>;
+    /// Set a gauge or record a histogram sample.
+    fn record_metric(&self, id: u32, value: u64) -> Result<(), HostError>;
+    /// A point in the request's life reached (`bench-trace` builds time and count them; a
+    /// no-op otherwise, compiled away).
+    fn mark(&self, _point: &'static str) {}
+    /// Start an HTTP call to `cluster`; its token.
+    fn dispatch_http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError>;
+}
+
+/// The real host: Envoy, through the proxy-wasm ABI.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Envoy;
+
+impl Host for Envoy {
+    fn now_ms(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn header_map(&self, map: MapType) -> Result<HeaderPairs, HostError> {
+        header_map(map)
+    }
+
+    fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
+        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None).map_err(HostError::Status)
+    }
+
+    fn buffer(&self, kind: BufferType, start: usize, len: usize) -> Result<Vec<u8>, HostError> {
+        hostcalls::get_buffer(kind, start, len)
+            .map(Option::unwrap_or_default)
+            .map_err(HostError::Status)
+    }
+
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        hostcalls::get_property(path.to_vec()).ok().flatten()
+    }
+
+    fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
+        hostcalls::set_property(path.to_vec(), Some(value)).map_err(HostError::Status)
+    }
+
+    fn send_local_response(
+        &self,
+        status: u32,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError> {
+        hostcalls::send_http_response(status, headers.to_vec(), Some(body))
+            .map_err(HostError::Status)
+    }
+
+    fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+        shared_data(key)
+    }
+
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+        set_shared_data(key, value, cas)
+    }
+
+    fn define_metric(&self, kind: MetricType, name: &str) -> Result<u32, HostError> {
+        hostcalls::define_metric(kind, name).map_err(HostError::Status)
+    }
+
+    fn increment_metric(&self, id: u32, delta: i64) -> Result<(), HostError> {
+        hostcalls::increment_metric(id, delta).map_err(HostError::Status)
+    }
+
+    fn record_metric(&self, id: u32, value: u64) -> Result<(), HostError> {
+        hostcalls::record_metric(id, value).map_err(HostError::Status)
+    }
+
+    fn dispatch_http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        hostcalls::dispatch_http_call(cluster, headers.to_vec(), body, Vec::new(), timeout)
+            .map_err(HostError::Status)
+    }
+}
+
+/// A shared host (the unit tests keep a handle on their fake to inspect it).
+impl<T: Host + ?Sized> Host for Rc<T> {
+    fn now_ms(&self) -> u64 {
+        (**self).now_ms()
+    }
+    fn header_map(&self, map: MapType) -> Result<HeaderPairs, HostError> {
+        (**self).header_map(map)
+    }
+    fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
+        (**self).remove_request_header(name)
+    }
+    fn buffer(&self, kind: BufferType, start: usize, len: usize) -> Result<Vec<u8>, HostError> {
+        (**self).buffer(kind, start, len)
+    }
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        (**self).property(path)
+    }
+    fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
+        (**self).set_property(path, value)
+    }
+    fn send_local_response(
+        &self,
+        status: u32,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError> {
+        (**self).send_local_response(status, headers, body)
+    }
+    fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+        (**self).shared_data(key)
+    }
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+        (**self).set_shared_data(key, value, cas)
+    }
+    fn define_metric(&self, kind: MetricType, name: &str) -> Result<u32, HostError> {
+        (**self).define_metric(kind, name)
+    }
+    fn increment_metric(&self, id: u32, delta: i64) -> Result<(), HostError> {
+        (**self).increment_metric(id, delta)
+    }
+    fn record_metric(&self, id: u32, value: u64) -> Result<(), HostError> {
+        (**self).record_metric(id, value)
+    }
+    fn mark(&self, point: &'static str) {
+        (**self).mark(point)
+    }
+    fn dispatch_http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        (**self).dispatch_http_call(cluster, headers, body, timeout)
+    }
+}
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -40,11 +225,6 @@ pub type HeaderPairs = Vec<(Vec<u8>, Vec<u8>)>;
 pub enum HostError {
     Status(Status),
     Malformed,
-}
-
-/// Read the whole request header map with one host call.
-pub fn request_headers() -> Result<HeaderPairs, HostError> {
-    header_map(MapType::HttpRequestHeaders)
 }
 
 pub fn header_map(map_type: MapType) -> Result<HeaderPairs, HostError> {
@@ -105,14 +285,6 @@ pub fn parse_map(bytes: &[u8]) -> Option<HeaderPairs> {
     Some(pairs)
 }
 
-/// The first `len` bytes of the buffered request body.
-pub fn request_body(len: usize) -> Result<Vec<u8>, HostError> {
-    match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, len) {
-        Ok(body) => Ok(body.unwrap_or_default()),
-        Err(status) => Err(HostError::Status(status)),
-    }
-}
-
 /// The VM configuration (operator settings such as pinned bundle keys).
 pub fn vm_configuration() -> Result<Vec<u8>, HostError> {
     match hostcalls::get_buffer(BufferType::VmConfiguration, 0, usize::MAX) {
@@ -167,15 +339,6 @@ pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostErro
         Status::Ok => Ok(()),
         other => Err(HostError::Status(other)),
     }
-}
-
-/// Answer the request locally.
-pub fn send_local_response(
-    status: u32,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Result<(), HostError> {
-    hostcalls::send_http_response(status, headers.to_vec(), Some(body)).map_err(HostError::Status)
 }
 
 #[cfg(test)]

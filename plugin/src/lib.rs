@@ -12,15 +12,24 @@
 //! An endpoint that answers from an address outside its `cidrs` is quarantined for every
 //! worker of the VM id (proxy-wasm shared data, see `quarantine`): its later requests are
 //! refused before they leave.
+//!
+//! Layout: `host` is the only module that touches the proxy-wasm ABI; the filter, the stats and
+//! the quarantine reach Envoy through its `Host` trait (the unit tests use a recording fake).
+//! The JWKS schedule (`identity`) and alert batching (`alerts`) are plain state machines that
+//! return the HTTP calls to make; this root context makes them and reports the answers back.
 
 mod alerts;
 mod config;
+#[cfg(test)]
+mod fake_host;
 mod filter;
 pub mod host;
 mod identity;
 mod metrics;
 pub mod quarantine;
 mod response;
+#[cfg(feature = "bench-trace")]
+mod trace;
 mod trust;
 
 use std::cell::RefCell;
@@ -32,10 +41,11 @@ use policies::audit::BundleInfo;
 use policies::CompiledPolicy;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, LogLevel};
+use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
 
 use crate::alerts::AlertQueue;
-use crate::identity::IdentityState;
+use crate::host::{Envoy, Host};
+use crate::identity::{Answer, IdentityState};
 use crate::metrics::{Metrics, Stat};
 
 proxy_wasm::main! {{
@@ -65,12 +75,9 @@ struct GuardRoot {
     trust: trust::Trust,
 }
 
-/// Seconds and milliseconds since the Unix epoch, from the host clock.
+/// Milliseconds since the Unix epoch, from the host clock.
 pub fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    Envoy.now_ms()
 }
 
 /// The anchor stamped into the module and the keys the VM configuration pins.
@@ -122,31 +129,49 @@ impl Context for GuardRoot {
         _num_trailers: usize,
     ) {
         let Some(shared) = &self.shared else { return };
+        let status = || {
+            Envoy
+                .header_map(MapType::HttpCallResponseHeaders)
+                .ok()
+                .and_then(|h| h.into_iter().find(|(k, _)| k == b":status").map(|(_, v)| v))
+        };
         if let Some(identity) = &shared.identity {
-            let now = now_ms() / 1000;
             let mut identity = identity.borrow_mut();
-            if identity.on_response(token_id, body_size, now) {
+            if identity.owns(token_id) {
+                let now = now_ms() / 1000;
+                let body;
+                let answer = if status().as_deref() != Some(b"200") {
+                    Answer::Failed
+                } else if body_size > identity::MAX_JWKS_BYTES {
+                    Answer::TooLarge
+                } else {
+                    match Envoy.buffer(BufferType::HttpCallResponseBody, 0, body_size) {
+                        Ok(bytes) => {
+                            body = bytes;
+                            Answer::Ok(&body)
+                        }
+                        Err(_) => Answer::Failed,
+                    }
+                };
+                identity.on_response(token_id, answer, now);
                 if let Some(age) = identity.max_age(now) {
                     shared
                         .metrics
                         .borrow_mut()
-                        .record(Stat::JwksAgeSeconds, age);
+                        .record(&Envoy, Stat::JwksAgeSeconds, age);
                 }
                 return;
             }
         }
         if let Some(alerts) = &shared.alerts {
             if let Some(n) = alerts.borrow_mut().on_response(token_id) {
-                let ok = host::header_map(proxy_wasm::types::MapType::HttpCallResponseHeaders)
-                    .ok()
-                    .and_then(|h| h.into_iter().find(|(k, _)| k == b":status").map(|(_, v)| v))
-                    .is_some_and(|s| s.first() == Some(&b'2'));
+                let ok = status().is_some_and(|s| s.first() == Some(&b'2'));
                 let stat = if ok {
                     Stat::AlertsSent
                 } else {
                     Stat::AlertsFailed
                 };
-                shared.metrics.borrow_mut().record(stat, n);
+                shared.metrics.borrow_mut().record(&Envoy, stat, n);
             }
         }
     }
@@ -220,8 +245,9 @@ impl RootContext for GuardRoot {
                 .signed_by(loaded.signed_by.as_deref()),
         );
         let identity = IdentityState::new(&policy);
-        let mut metrics = Metrics::new(config::literal_models(&loaded.source));
+        let mut metrics = Metrics::new(policy.literal_models());
         metrics.bundle_in_force(
+            &Envoy,
             revision.or_else(|| policy.revision().parse::<u64>().ok()),
             self.trust.anchor.is_some(),
             self.trust.keys(),
@@ -257,29 +283,63 @@ impl RootContext for GuardRoot {
         let Some(shared) = &self.shared else { return };
         let now = now_ms() / 1000;
         if let Some(alerts) = &shared.alerts {
-            let failed = alerts.borrow_mut().tick(now);
-            if failed > 0 {
-                shared
-                    .metrics
-                    .borrow_mut()
-                    .record(Stat::AlertsFailed, failed);
+            let mut alerts = alerts.borrow_mut();
+            if let Some(post) = alerts.tick(now) {
+                let token = Envoy
+                    .dispatch_http_call(
+                        &post.cluster,
+                        &post.headers(),
+                        Some(post.body.as_bytes()),
+                        alerts::POST_TIMEOUT,
+                    )
+                    .map_err(|e| {
+                        log::warn!(
+                            "bedrock-guard: deny alerts not sent ({e:?}); {} dropped",
+                            post.events
+                        )
+                    })
+                    .ok();
+                let failed = alerts.dispatched(&post, token);
+                if failed > 0 {
+                    shared
+                        .metrics
+                        .borrow_mut()
+                        .record(&Envoy, Stat::AlertsFailed, failed);
+                }
             }
         }
         let Some(identity) = &shared.identity else {
             return;
         };
         let mut identity = identity.borrow_mut();
-        identity.tick(now);
+        for fetch in identity.tick(now) {
+            let token = Envoy
+                .dispatch_http_call(
+                    &fetch.cluster,
+                    &fetch.headers(),
+                    None,
+                    identity::FETCH_TIMEOUT,
+                )
+                .map_err(|e| log::warn!("bedrock-guard: JWKS fetch not started: {e:?}"))
+                .ok();
+            identity.dispatched(fetch.remote, token);
+        }
         if let Some(age) = identity.max_age(now) {
-            shared
-                .metrics
-                .borrow_mut()
-                .record(Stat::JwksAgeSeconds, age.min(u64::from(u32::MAX)));
+            shared.metrics.borrow_mut().record(
+                &Envoy,
+                Stat::JwksAgeSeconds,
+                age.min(u64::from(u32::MAX)),
+            );
         }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        #[cfg(feature = "bench-trace")]
+        let host = trace::Traced::default();
+        #[cfg(not(feature = "bench-trace"))]
+        let host = Envoy;
         Some(Box::new(filter::GuardHttp::new(
+            host,
             context_id,
             self.shared.clone(),
         )))

@@ -10,8 +10,9 @@ use std::collections::HashMap;
 
 use policies::signing::PublicKey;
 use policies::{Decision, Mode, Operation, Reason};
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
+
+use crate::host::Host;
 
 pub const PREFIX: &str = "bedrock_guard";
 
@@ -77,7 +78,7 @@ impl Stat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Verdict {
+pub enum Verdict {
     Allow,
     Deny,
     DryRunDeny,
@@ -104,6 +105,37 @@ impl Verdict {
 /// The model label index: `0` = no model, `1` = other, `2..` = models the bundle names.
 type ModelLabel = usize;
 
+/// What the decision stats count of one request's final decision: plain values, so a request
+/// keeps it without allocating and it is counted once, when the request ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    verdict: Verdict,
+    reason: Reason,
+    operation: Option<Operation>,
+    model: ModelLabel,
+}
+
+impl Tally {
+    /// The verdict counted.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// The reason counted.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The same request, refused (enforced) for `reason` after all: operation and model stay.
+    pub fn refused(self, reason: Reason) -> Tally {
+        Tally {
+            verdict: Verdict::Deny,
+            reason,
+            ..self
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     fixed: HashMap<Stat, u32>,
@@ -114,13 +146,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(named_models: impl IntoIterator<Item = String>) -> Metrics {
+    pub fn new<'m>(named_models: impl IntoIterator<Item = &'m String>) -> Metrics {
         let mut labels = vec!["none".to_string(), "other".to_string()];
         let mut model_index = HashMap::new();
         for model in named_models {
-            if !model_index.contains_key(&model) {
+            if !model_index.contains_key(model) {
                 model_index.insert(model.clone(), labels.len());
-                labels.push(sanitise(&model));
+                labels.push(sanitise(model));
             }
         }
         Metrics {
@@ -130,8 +162,8 @@ impl Metrics {
         }
     }
 
-    fn define(kind: MetricType, name: &str) -> Option<u32> {
-        match hostcalls::define_metric(kind, name) {
+    fn define(host: &impl Host, kind: MetricType, name: &str) -> Option<u32> {
+        match host.define_metric(kind, name) {
             Ok(id) => Some(id),
             Err(status) => {
                 log::warn!("bedrock-guard: cannot define stat {name}: {status:?}");
@@ -140,25 +172,25 @@ impl Metrics {
         }
     }
 
-    fn fixed_id(&mut self, stat: Stat) -> Option<u32> {
+    fn fixed_id(&mut self, host: &impl Host, stat: Stat) -> Option<u32> {
         if let Some(id) = self.fixed.get(&stat) {
             return Some(*id);
         }
-        let id = Metrics::define(stat.kind(), &format!("{PREFIX}.{}", stat.name()))?;
+        let id = Metrics::define(host, stat.kind(), &format!("{PREFIX}.{}", stat.name()))?;
         self.fixed.insert(stat, id);
         Some(id)
     }
 
     /// Add to a counter, record a histogram sample, or set a gauge, as the stat's kind says.
-    pub fn record(&mut self, stat: Stat, value: u64) {
-        let Some(id) = self.fixed_id(stat) else {
+    pub fn record(&mut self, host: &impl Host, stat: Stat, value: u64) {
+        let Some(id) = self.fixed_id(host, stat) else {
             return;
         };
         let _ = match stat.kind() {
             MetricType::Counter => {
-                hostcalls::increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX))
+                host.increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX))
             }
-            _ => hostcalls::record_metric(id, value),
+            _ => host.record_metric(id, value),
         };
     }
 
@@ -169,61 +201,75 @@ impl Metrics {
     /// so the set of names is fixed for the VM's life.
     pub fn bundle_in_force(
         &mut self,
+        host: &impl Host,
         revision: Option<u64>,
         anchored: bool,
         trusted: &[PublicKey],
         signed_by: Option<&str>,
     ) {
         if let Some(revision) = revision {
-            self.record(Stat::BundleRevision, revision);
+            self.record(host, Stat::BundleRevision, revision);
         }
-        self.record(Stat::BundleSigned, u64::from(signed_by.is_some()));
-        self.record(Stat::BundleAnchored, u64::from(anchored));
+        self.record(host, Stat::BundleSigned, u64::from(signed_by.is_some()));
+        self.record(host, Stat::BundleAnchored, u64::from(anchored));
         for key in trusted {
             let name = format!("{PREFIX}.bundle_key.{}", sanitise(key.kid()));
-            if let Some(id) = Metrics::define(MetricType::Gauge, &name) {
-                let _ = hostcalls::record_metric(id, u64::from(signed_by == Some(key.kid())));
+            if let Some(id) = Metrics::define(host, MetricType::Gauge, &name) {
+                let _ = host.record_metric(id, u64::from(signed_by == Some(key.kid())));
             }
         }
     }
 
-    /// Count one decision: in total, by verdict and reason, and by operation, model and verdict.
-    pub fn decision(&mut self, d: &Decision) {
-        let verdict = Verdict::of(d);
-        self.record(Stat::RequestsTotal, 1);
-        if verdict == Verdict::DryRunDeny {
-            self.record(Stat::DryRunDenials, 1);
+    /// What the decision stats will count of `d` (one hash lookup for the model label).
+    pub fn tally(&self, d: &Decision) -> Tally {
+        let model = match d.models.first() {
+            None => 0,
+            Some(m) => self.model_index.get(m.as_str()).copied().unwrap_or(1),
+        };
+        Tally {
+            verdict: Verdict::of(d),
+            reason: d.reason,
+            operation: d.operation,
+            model,
         }
-        let reason_id = match self.by_reason.get(&(verdict, d.reason)) {
+    }
+
+    /// Count one request's final decision: in total, by verdict and reason, and by operation,
+    /// model and verdict.
+    pub fn decision(&mut self, host: &impl Host, t: Tally) {
+        self.record(host, Stat::RequestsTotal, 1);
+        if t.verdict == Verdict::DryRunDeny {
+            self.record(host, Stat::DryRunDenials, 1);
+        }
+        let reason_id = match self.by_reason.get(&(t.verdict, t.reason)) {
             Some(id) => Some(*id),
             None => {
                 let name = format!(
                     "{PREFIX}.decision.{}.{}",
-                    verdict.as_str(),
-                    d.reason.as_str()
+                    t.verdict.as_str(),
+                    t.reason.as_str()
                 );
-                let id = Metrics::define(MetricType::Counter, &name);
+                let id = Metrics::define(host, MetricType::Counter, &name);
                 if let Some(id) = id {
-                    self.by_reason.insert((verdict, d.reason), id);
+                    self.by_reason.insert((t.verdict, t.reason), id);
                 }
                 id
             }
         };
         if let Some(id) = reason_id {
-            let _ = hostcalls::increment_metric(id, 1);
+            let _ = host.increment_metric(id, 1);
         }
-        let label = match d.models.first() {
-            None => 0,
-            Some(m) => self.model_index.get(m.as_str()).copied().unwrap_or(1),
-        };
-        let key = (d.operation, label, verdict);
+        let key = (t.operation, t.model, t.verdict);
         let op_id = match self.by_operation.get(&key) {
             Some(id) => Some(*id),
             None => {
-                let op = d.operation.map_or("unknown", |op| op.as_str());
-                let model = self.labels.get(label).map_or("other", String::as_str);
-                let name = format!("{PREFIX}.operation.{op}.model.{model}.{}", verdict.as_str());
-                let id = Metrics::define(MetricType::Counter, &name);
+                let op = t.operation.map_or("unknown", |op| op.as_str());
+                let model = self.labels.get(t.model).map_or("other", String::as_str);
+                let name = format!(
+                    "{PREFIX}.operation.{op}.model.{model}.{}",
+                    t.verdict.as_str()
+                );
+                let id = Metrics::define(host, MetricType::Counter, &name);
                 if let Some(id) = id {
                     self.by_operation.insert(key, id);
                 }
@@ -231,7 +277,7 @@ impl Metrics {
             }
         };
         if let Some(id) = op_id {
-            let _ = hostcalls::increment_metric(id, 1);
+            let _ = host.increment_metric(id, 1);
         }
     }
 }

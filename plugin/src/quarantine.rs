@@ -29,7 +29,7 @@
 
 use proxy_wasm::types::Status;
 
-use crate::host;
+use crate::host::{Host, HostError};
 
 /// How long an endpoint stays quarantined after its last answer from outside its ranges.
 pub const QUARANTINE_SECONDS: u64 = 300;
@@ -179,8 +179,8 @@ pub fn add(value: &[u8], host: &str, until_ms: u64, now_ms: u64) -> Option<Added
 /// cleared on the way (compare-and-swap; losing the race is harmless). A host failure is
 /// logged and read as "not quarantined": this is the backstop, the cluster pinned to the
 /// endpoint is the primary control.
-pub fn check(host: &str, now_ms: u64) -> Option<u64> {
-    let (value, cas) = match host::shared_data(SHARED_KEY) {
+pub fn check(env: &impl Host, host: &str, now_ms: u64) -> Option<u64> {
+    let (value, cas) = match env.shared_data(SHARED_KEY) {
         Ok((Some(value), cas)) => (value, cas),
         Ok((None, _)) => return None,
         Err(err) => {
@@ -190,7 +190,7 @@ pub fn check(host: &str, now_ms: u64) -> Option<u64> {
     };
     let until = active_until(&value, host, now_ms);
     if needs_pruning(&value, now_ms) {
-        let _ = host::set_shared_data(SHARED_KEY, &pruned(&value, now_ms), cas);
+        let _ = env.set_shared_data(SHARED_KEY, &pruned(&value, now_ms), cas);
     }
     until
 }
@@ -198,11 +198,11 @@ pub fn check(host: &str, now_ms: u64) -> Option<u64> {
 /// Quarantine the endpoint `host` for [`QUARANTINE_SECONDS`] from `now_ms`. `Some(true)` when
 /// this started a quarantine, `Some(false)` when one was already running (it is extended),
 /// `None` when it could not be stored (logged).
-pub fn start(host: &str, now_ms: u64) -> Option<bool> {
+pub fn start(env: &impl Host, host: &str, now_ms: u64) -> Option<bool> {
     let until_ms = now_ms.saturating_add(QUARANTINE_MS);
     let mut started = None;
     for _ in 0..WRITE_ATTEMPTS {
-        let (value, cas) = match host::shared_data(SHARED_KEY) {
+        let (value, cas) = match env.shared_data(SHARED_KEY) {
             Ok((value, cas)) => (value.unwrap_or_default(), cas),
             Err(err) => {
                 log::warn!("bedrock-guard: cannot read the endpoint quarantine: {err:?}");
@@ -216,11 +216,11 @@ pub fn start(host: &str, now_ms: u64) -> Option<bool> {
         let added = add(&value, host, until_ms, now_ms)?;
         // The first read decides whether this answer started the quarantine.
         started.get_or_insert(added.started);
-        match host::set_shared_data(SHARED_KEY, &added.value, cas) {
+        match env.set_shared_data(SHARED_KEY, &added.value, cas) {
             // Either way, read back: a writer that found no value (cas 0) writes
             // unconditionally and may have replaced ours; the loop writes again until our
             // entry is seen.
-            Ok(()) | Err(host::HostError::Status(Status::CasMismatch)) => {}
+            Ok(()) | Err(HostError::Status(Status::CasMismatch)) => {}
             Err(err) => {
                 log::warn!("bedrock-guard: cannot write the endpoint quarantine: {err:?}");
                 return None;

@@ -7,13 +7,13 @@
 
 use policies::Decision;
 
-use crate::host;
+use crate::host::Host;
 
 /// Header carrying the stable reason code, for operators and tests.
 pub const REASON_HEADER: &str = "x-bedrock-guard-reason";
 
 /// Send the refusal for `decision`. `request_id` must already be a safe token.
-pub fn refuse(decision: &Decision, request_id: &str) {
+pub fn refuse(host: &impl Host, decision: &Decision, request_id: &str) {
     let status = decision.status();
     let body = decision.error_body();
     let headers = [
@@ -22,7 +22,7 @@ pub fn refuse(decision: &Decision, request_id: &str) {
         ("x-amzn-requestid", request_id),
         (REASON_HEADER, decision.reason.as_str()),
     ];
-    if let Err(err) = host::send_local_response(u32::from(status), &headers, body.as_bytes()) {
+    if let Err(err) = host.send_local_response(u32::from(status), &headers, body.as_bytes()) {
         // The stream is gone (client reset): nothing more can be sent, and nothing was forwarded.
         log::warn!("bedrock-guard: could not send refusal: {err:?}");
     }

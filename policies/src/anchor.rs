@@ -42,14 +42,15 @@ pub const SLOT_LEN: usize = 8192;
 /// The slot's first bytes. Stamping finds the slot by this marker; the module never compares
 /// it (so the marker occurs once in the module's data).
 pub const SLOT_MAGIC: [u8; 32] = *b"bedrock-guard/anchor-slot/v1\0\0\0\0";
-/// Offset of the payload's little-endian `u32` length, then of the payload.
+/// Offset of the payload's length in the slot: a little-endian `u32`, right after the magic.
 pub const SLOT_LEN_OFFSET: usize = SLOT_MAGIC.len();
+/// Offset of the payload (the anchor's JSON) in the slot, right after its length.
 pub const SLOT_PAYLOAD_OFFSET: usize = SLOT_LEN_OFFSET + 4;
 /// Largest anchor JSON a slot holds.
 pub const MAX_PAYLOAD: usize = SLOT_LEN - SLOT_PAYLOAD_OFFSET;
 
 /// The largest revision accepted under an anchor (18 decimal digits).
-pub const MAX_REVISION: u64 = 999_999_999_999_999_999;
+pub(crate) const MAX_REVISION: u64 = 999_999_999_999_999_999;
 
 /// The empty slot compiled into the module.
 pub const fn empty_slot() -> [u8; SLOT_LEN] {
@@ -84,10 +85,14 @@ pub fn slot_payload(slot: &[u8]) -> Result<Option<&[u8]>, String> {
 /// A parsed trust anchor.
 #[derive(Debug, Clone)]
 pub struct Anchor {
+    /// `bundle_public_keys`: every bundle must be signed by one of these. Never empty, no key
+    /// id twice.
     pub keys: Vec<PublicKey>,
+    /// The lowest bundle revision the module loads, at most 999 999 999 999 999 999.
     pub min_revision: u64,
+    /// The `vm_id` the module must run under (1 to 256 bytes).
     pub vm_id: String,
-    /// Empty: any name.
+    /// The only `metadata.name`s accepted. Empty: any name.
     pub bundle_names: Vec<String>,
     /// `anchor:<16 hex>`: the first 8 bytes of the sha256 of the anchor's canonical JSON.
     /// The module writes it into each forwarded request's filter state
@@ -219,7 +224,7 @@ impl Anchor {
 }
 
 /// A bundle revision as an orderable number: decimal digits only (no sign, no leading `+`),
-/// at most [`MAX_REVISION`]. Leading zeros are allowed and ignored.
+/// at most 18 of them. Leading zeros are allowed and ignored.
 pub fn revision_number(revision: &str) -> Option<u64> {
     if revision.is_empty() || revision.len() > 18 || !revision.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -242,11 +247,15 @@ pub fn signed_revision(revision: &str) -> Result<u64, String> {
 /// as kept in shared data (`"<revision> <digest>"`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Floor {
+    /// The highest revision loaded under the name.
     pub revision: u64,
+    /// The digest (`canonical::digest`) of the bundle loaded at that revision.
     pub digest: String,
 }
 
 impl Floor {
+    /// Read a floor back from shared data; `None` for anything not `"<revision> <digest>"`
+    /// with a plain decimal revision (see [`revision_number`]).
     pub fn parse(text: &[u8]) -> Option<Floor> {
         let text = std::str::from_utf8(text).ok()?;
         let (revision, digest) = text.split_once(' ')?;
@@ -256,6 +265,7 @@ impl Floor {
         })
     }
 
+    /// The shared-data form, `"<revision> <digest>"`, that [`Floor::parse`] reads.
     pub fn encode(&self) -> String {
         format!("{} {}", self.revision, self.digest)
     }

@@ -11,11 +11,12 @@
 //!
 //! A Bedrock endpoint host is `<service>.<region>.<dns suffix>` (a service name) or
 //! `<vpce label>.<service>.<region>.vpce.<dns suffix>` (an endpoint-specific VPC endpoint
-//! name; never under a dual-stack suffix). `<dns suffix>` is one of [`DNS_SUFFIXES`].
+//! name; never under a dual-stack suffix). `<dns suffix>` is one of the partitions' DNS
+//! suffixes (`DNS_SUFFIXES`).
 //!
 //! # The VPC endpoint label
 //!
-//! `vpce-<id>-<dns label>[-<zone>]`, read by [`VpceLabel::parse`]:
+//! `vpce-<id>-<dns label>[-<zone>]`, read by `VpceLabel::parse`:
 //!
 //! * `<id>`: 8 or 17 lowercase hex digits (the endpoint id is `vpce-<id>`);
 //! * `<dns label>`: lowercase letters and digits (AWS issues 8 of them; AWS documentation
@@ -23,8 +24,8 @@
 //! * `<zone>`: lowercase letters, digits and `-`, not ending with `-`; a real zonal name has
 //!   an availability zone of the endpoint's region, `<region><letter>`.
 //!
-//! [`parse_vpce_host`] is the one reader of endpoint-specific names: bundle validation
-//! ([`parse_endpoint_host`], which further requires a Bedrock service, an 8-character DNS
+//! `parse_vpce_host` is the one reader of endpoint-specific names: bundle validation
+//! (`parse_endpoint_host`, which further requires a Bedrock service, an 8-character DNS
 //! label, a zone of the host's region and the region's own DNS suffix), zonal-name matching
 //! in `destination` and the audit record's `vpcEndpointId` all go through it.
 
@@ -32,7 +33,7 @@
 
 /// Region-name prefixes of the partitions other than `aws`, most specific first. A region
 /// that matches none is in `aws`.
-pub const PARTITION_REGION_PREFIXES: &[(&str, &str)] = &[
+const PARTITION_REGION_PREFIXES: &[(&str, &str)] = &[
     ("us-gov-", "aws-us-gov"),
     ("cn-", "aws-cn"),
     ("us-isob-", "aws-iso-b"),
@@ -52,7 +53,7 @@ pub fn partition_of_region(region: &str) -> &'static str {
 
 /// Is `p` shaped like an ARN partition: `aws` or `aws-<lowercase alnum and dash>` (`aws-cn`,
 /// `aws-us-gov`, `aws-iso-b`, ...)?
-pub fn is_partition(p: &str) -> bool {
+pub(crate) fn is_partition(p: &str) -> bool {
     match p.strip_prefix("aws") {
         Some("") => true,
         Some(rest) => rest.strip_prefix('-').is_some_and(|tail| {
@@ -68,7 +69,7 @@ pub fn is_partition(p: &str) -> bool {
 // ---- regions ------------------------------------------------------------------------------
 
 /// Is `region` shaped like an AWS region (`us-east-1`, `us-gov-west-1`, `eusc-de-east-1`)?
-pub fn is_region(region: &str) -> bool {
+pub(crate) fn is_region(region: &str) -> bool {
     let mut parts = region.split('-');
     let Some(first) = parts.next() else {
         return false;
@@ -93,11 +94,13 @@ pub fn is_region(region: &str) -> bool {
 
 /// A partition's DNS suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DnsSuffix {
-    pub partition: &'static str,
-    pub suffix: &'static str,
+pub(crate) struct DnsSuffix {
+    /// The ARN partition it serves (`aws`, `aws-cn`, ...).
+    pub(crate) partition: &'static str,
+    /// The suffix itself, without a leading dot (`amazonaws.com`).
+    pub(crate) suffix: &'static str,
     /// A dual-stack suffix (`api.aws`, ...): service names only, no VPC endpoint names.
-    pub dual_stack: bool,
+    pub(crate) dual_stack: bool,
 }
 
 const fn suffix(partition: &'static str, suffix: &'static str, dual_stack: bool) -> DnsSuffix {
@@ -109,7 +112,7 @@ const fn suffix(partition: &'static str, suffix: &'static str, dual_stack: bool)
 }
 
 /// The DNS suffixes of the partitions (a suffix may serve several partitions).
-pub const DNS_SUFFIXES: &[DnsSuffix] = &[
+const DNS_SUFFIXES: &[DnsSuffix] = &[
     suffix("aws", "amazonaws.com", false),
     suffix("aws", "api.aws", true),
     suffix("aws-us-gov", "amazonaws.com", false),
@@ -126,7 +129,7 @@ pub const DNS_SUFFIXES: &[DnsSuffix] = &[
 
 /// `host` split into the labels before an AWS DNS suffix and that suffix (the first entry of
 /// [`DNS_SUFFIXES`] that fits). `None` when the host is not under one.
-pub fn split_dns_suffix(host: &str) -> Option<(&str, &'static DnsSuffix)> {
+fn split_dns_suffix(host: &str) -> Option<(&str, &'static DnsSuffix)> {
     DNS_SUFFIXES.iter().find_map(|s| {
         let prefix = host.strip_suffix(s.suffix)?.strip_suffix('.')?;
         Some((prefix, s))
@@ -134,7 +137,7 @@ pub fn split_dns_suffix(host: &str) -> Option<(&str, &'static DnsSuffix)> {
 }
 
 /// Does the DNS suffix `suffix` (dual-stack or not) belong to `partition`?
-pub fn suffix_serves_partition(suffix: &str, dual_stack: bool, partition: &str) -> bool {
+fn suffix_serves_partition(suffix: &str, dual_stack: bool, partition: &str) -> bool {
     DNS_SUFFIXES
         .iter()
         .any(|s| s.partition == partition && s.suffix == suffix && s.dual_stack == dual_stack)
@@ -145,9 +148,14 @@ pub fn suffix_serves_partition(suffix: &str, dual_stack: bool, partition: &str) 
 /// Which Bedrock data-plane service an endpoint serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BedrockService {
+    /// `bedrock-runtime`: model invocation (InvokeModel, Converse, async invocation,
+    /// guardrails) and the OpenAI- and Anthropic-compatible APIs.
     #[default]
     Runtime,
+    /// `bedrock-agent-runtime`: inline agents, knowledge-base retrieval, rerank, prompt
+    /// optimisation.
     AgentRuntime,
+    /// `bedrock-mantle`: the OpenAI- and Anthropic-compatible APIs only.
     Mantle,
 }
 
@@ -171,7 +179,7 @@ impl BedrockService {
 }
 
 /// Service labels of endpoint hosts: (label, service, FIPS).
-pub const SERVICE_LABELS: &[(&str, BedrockService, bool)] = &[
+const SERVICE_LABELS: &[(&str, BedrockService, bool)] = &[
     ("bedrock-runtime", BedrockService::Runtime, false),
     ("bedrock-runtime-fips", BedrockService::Runtime, true),
     ("bedrock-agent-runtime", BedrockService::AgentRuntime, false),
@@ -184,7 +192,7 @@ pub const SERVICE_LABELS: &[(&str, BedrockService, bool)] = &[
 ];
 
 /// The service and FIPS flag of a host's service label.
-pub fn service_of_label(label: &str) -> Option<(BedrockService, bool)> {
+fn service_of_label(label: &str) -> Option<(BedrockService, bool)> {
     SERVICE_LABELS
         .iter()
         .find(|(l, ..)| *l == label)
@@ -196,20 +204,20 @@ pub fn service_of_label(label: &str) -> Option<(BedrockService, bool)> {
 /// The first label of an endpoint-specific VPC endpoint name, `vpce-<id>-<dns label>[-<zone>]`
 /// (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VpceLabel<'a> {
+pub(crate) struct VpceLabel<'a> {
     /// `vpce-<id>`: the VPC endpoint id.
-    pub endpoint_id: &'a str,
+    pub(crate) endpoint_id: &'a str,
     /// The endpoint's DNS label (`abcd1234`).
-    pub dns_label: &'a str,
+    pub(crate) dns_label: &'a str,
     /// The zone of a zonal name (`us-east-1a`).
-    pub zone: Option<&'a str>,
+    pub(crate) zone: Option<&'a str>,
     /// The label without its zone: `vpce-<id>-<dns label>` (the regional name's first label).
-    pub regional: &'a str,
+    pub(crate) regional: &'a str,
 }
 
 impl<'a> VpceLabel<'a> {
     /// Read a VPC endpoint label; `None` when it is not one.
-    pub fn parse(label: &'a str) -> Option<Self> {
+    pub(crate) fn parse(label: &'a str) -> Option<Self> {
         let rest = label.strip_prefix("vpce-")?;
         let (id, rest) = rest.split_once('-')?;
         let id_ok = matches!(id.len(), 8 | 17)
@@ -244,13 +252,13 @@ impl<'a> VpceLabel<'a> {
     }
 
     /// The DNS label has the 8 characters of a name AWS issues.
-    pub fn dns_label_is_issued_form(&self) -> bool {
+    pub(crate) fn dns_label_is_issued_form(&self) -> bool {
         self.dns_label.len() == 8
     }
 
     /// Is the zone (if any) an availability zone of `region`, `<region><letter>`? True for a
     /// regional name.
-    pub fn zone_in_region(&self, region: &str) -> bool {
+    pub(crate) fn zone_in_region(&self, region: &str) -> bool {
         self.zone.is_none_or(|zone| {
             zone.strip_suffix(|c: char| c.is_ascii_lowercase())
                 .is_some_and(|r| r == region)
@@ -261,30 +269,33 @@ impl<'a> VpceLabel<'a> {
 /// An endpoint-specific VPC endpoint name,
 /// `<vpce label>.<service>.<region>.vpce.<dns suffix>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VpceHost<'a> {
-    pub label: VpceLabel<'a>,
+pub(crate) struct VpceHost<'a> {
+    /// The first label, `vpce-<id>-<dns label>[-<zone>]`.
+    pub(crate) label: VpceLabel<'a>,
     /// The service label (any AWS service's; [`service_of_label`] says which Bedrock one).
-    pub service: &'a str,
-    pub region: &'a str,
-    pub suffix: &'static DnsSuffix,
+    pub(crate) service: &'a str,
+    /// The region label, shaped like a region name.
+    pub(crate) region: &'a str,
+    /// The DNS suffix the name is under (never a dual-stack one).
+    pub(crate) suffix: &'static DnsSuffix,
     /// Everything after the first label: `<service>.<region>.vpce.<dns suffix>`.
-    pub rest: &'a str,
+    pub(crate) rest: &'a str,
 }
 
 /// The labels of a Bedrock endpoint host under an AWS DNS suffix (not yet checked beyond
 /// their number and the `vpce` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EndpointLabels<'a> {
+struct EndpointLabels<'a> {
     /// The first label of an endpoint-specific name.
-    pub vpce_label: Option<&'a str>,
-    pub service: &'a str,
-    pub region: &'a str,
-    pub suffix: &'static DnsSuffix,
+    vpce_label: Option<&'a str>,
+    service: &'a str,
+    region: &'a str,
+    suffix: &'static DnsSuffix,
 }
 
 /// Why a host is not shaped like a Bedrock endpoint name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndpointLabelsError {
+enum EndpointLabelsError {
     /// Not under an AWS DNS suffix.
     Suffix,
     /// Under one, but neither `<service>.<region>` nor `<label>.<service>.<region>.vpce`
@@ -293,7 +304,7 @@ pub enum EndpointLabelsError {
 }
 
 /// Split an endpoint host into its labels (see the module documentation).
-pub fn endpoint_labels(host: &str) -> Result<EndpointLabels<'_>, EndpointLabelsError> {
+fn endpoint_labels(host: &str) -> Result<EndpointLabels<'_>, EndpointLabelsError> {
     let (prefix, suffix) = split_dns_suffix(host).ok_or(EndpointLabelsError::Suffix)?;
     let mut labels = prefix.split('.');
     let parts = (
@@ -323,7 +334,7 @@ pub fn endpoint_labels(host: &str) -> Result<EndpointLabels<'_>, EndpointLabelsE
 /// that is not dual-stack. `None` for anything else. Whether the service is a Bedrock one,
 /// the DNS label has 8 characters, the zone belongs to the region and the suffix to the
 /// region's partition is left to the caller (see [`parse_endpoint_host`]).
-pub fn parse_vpce_host(host: &str) -> Option<VpceHost<'_>> {
+pub(crate) fn parse_vpce_host(host: &str) -> Option<VpceHost<'_>> {
     let labels = endpoint_labels(host).ok()?;
     let first = labels.vpce_label?;
     let service_ok = !labels.service.is_empty()
@@ -357,15 +368,19 @@ pub enum EndpointKind {
 
 /// What an endpoint host name says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostShape<'a> {
-    pub kind: EndpointKind,
-    pub service: BedrockService,
-    pub fips: bool,
+pub(crate) struct HostShape<'a> {
+    /// Endpoint-specific VPC endpoint name or service name.
+    pub(crate) kind: EndpointKind,
+    /// The Bedrock service the host serves.
+    pub(crate) service: BedrockService,
+    /// A FIPS service label (`bedrock-runtime-fips`, ...).
+    pub(crate) fips: bool,
     /// Under a dual-stack suffix (`api.aws`, ...).
-    pub dual_stack: bool,
+    pub(crate) dual_stack: bool,
     /// A zonal VPC endpoint name.
-    pub zonal: bool,
-    pub region: &'a str,
+    pub(crate) zonal: bool,
+    /// The region the host names.
+    pub(crate) region: &'a str,
 }
 
 const SHAPES: &str = "expected an endpoint-specific VPC endpoint name \
@@ -380,7 +395,7 @@ const VPCE_LABEL_SHAPE: &str =
 
 /// Classify a bundle endpoint host (already checked to be a lowercase DNS name). The error is
 /// the message for the entry's `host` field.
-pub fn parse_endpoint_host(host: &str) -> Result<HostShape<'_>, String> {
+pub(crate) fn parse_endpoint_host(host: &str) -> Result<HostShape<'_>, String> {
     let labels = match endpoint_labels(host) {
         Ok(labels) => labels,
         Err(EndpointLabelsError::Suffix) => {
@@ -458,7 +473,8 @@ pub fn parse_endpoint_host(host: &str) -> Result<HostShape<'_>, String> {
 // ---- cross-region profile geographies -----------------------------------------------------
 
 /// Geographies of cross-region (system) inference profiles this filter knows.
-pub const KNOWN_GEOGRAPHIES: &[&str] = &["us", "us-gov", "eu", "apac", "jp", "au", "ca", "global"];
+pub(crate) const KNOWN_GEOGRAPHIES: &[&str] =
+    &["us", "us-gov", "eu", "apac", "jp", "au", "ca", "global"];
 
 /// Can a profile of geography `geo` be invoked from an endpoint in `region`? `None` when the
 /// geography is not a known one: `us` on commercial `us-*` regions, `us-gov` on `us-gov-*`,

@@ -19,15 +19,15 @@
 //! A bundle holds no `null` either: `to_canonical` refuses one under its path, since a reader
 //! could take it for "omitted" (the widest meaning) or for "none".
 
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 
-/// Largest integer magnitude the canonical form accepts: 2^53 − 1.
-pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+use crate::json::{self, check_safe_integer, non_integer_message, render_path, PathStep};
+
+pub use crate::json::MAX_SAFE_INTEGER;
 
 /// The prefix of every digest.
-pub const DIGEST_PREFIX: &str = "sha256:";
+const DIGEST_PREFIX: &str = "sha256:";
 
 /// Why a document has no canonical form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,13 +36,21 @@ pub enum CanonicalError {
     /// the position of the problem).
     #[error("line {line}, column {column}: {message}")]
     Json {
+        /// Line of the problem, from 1.
         line: usize,
+        /// Column of the problem on its line, from 1.
         column: usize,
+        /// What is wrong there.
         message: String,
     },
     /// A value (already parsed) that has no canonical form, under its path (`limits.x`).
     #[error("{}: {message}", display_path(.path))]
-    Value { path: String, message: String },
+    Value {
+        /// Where, as `rules[2].models[0]`; empty for the document itself.
+        path: String,
+        /// What is wrong there.
+        message: String,
+    },
 }
 
 fn display_path(path: &str) -> &str {
@@ -54,28 +62,14 @@ fn display_path(path: &str) -> &str {
 }
 
 /// Parse JSON strictly: duplicate member names, member names written with escapes and
-/// non-integer numbers are refused, with their line and column.
+/// non-integer numbers are refused, with their line and column. This is the engine's one strict
+/// reader (`json::parse`) with its canonical options.
 pub fn parse_strict(json: &[u8]) -> Result<Value, CanonicalError> {
-    // A slice reader lends unescaped strings straight from the input (`visit_borrowed_str`) and
-    // hands over only escaped ones decoded (`visit_str`): that is how escapes are seen.
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let value = StrictValue { at: &Step::Root }
-        .deserialize(&mut de)
-        .and_then(|v| de.end().map(|()| v))
-        .map_err(json_error)?;
-    Ok(value)
-}
-
-fn json_error(e: serde_json::Error) -> CanonicalError {
-    let (line, column) = (e.line(), e.column());
-    let full = e.to_string();
-    let suffix = format!(" at line {line} column {column}");
-    let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
-    CanonicalError::Json {
-        line,
-        column,
-        message,
-    }
+    json::parse(json, json::Options::CANONICAL).map_err(|e| CanonicalError::Json {
+        line: e.line(),
+        column: e.column(),
+        message: e.message(),
+    })
 }
 
 /// The message for a `null` at `path`.
@@ -147,11 +141,6 @@ pub fn digest(json: &[u8]) -> Result<String, CanonicalError> {
     Ok(digest_canonical(&canonicalize(json)?))
 }
 
-/// `sha256:<hex>` of the canonical form of an already parsed value.
-pub fn digest_value(value: &Value) -> Result<String, CanonicalError> {
-    Ok(digest_canonical(&to_canonical(value)?))
-}
-
 /// `sha256:<hex>` of bytes that are already canonical.
 pub fn digest_canonical(canonical: &[u8]) -> String {
     let hash = Sha256::digest(canonical);
@@ -168,66 +157,6 @@ pub fn digest_canonical(canonical: &[u8]) -> String {
 fn hex_digit(nibble: u8) -> u8 {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     HEX.get(usize::from(nibble & 0x0f)).copied().unwrap_or(b'0')
-}
-
-/// One step of a path, kept only to name where a problem is.
-enum PathStep<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-fn render_path(path: &[PathStep<'_>]) -> String {
-    let mut out = String::new();
-    for step in path {
-        push_step(&mut out, step);
-    }
-    out
-}
-
-fn push_step(out: &mut String, step: &PathStep<'_>) {
-    match step {
-        PathStep::Key(k) => {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(k);
-        }
-        PathStep::Index(i) => {
-            out.push('[');
-            out.push_str(&i.to_string());
-            out.push(']');
-        }
-    }
-}
-
-/// Where the parser is, as a chain of steps back to the root (built on the stack while
-/// parsing, rendered only when a problem is reported).
-enum Step<'a> {
-    Root,
-    Key(&'a Step<'a>, &'a str),
-    Index(&'a Step<'a>, usize),
-}
-
-impl Step<'_> {
-    fn render(&self) -> String {
-        let mut steps = Vec::new();
-        let mut at = self;
-        loop {
-            match at {
-                Step::Root => break,
-                Step::Key(parent, key) => {
-                    steps.push(PathStep::Key(key));
-                    at = parent;
-                }
-                Step::Index(parent, i) => {
-                    steps.push(PathStep::Index(*i));
-                    at = parent;
-                }
-            }
-        }
-        steps.reverse();
-        render_path(&steps)
-    }
 }
 
 fn write_value<'v>(
@@ -275,32 +204,16 @@ fn write_value<'v>(
 
 fn write_number(n: &Number, out: &mut Vec<u8>) -> Result<(), String> {
     let text = if let Some(i) = n.as_i64() {
-        check_integer(i.unsigned_abs())?;
+        check_safe_integer(i.unsigned_abs())?;
         i.to_string()
     } else if let Some(u) = n.as_u64() {
-        check_integer(u)?;
+        check_safe_integer(u)?;
         u.to_string()
     } else {
         return Err(non_integer_message(&n.to_string()));
     };
     out.extend_from_slice(text.as_bytes());
     Ok(())
-}
-
-fn check_integer(magnitude: u64) -> Result<(), String> {
-    if magnitude > MAX_SAFE_INTEGER {
-        Err(format!(
-            "integer {magnitude} is outside ±{MAX_SAFE_INTEGER}, which has no exact canonical form"
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-fn non_integer_message(text: &str) -> String {
-    format!(
-        "number {text} is written with a fraction or an exponent: bundles use plain integers only (quote it if it is a string)"
-    )
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>) {
@@ -325,142 +238,6 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
         }
     }
     out.push(b'"');
-}
-
-/// Builds a `Value`, refusing duplicate member names, member names written with escapes, and
-/// numbers without a canonical form. serde_json's own recursion limit bounds the nesting depth.
-struct StrictValue<'p> {
-    /// Where the value being read sits (for messages).
-    at: &'p Step<'p>,
-}
-
-impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
-    type Value = Value;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for StrictValue<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        check_integer(v.unsigned_abs()).map_err(E::custom)?;
-        Ok(Value::Number(v.into()))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        check_integer(v).map_err(E::custom)?;
-        Ok(Value::Number(v.into()))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Err(E::custom(non_integer_message(&v.to_string())))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        loop {
-            let at = Step::Index(self.at, items.len());
-            match seq.next_element_seed(StrictValue { at: &at })? {
-                Some(item) => items.push(item),
-                None => break,
-            }
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut members = Map::new();
-        while let Some(MemberName { name, escaped }) = map.next_key_seed(MemberNameSeed)? {
-            let at = Step::Key(self.at, &name);
-            if escaped {
-                return Err(de::Error::custom(format_args!(
-                    "{}: the member name is written with a backslash escape; write member names as plain text",
-                    at.render()
-                )));
-            }
-            if members.contains_key(&name) {
-                let within = self.at.render();
-                return Err(if within.is_empty() {
-                    de::Error::custom(format_args!("duplicate member name {name:?}"))
-                } else {
-                    de::Error::custom(format_args!("duplicate member name {name:?} in {within}"))
-                });
-            }
-            let value = map.next_value_seed(StrictValue { at: &at })?;
-            members.insert(name, value);
-        }
-        Ok(Value::Object(members))
-    }
-}
-
-/// A member name and whether its source text had escapes.
-struct MemberName {
-    name: String,
-    escaped: bool,
-}
-
-/// Reads a member name. serde_json's slice reader passes a name without escapes as a borrowed
-/// slice of the input and a name with escapes decoded into a scratch buffer.
-struct MemberNameSeed;
-
-impl<'de> DeserializeSeed<'de> for MemberNameSeed {
-    type Value = MemberName;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<MemberName, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MemberNameSeed {
-    type Value = MemberName;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a member name")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<MemberName, E> {
-        Ok(MemberName {
-            name: v.to_owned(),
-            escaped: false,
-        })
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<MemberName, E> {
-        Ok(MemberName {
-            name: v.to_owned(),
-            escaped: true,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -27,11 +27,11 @@
 //! is the identity token, not a credential, and is skipped here.
 
 /// The SigV4 algorithm name.
-pub const SIGV4_ALGORITHM: &str = "AWS4-HMAC-SHA256";
+const SIGV4_ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// Prefix of a short-term Bedrock API key.
-pub const SHORT_TERM_KEY_PREFIX: &str = "bedrock-api-key-";
+const SHORT_TERM_KEY_PREFIX: &str = "bedrock-api-key-";
 /// Prefix of a long-term Bedrock API key.
-pub const LONG_TERM_KEY_PREFIX: &str = "ABSK";
+const LONG_TERM_KEY_PREFIX: &str = "ABSK";
 
 /// The credential scope and signed headers of a SigV4 `Authorization` header. Never holds the
 /// signature.
@@ -41,6 +41,7 @@ pub struct SigV4Scope<'a> {
     pub access_key_id: &'a str,
     /// `YYYYMMDD`.
     pub date: &'a str,
+    /// The region the request was signed for (shaped like a region name).
     pub region: &'a str,
     /// The signing name (`bedrock`, `bedrock-mantle`, ...).
     pub service: &'a str,
@@ -82,17 +83,10 @@ impl ApiKeyKind {
 /// The header a bearer token came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenHeader {
+    /// `Authorization: Bearer <token>`.
     Authorization,
+    /// `x-api-key: <token>`.
     XApiKey,
-}
-
-impl TokenHeader {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenHeader::Authorization => "authorization",
-            TokenHeader::XApiKey => "x-api-key",
-        }
-    }
 }
 
 /// What credential a request carries.
@@ -100,53 +94,76 @@ impl TokenHeader {
 pub enum Credential<'a> {
     /// No `Authorization` (other than the identity header) and no `x-api-key`.
     None,
+    /// A well-formed SigV4 `Authorization` header.
     SigV4(SigV4Scope<'a>),
+    /// A Bedrock API key, by its prefix.
     ApiKey {
+        /// Short-term or long-term.
         kind: ApiKeyKind,
+        /// The header it came in.
         header: TokenHeader,
     },
     /// A bearer token that is not a Bedrock API key format this filter knows.
     UnknownBearer {
+        /// The header it came in.
         header: TokenHeader,
     },
+    /// A credential header that is present but malformed (or repeated, or two of them).
     Malformed(CredentialError),
 }
 
 /// Why a credential header is malformed. Fixed texts: they never echo header bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
+    /// A SigV4 header with a byte that is neither visible ASCII nor a space.
     #[error("authorization header contains a character that is not visible ASCII or space")]
     Character,
+    /// An `Authorization` scheme other than SigV4 and `Bearer`.
     #[error("authorization scheme is neither AWS4-HMAC-SHA256 nor Bearer")]
     UnknownScheme,
+    /// The SigV4 algorithm is not written exactly `AWS4-HMAC-SHA256` and one space.
     #[error("SigV4 authorization must be exactly `AWS4-HMAC-SHA256 ` followed by its parameters")]
     SigV4Algorithm,
+    /// Parameters not separated by `,` or `, `, or an empty one.
     #[error("SigV4 authorization parameters must be separated by ',' or ', '")]
     SigV4Separator,
+    /// A parameter other than `Credential`, `SignedHeaders` and `Signature`.
     #[error(
         "SigV4 authorization has a parameter other than Credential, SignedHeaders and Signature"
     )]
     SigV4UnknownParameter,
+    /// A parameter given twice.
     #[error("SigV4 authorization repeats a parameter")]
     SigV4RepeatedParameter,
+    /// No `Credential`.
     #[error("SigV4 authorization has no Credential")]
     SigV4MissingCredential,
+    /// No `SignedHeaders`.
     #[error("SigV4 authorization has no SignedHeaders")]
     SigV4MissingSignedHeaders,
+    /// No `Signature`.
     #[error("SigV4 authorization has no Signature")]
     SigV4MissingSignature,
+    /// The credential scope is not `<access key id>/<yyyymmdd>/<region>/<service>/aws4_request`
+    /// with each part of its shape.
     #[error("SigV4 credential is not <access key id>/<yyyymmdd>/<region>/<service>/aws4_request")]
     SigV4CredentialScope,
+    /// `SignedHeaders` is not a `;`-separated list of lower-case header names.
     #[error("SigV4 SignedHeaders is not a ';'-separated list of lowercase header names")]
     SigV4SignedHeaders,
+    /// `Signature` is not 64 lower-case hex digits.
     #[error("SigV4 Signature is not 64 lowercase hex digits")]
     SigV4Signature,
+    /// `Bearer` not followed by one space and a token of visible ASCII.
     #[error("bearer authorization must be `Bearer ` followed by a token of visible ASCII")]
     BearerToken,
+    /// An `x-api-key` value that is not a token of visible ASCII.
     #[error("x-api-key must be a token of visible ASCII")]
     ApiKeyValue,
+    /// Both an `Authorization` credential and `x-api-key`: which one AWS would use is unclear.
     #[error("request carries both an authorization credential and an x-api-key header")]
     TwoCredentials,
+    /// `Authorization` or `x-api-key` more than once.
     #[error("a credential header appears more than once")]
     Repeated,
 }

@@ -60,48 +60,60 @@ use crate::aws;
 use crate::bundle::{CompiledEndpoint, CompiledPolicy};
 use crate::decision::Reason;
 
-// The naming facts this module's rules rely on, at their former paths.
-pub use crate::aws::{
-    geography_serves, parse_endpoint_host, BedrockService, EndpointKind, HostShape,
-    KNOWN_GEOGRAPHIES,
-};
+// AWS naming facts this module's callers also use, at their former paths.
+pub use crate::aws::{geography_serves, BedrockService, EndpointKind};
 
 /// Longest DNS name, in bytes.
-pub const MAX_HOST_LEN: usize = 253;
+const MAX_HOST_LEN: usize = 253;
 /// Longest DNS label, in bytes.
-pub const MAX_LABEL_LEN: usize = 63;
+const MAX_LABEL_LEN: usize = 63;
 
 /// Why a destination was refused (always `destination_not_privatelink`). The texts are fixed:
 /// they never echo request bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DestinationError {
+    /// No authority, or only a port.
     #[error("the authority is empty")]
     Empty,
+    /// User information (`user@host`).
     #[error("the authority contains user information")]
     Userinfo,
+    /// An IP address rather than a host name: `[...]`, a bare IPv6 address, or a numeric last
+    /// label (`10.0.0.1`, `2130706433`).
     #[error("the authority is an IP address literal")]
     IpLiteral,
+    /// A port other than `:443` or `:80`.
     #[error("the authority names a port other than 443 or 80")]
     Port,
+    /// A trailing dot (`bedrock-runtime.us-east-1.amazonaws.com.`).
     #[error("the authority ends with a dot")]
     TrailingDot,
+    /// Two dots in a row, or a leading dot.
     #[error("the authority has an empty label")]
     EmptyLabel,
+    /// A byte outside `[A-Za-z0-9.-]`.
     #[error("the authority contains a character outside a-z, 0-9, '.' and '-'")]
     Character,
+    /// A label longer than 63 bytes.
     #[error("the authority has a label longer than 63 characters")]
     LabelTooLong,
+    /// A host longer than 253 bytes.
     #[error("the authority is longer than 253 characters")]
     TooLong,
+    /// A well-formed host that names no bundle endpoint.
     #[error("the request's authority is not a configured endpoint")]
     NotConfigured,
+    /// The address the client dialled is outside the endpoint's `cidrs`.
     #[error("the original destination address is outside the endpoint's cidrs")]
     OriginalDestinationOutside,
+    /// The proxy knows the address the client dialled, but the endpoint lists no `cidrs` to
+    /// check it against.
     #[error("the original destination address cannot be verified: the endpoint lists no cidrs")]
     OriginalDestinationUnverified,
 }
 
 impl DestinationError {
+    /// Always `destination_not_privatelink`.
     pub fn reason(&self) -> Reason {
         Reason::DestinationNotPrivatelink
     }
@@ -135,6 +147,7 @@ impl CanonicalHost {
         }
     }
 
+    /// The host name: lower-case ASCII, no port, at most 253 bytes.
     pub fn as_str(&self) -> &str {
         self.buf
             .get(..self.len)
@@ -225,13 +238,18 @@ pub fn canonical_authority(authority: &[u8]) -> Result<CanonicalHost, Destinatio
 /// The endpoint a canonical host names: an exact entry, or the regional VPC endpoint entry a
 /// zonal name belongs to.
 pub fn find_endpoint<'p>(policy: &'p CompiledPolicy, host: &str) -> Option<&'p CompiledEndpoint> {
-    if let Some(endpoint) = policy.endpoint(host) {
-        return Some(endpoint);
+    find_endpoint_index(policy, host).and_then(|i| policy.endpoints().get(i))
+}
+
+/// [`find_endpoint`], as an index into [`CompiledPolicy::endpoints`].
+fn find_endpoint_index(policy: &CompiledPolicy, host: &str) -> Option<usize> {
+    if let Some(i) = policy.endpoint_index(host) {
+        return Some(i);
     }
     let regional = regional_name_of_zonal(host)?;
     policy
-        .endpoint(regional.as_str())
-        .filter(|ep| ep.kind == EndpointKind::VpcEndpoint)
+        .endpoint_index(regional.as_str())
+        .filter(|&i| policy.endpoints().get(i).map(|ep| ep.kind) == Some(EndpointKind::VpcEndpoint))
 }
 
 /// `vpce-<id>-<sfx>-<region><letter>.<service>.<region>.vpce.<suffix>` →
@@ -249,29 +267,87 @@ fn regional_name_of_zonal(host: &str) -> Option<CanonicalHost> {
     fits.then_some(out)
 }
 
-/// The whole request-side destination check: canonicalise the authority, find its endpoint,
-/// and (when the proxy knows it) check the original destination address.
+/// The whole request-side destination check: the authority must canonicalise and name an
+/// endpoint, and the original destination, when known, must be inside its `cidrs`.
 pub fn resolve<'p>(
     policy: &'p CompiledPolicy,
     authority: &[u8],
     original_destination: Option<IpAddr>,
 ) -> Result<&'p CompiledEndpoint, DestinationError> {
-    let host = canonical_authority(authority)?;
-    let endpoint = find_endpoint(policy, host.as_str()).ok_or(DestinationError::NotConfigured)?;
-    if let Some(addr) = original_destination {
-        endpoint.check_original_destination(addr)?;
-    }
-    Ok(endpoint)
+    Target::of(policy, authority).resolve(policy, original_destination)
 }
 
-/// Response-time check: may a request sent to `authority` (the request's `:authority`, raw)
-/// have been served from `upstream`? False when the authority names no endpoint. See the
-/// module documentation for entries without `cidrs`.
+/// Response-time check ([`Target::upstream_allowed`] on the request's raw `:authority`).
 pub fn upstream_allowed(policy: &CompiledPolicy, authority: &[u8], upstream: IpAddr) -> bool {
-    canonical_authority(authority)
-        .ok()
-        .and_then(|host| find_endpoint(policy, host.as_str()))
-        .is_some_and(|endpoint| endpoint.upstream_allowed(upstream))
+    Target::of(policy, authority).upstream_allowed(policy, upstream)
+}
+
+/// Where a request is bound: its canonical `:authority` and the bundle endpoint it names,
+/// computed once per request (by `engine::evaluate`) and kept by the shell for the
+/// response-time checks. `Copy`, and allocation-free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// The canonical authority (lower-case, no default port), or why it does not canonicalise.
+    host: Result<CanonicalHost, DestinationError>,
+    /// The index, in [`CompiledPolicy::endpoints`], of the endpoint the host names (an exact
+    /// entry, or the regional VPC endpoint entry of a zonal name).
+    endpoint: Option<usize>,
+}
+
+impl Target {
+    /// Canonicalise `authority` and find its endpoint.
+    pub(crate) fn of(policy: &CompiledPolicy, authority: &[u8]) -> Target {
+        let host = canonical_authority(authority);
+        let endpoint = host
+            .as_ref()
+            .ok()
+            .and_then(|h| find_endpoint_index(policy, h.as_str()));
+        Target { host, endpoint }
+    }
+
+    /// The canonical authority, when it canonicalises.
+    pub fn host(&self) -> Option<&CanonicalHost> {
+        self.host.as_ref().ok()
+    }
+
+    /// The request-side destination check: the authority must canonicalise and name an
+    /// endpoint, and the original destination address (when the proxy knows it) must be
+    /// inside that endpoint's `cidrs`.
+    pub(crate) fn resolve<'p>(
+        &self,
+        policy: &'p CompiledPolicy,
+        original_destination: Option<IpAddr>,
+    ) -> Result<&'p CompiledEndpoint, DestinationError> {
+        self.host?;
+        let endpoint = self
+            .endpoint(policy)
+            .ok_or(DestinationError::NotConfigured)?;
+        if let Some(addr) = original_destination {
+            endpoint.check_original_destination(addr)?;
+        }
+        Ok(endpoint)
+    }
+
+    /// The bundle endpoint the request is bound for.
+    pub fn endpoint<'p>(&self, policy: &'p CompiledPolicy) -> Option<&'p CompiledEndpoint> {
+        self.endpoint.and_then(|i| policy.endpoints().get(i))
+    }
+
+    /// Response-time check: may the answer have come from `upstream`? Inside the endpoint's
+    /// `cidrs` (any address when it lists none); never when the request named no endpoint.
+    pub fn upstream_allowed(&self, policy: &CompiledPolicy, upstream: IpAddr) -> bool {
+        self.endpoint(policy)
+            .is_some_and(|endpoint| endpoint.upstream_allowed(upstream))
+    }
+
+    /// The name an endpoint is quarantined under: the bundle entry's host (a zonal name shares
+    /// its regional entry's), or the canonical authority when no entry matches (a dry-run
+    /// bundle lets such a request through).
+    pub fn quarantine_key<'s>(&'s self, policy: &'s CompiledPolicy) -> Option<&'s str> {
+        self.endpoint(policy)
+            .map(|e| e.host.as_str())
+            .or_else(|| self.host().map(CanonicalHost::as_str))
+    }
 }
 
 /// Parse Envoy's `upstream.address` attribute (`10.0.0.5:443`, `[fd00::1]:443`) into the
@@ -286,13 +362,13 @@ pub fn parse_upstream_address(value: &[u8]) -> Option<IpAddr> {
 
 impl CompiledEndpoint {
     /// Is `addr` inside one of the entry's `cidrs`?
-    pub fn in_cidrs(&self, addr: IpAddr) -> bool {
+    fn in_cidrs(&self, addr: IpAddr) -> bool {
         self.cidrs.iter().any(|c| c.contains(addr))
     }
 
     /// The original destination the client dialled must be inside `cidrs`; an entry without
     /// `cidrs` cannot vouch for any address.
-    pub fn check_original_destination(&self, addr: IpAddr) -> Result<(), DestinationError> {
+    fn check_original_destination(&self, addr: IpAddr) -> Result<(), DestinationError> {
         if self.cidrs.is_empty() {
             Err(DestinationError::OriginalDestinationUnverified)
         } else if self.in_cidrs(addr) {
@@ -304,7 +380,7 @@ impl CompiledEndpoint {
 
     /// May the response have come from `upstream`? Inside `cidrs`, or any address when the
     /// entry (a VPC endpoint name that Envoy resolved itself) lists none.
-    pub fn upstream_allowed(&self, upstream: IpAddr) -> bool {
+    pub(crate) fn upstream_allowed(&self, upstream: IpAddr) -> bool {
         self.cidrs.is_empty() || self.in_cidrs(upstream)
     }
 }

@@ -97,17 +97,35 @@
 //!
 //! Per request the engine only looks things up: everything is compiled in `bundle::compile`,
 //! and the allow path allocates nothing beyond the decision's own strings.
+//!
+//! # Watching a decision
+//!
+//! The deciding code reports each step it starts ([`Step`], the rows of [`DECISION_STEPS`])
+//! and each rule it tries, with what it found, to a [`RuleObserver`]. It is generic over the
+//! observer: the filter's path ([`evaluate`], [`evaluate_body`], [`decide`]) uses the
+//! zero-sized [`Unobserved`], whose empty calls compile away. `decide_traced` records a
+//! [`RuleTrace`], which `bedrock-guard explain` prints: the engine's own account, not a second
+//! implementation of the matching.
+//!
+//! The observed entry points (`decide_observed`, `decide_traced`) and the trace's recording
+//! are for tools on the host and are not compiled for wasm32, the filter's target. There the
+//! deciding functions have one instance, the unobserved one, and nothing generic is reachable
+//! from outside the crate: a public generic function would make the private helpers it calls
+//! exported symbols, and LLVM would then inline them differently (measured: about 400 bytes
+//! more module). So the module is the same size as without the observer, give or take the
+//! rule's bundle index (`make build` prints the size).
 
 use std::sync::Arc;
 
 use crate::aws;
+use crate::bundle::schema::Effect;
 use crate::bundle::{
     CompiledEndpoint, CompiledPolicy, CompiledRule, ModelMatcher, PrincipalMatcher,
 };
 use crate::credentials::{self, ApiKeyKind, Credential};
 use crate::decision::{Decision, Mode, Reason};
-use crate::destination;
-use crate::identity::{Caller, Principal};
+use crate::destination::Target;
+use crate::identity::{Caller, Principal, TokenHash};
 use crate::request::resource::{self, ResourceArn};
 use crate::request::{
     self, ModelLocation, ModelRef, Operation, PathResource, RequestFacts, ResourceKind,
@@ -200,6 +218,7 @@ pub const DECISION_STEPS: &[(&str, &[Reason])] = &[
 /// A request whose decision waits for its body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
+    /// The operation (one that carries its model in the body).
     pub operation: Operation,
     /// The body limit in force for this request.
     pub max_body_bytes: u64,
@@ -232,16 +251,63 @@ impl<'a> Named<'a> {
 /// What the head of a request leads to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HeadOutcome {
+    /// The head was enough: the decision.
     Decided(Decision),
+    /// The model is in the body: hold the request until the whole body has arrived (within
+    /// `Pending::max_body_bytes`) and decide it with `evaluate_body`.
     NeedBody(Pending),
 }
 
-/// Decide what can be decided from the request head.
-pub fn evaluate_head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
-    match head(policy, facts) {
+/// Everything the engine computed about a request head, handed to the shell as one value:
+/// where the request goes, the credential it carries, the identity token's hash and the
+/// outcome (the decision with its canonical models, or the wait for the body). The shell
+/// builds the audit record from it (`AuditRecord::from_evaluation`) and re-derives none of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation<'a> {
+    /// The canonical authority and its endpoint.
+    pub target: Target,
+    /// The credential the request carries (`credentials::detect`).
+    pub credential: Credential<'a>,
+    /// The verified caller, when there is one.
+    pub principal: Option<Arc<Principal>>,
+    /// SHA-256 of the identity token, from `RequestFacts::token`.
+    pub token: Option<TokenHash>,
+    /// The decision, or the wait for the body.
+    pub outcome: HeadOutcome,
+}
+
+impl Evaluation<'_> {
+    /// The region of the endpoint the request is bound for.
+    pub fn region<'p>(&self, policy: &'p CompiledPolicy) -> Option<&'p str> {
+        self.target.endpoint(policy).map(|e| e.region.as_str())
+    }
+}
+
+/// Evaluate a request head: the decision (or the wait for the body) together with what was
+/// learned on the way (see [`Evaluation`]).
+pub fn evaluate<'a>(policy: &CompiledPolicy, facts: &RequestFacts<'a>) -> Evaluation<'a> {
+    let target = Target::of(policy, facts.authority);
+    let credential = credentials::detect(facts.headers, policy.identity_header());
+    let outcome = match head(policy, facts, &target, &credential) {
         HeadOutcome::Decided(d) => HeadOutcome::Decided(finish(policy, d)),
         pending => pending,
+    };
+    let principal = match &facts.caller {
+        Caller::Verified(p) => Some(Arc::clone(p)),
+        _ => None,
+    };
+    Evaluation {
+        target,
+        credential,
+        principal,
+        token: facts.token,
+        outcome,
     }
+}
+
+/// Decide what can be decided from the request head ([`evaluate`] without the rest).
+pub fn evaluate_head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
+    evaluate(policy, facts).outcome
 }
 
 /// Decide a request that waited for its body. `body` is the complete body.
@@ -257,6 +323,36 @@ pub fn decide(policy: &CompiledPolicy, facts: &RequestFacts) -> Decision {
     }
 }
 
+/// [`decide`], reporting to `observer` each step the engine starts and each rule it tries (see
+/// [`RuleObserver`]). The decision is `decide`'s: the same code runs, with the observer's calls
+/// in it (with [`Unobserved`] they are nothing, which is what [`decide`] and the filter run).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn decide_observed<O: RuleObserver>(
+    policy: &CompiledPolicy,
+    facts: &RequestFacts,
+    observer: &mut O,
+) -> Decision {
+    let target = Target::of(policy, facts.authority);
+    let credential = credentials::detect(facts.headers, policy.identity_header());
+    let decision = match head_observed(policy, facts, &target, &credential, observer) {
+        HeadOutcome::Decided(d) => d,
+        HeadOutcome::NeedBody(p) => {
+            body_decision_observed(policy, &p, facts.body.unwrap_or_default(), observer)
+        }
+    };
+    finish(policy, decision)
+}
+
+/// [`decide`] with the engine's own trace of the decision: the step that decided and, for every
+/// rule of the bundle, whether the engine tried it and what it found (see [`RuleTrace`]). For
+/// `bedrock-guard explain`, which shows this trace rather than working the matching out again.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn decide_traced(policy: &CompiledPolicy, facts: &RequestFacts) -> (Decision, RuleTrace) {
+    let mut trace = RuleTrace::new(policy);
+    let decision = decide_observed(policy, facts, &mut trace);
+    (decision, trace)
+}
+
 /// Apply the bundle-wide mode to a finished decision.
 fn finish(policy: &CompiledPolicy, mut d: Decision) -> Decision {
     if policy.mode() == Mode::DryRun
@@ -268,11 +364,28 @@ fn finish(policy: &CompiledPolicy, mut d: Decision) -> Decision {
     d
 }
 
-fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
+fn head(
+    policy: &CompiledPolicy,
+    facts: &RequestFacts,
+    target: &Target,
+    credential: &Credential<'_>,
+) -> HeadOutcome {
+    head_observed(policy, facts, target, credential, &mut Unobserved)
+}
+
+fn head_observed<O: RuleObserver>(
+    policy: &CompiledPolicy,
+    facts: &RequestFacts,
+    target: &Target,
+    credential: &Credential<'_>,
+    obs: &mut O,
+) -> HeadOutcome {
+    obs.step(Step::RequestHead);
     let info = match request::check_head(facts, policy.identity_header()) {
         Ok(info) => info,
         Err(e) => return HeadOutcome::Decided(Decision::deny(e.reason(), e.to_string())),
     };
+    obs.step(Step::Route);
     let route = match request::classify(facts.method, facts.path) {
         Ok(route) => route,
         Err(e) => return HeadOutcome::Decided(Decision::deny(e.reason(), e.to_string())),
@@ -294,13 +407,16 @@ fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
             None => decision,
         })
     };
-    let endpoint = match destination::resolve(policy, facts.authority, facts.original_destination) {
+    obs.step(Step::Destination);
+    let endpoint = match target.resolve(policy, facts.original_destination) {
         Ok(endpoint) => endpoint,
         Err(e) => return refuse_early(e.reason(), &e.to_string()),
     };
-    if let Err((reason, detail)) = check_credentials(policy, endpoint, facts.headers) {
+    obs.step(Step::Credential);
+    if let Err((reason, detail)) = check_credentials(policy, endpoint, credential) {
         return refuse_early(reason, &detail);
     }
+    obs.step(Step::Identity);
     let principal = match caller_principal(policy, &facts.caller) {
         Ok(principal) => principal,
         Err((reason, detail)) => return refuse_early(reason, detail),
@@ -309,19 +425,21 @@ fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
         HeadOutcome::Decided(Decision::deny(reason, detail).with_operation(op))
     };
     let who = principal.as_deref();
+    obs.step(Step::ModelIdAndBodyHead);
     match op.model_location() {
         ModelLocation::Path => {
             let Some(segment) = route.model_segment else {
                 return refuse(Reason::ModelUnparseable, "the path names no model");
             };
             match request::parse_path_model_id(segment) {
-                Ok(model) => HeadOutcome::Decided(evaluate_request(
+                Ok(model) => HeadOutcome::Decided(evaluate_request_observed(
                     policy,
                     op,
                     std::slice::from_ref(&model),
                     path_named,
                     &endpoint.region,
                     who,
+                    obs,
                 )),
                 Err(e) => refuse(e.reason(), &e.to_string()),
             }
@@ -351,18 +469,29 @@ fn head(policy: &CompiledPolicy, facts: &RequestFacts) -> HeadOutcome {
                 path_resource: route.resource.clone(),
             })
         }
-        ModelLocation::None => HeadOutcome::Decided(evaluate_request(
+        ModelLocation::None => HeadOutcome::Decided(evaluate_request_observed(
             policy,
             op,
             &[],
             path_named,
             &endpoint.region,
             who,
+            obs,
         )),
     }
 }
 
 fn body_decision(policy: &CompiledPolicy, pending: &Pending, body: &[u8]) -> Decision {
+    body_decision_observed(policy, pending, body, &mut Unobserved)
+}
+
+fn body_decision_observed<O: RuleObserver>(
+    policy: &CompiledPolicy,
+    pending: &Pending,
+    body: &[u8],
+    obs: &mut O,
+) -> Decision {
+    obs.step(Step::Body);
     let op = pending.operation;
     let refuse = |reason: Reason, detail: &str| Decision::deny(reason, detail).with_operation(op);
     let too_large = u64::try_from(body.len()).map_or(true, |len| len > pending.max_body_bytes);
@@ -415,13 +544,14 @@ fn body_decision(policy: &CompiledPolicy, pending: &Pending, body: &[u8]) -> Dec
             .iter()
             .map(|(kind, value)| Named::Listed(*kind, value)),
     );
-    evaluate_request(
+    evaluate_request_observed(
         policy,
         op,
         &models,
         &named,
         &pending.endpoint_region,
         pending.principal.as_deref(),
+        obs,
     )
 }
 
@@ -429,11 +559,11 @@ fn body_decision(policy: &CompiledPolicy, pending: &Pending, body: &[u8]) -> Dec
 fn check_credentials(
     policy: &CompiledPolicy,
     endpoint: &CompiledEndpoint,
-    headers: &[(&str, &[u8])],
+    credential: &Credential<'_>,
 ) -> Result<(), (Reason, String)> {
     let identity_header = policy.identity_header();
     let allowed = policy.credentials();
-    match credentials::detect(headers, identity_header) {
+    match *credential {
         Credential::None => Ok(()),
         Credential::SigV4(scope) => {
             if scope.region != endpoint.region {
@@ -516,12 +646,44 @@ pub fn evaluate_request(
     endpoint_region: &str,
     principal: Option<&Principal>,
 ) -> Decision {
+    evaluate_request_observed(
+        policy,
+        op,
+        models,
+        named,
+        endpoint_region,
+        principal,
+        &mut Unobserved,
+    )
+}
+
+/// [`evaluate_request`], reporting its steps and every rule it tries to `obs`.
+fn evaluate_request_observed<O: RuleObserver>(
+    policy: &CompiledPolicy,
+    op: Operation,
+    models: &[ModelRef],
+    named: &[Named<'_>],
+    endpoint_region: &str,
+    principal: Option<&Principal>,
+    obs: &mut O,
+) -> Decision {
     let refuse = |reason: Reason, detail: String| {
         Decision::deny(reason, detail)
             .with_operation(op)
             .with_models(models)
     };
+    // What the observer is told about one rule the engine tried.
+    let check = |rule, effect, model, matched| RuleCheck {
+        rule,
+        effect,
+        op,
+        models,
+        model,
+        principal,
+        matched,
+    };
 
+    obs.step(Step::ModelArns);
     let partition = partition_of_region(endpoint_region);
     for model in models {
         let ModelRef::Arn(arn) = model else { continue };
@@ -558,68 +720,178 @@ pub fn evaluate_request(
             }
         }
     }
+    obs.step(Step::Resources);
     for resource in named {
         if let Err((reason, detail)) = check_named(policy, *resource, endpoint_region, partition) {
             return refuse(reason, detail);
         }
     }
+    obs.step(Step::Geography);
     for geo in models.iter().filter_map(ModelRef::profile_prefix) {
         if let Err(detail) = check_geography(policy, geo, endpoint_region) {
             return refuse(Reason::RegionNotAllowed, detail);
         }
     }
 
+    obs.step(Step::EnforcedDenyRules);
     let mut dry_run_denial: Option<&CompiledRule> = None;
-    for rule in &policy.deny_rules {
-        if !denies(rule, op, models, principal) {
+    let mut picked = Vec::new();
+    let deny_rules = if O::SCANS_EVERY_RULE {
+        None
+    } else {
+        deny_candidates(policy, models, &mut picked);
+        Some(picked.as_slice())
+    };
+    for rule in in_order(&policy.deny_rules, deny_rules) {
+        let hit = denies(rule, op, models, principal);
+        obs.tried(&check(rule, Effect::Deny, None, hit));
+        if !hit {
             continue;
         }
         if rule.mode == Mode::Enforce {
+            obs.decided(rule.index);
             return denial(rule, op, models, Mode::Enforce);
         }
         dry_run_denial.get_or_insert(rule);
     }
 
-    let allowed_by =
-        if models.is_empty() {
-            // A request naming no model: a rule without `models`, or one that names the
-            // operation explicitly (Retrieve without a reranking model under a rule
-            // `{operations: [Retrieve], models: [...]}`).
-            match policy.allow_rules.iter().find(|r| {
-                applies(r, op, principal) && (r.models.is_none() || r.operations.is_some())
-            }) {
-                Some(rule) => rule,
-                None => return refuse(Reason::OperationNotAllowed, format!("no rule allows {op}")),
-            }
-        } else {
-            let mut first = None;
-            for model in models {
-                match policy
-                    .allow_rules
-                    .iter()
-                    .find(|r| allows(r, op, model, principal))
-                {
-                    Some(rule) => {
-                        first.get_or_insert(rule);
-                    }
-                    None => {
-                        return refuse(
-                            Reason::ModelNotAllowed,
-                            format!("no rule allows model {} for {op}", model.canonical()),
-                        )
-                    }
+    obs.step(Step::AllowRules);
+    let allowed_by = if models.is_empty() {
+        // A request naming no model: a rule without `models`, or one that names the
+        // operation explicitly (Retrieve without a reranking model under a rule
+        // `{operations: [Retrieve], models: [...]}`).
+        let found = policy
+            .allow_rules
+            .iter()
+            .find(|r| applies(r, op, principal) && (r.models.is_none() || r.operations.is_some()));
+        report_tried(obs, &policy.allow_rules, found, |rule, hit| {
+            check(rule, Effect::Allow, None, hit)
+        });
+        match found {
+            Some(rule) => rule,
+            None => return refuse(Reason::OperationNotAllowed, format!("no rule allows {op}")),
+        }
+    } else {
+        let mut first = None;
+        let mut picked = Vec::new();
+        for model in models {
+            // Only the rules the index says can allow the model are tried, in bundle order:
+            // the first that does is the linear scan's first (an observer that scans every
+            // rule gets the linear scan, and `report_tried` reports it).
+            let allow_rules = if O::SCANS_EVERY_RULE {
+                None
+            } else {
+                picked.clear();
+                allow_candidates(policy, model, &mut picked);
+                Some(picked.as_slice())
+            };
+            let found = in_order(&policy.allow_rules, allow_rules)
+                .find(|r| allows(r, op, model, principal));
+            report_tried(obs, &policy.allow_rules, found, |rule, hit| {
+                check(rule, Effect::Allow, Some(model), hit)
+            });
+            match found {
+                Some(rule) => {
+                    first.get_or_insert(rule);
+                }
+                None => {
+                    return refuse(
+                        Reason::ModelNotAllowed,
+                        format!("no rule allows model {} for {op}", model.canonical()),
+                    )
                 }
             }
-            match first {
-                Some(rule) => rule,
-                None => return refuse(Reason::ModelNotAllowed, format!("no rule allows {op}")),
-            }
-        };
+        }
+        match first {
+            Some(rule) => rule,
+            None => return refuse(Reason::ModelNotAllowed, format!("no rule allows {op}")),
+        }
+    };
 
+    obs.step(Step::DryRunDenyRules);
     if let Some(rule) = dry_run_denial {
+        obs.decided(rule.index);
         return denial(rule, op, models, Mode::DryRun);
     }
+    obs.step(Step::Allowed);
+    obs.decided(allowed_by.index);
     Decision::allow(Some(allowed_by.id.clone()), op, Vec::new()).with_models(models)
+}
+
+/// Tell `obs` which allow rules a `find` tried, in order: each rule up to the one it `found`
+/// (every rule when it found none), all failing but that one. Reported after the search, so
+/// the search itself is the unobserved one; with [`Unobserved`] this loop does nothing and is
+/// compiled away.
+fn report_tried<'a, O: RuleObserver>(
+    obs: &mut O,
+    rules: &'a [CompiledRule],
+    found: Option<&'a CompiledRule>,
+    check: impl Fn(&'a CompiledRule, bool) -> RuleCheck<'a>,
+) {
+    for rule in rules {
+        let hit = found.is_some_and(|f| std::ptr::eq(f, rule));
+        obs.tried(&check(rule, hit));
+        if hit {
+            break;
+        }
+    }
+}
+
+/// `rules` in bundle order: all of them, or only those at the (sorted) positions `picked`.
+fn in_order<'r: 'p, 'p>(
+    rules: &'r [CompiledRule],
+    picked: Option<&'p [u32]>,
+) -> impl Iterator<Item = &'r CompiledRule> + 'p {
+    let (all, some) = match picked {
+        None => (Some(rules.iter()), None),
+        Some(picked) => (
+            None,
+            Some(
+                picked
+                    .iter()
+                    .filter_map(|&i| rules.get(usize::try_from(i).unwrap_or(usize::MAX))),
+            ),
+        ),
+    };
+    all.into_iter().flatten().chain(some.into_iter().flatten())
+}
+
+/// The deny rules that can match one of `models` (by the index of their folded patterns,
+/// against the canonical id, an ARN's resource id and the base model behind a system
+/// profile, as `model_denied_by` matches) and those without `models`: sorted, each once.
+fn deny_candidates(policy: &CompiledPolicy, models: &[ModelRef], out: &mut Vec<u32>) {
+    let index = &policy.rule_index;
+    out.extend_from_slice(&index.deny_any_model);
+    for model in models {
+        for text in [
+            Some(model.canonical()),
+            model.resource_id(),
+            base_model(model),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if text.bytes().any(|b| b.is_ascii_uppercase()) {
+                index.deny.candidates(&text.to_ascii_lowercase(), out);
+            } else {
+                index.deny.candidates(text, out);
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+}
+
+/// The allow rules that can allow `model` (by the index of their patterns, against the
+/// canonical id and an ARN's resource id, as `model_allowed_by` matches): sorted, each once.
+fn allow_candidates(policy: &CompiledPolicy, model: &ModelRef, out: &mut Vec<u32>) {
+    let index = &policy.rule_index.allow;
+    index.candidates(model.canonical(), out);
+    if let Some(id) = model.resource_id() {
+        index.candidates(id, out);
+    }
+    out.sort_unstable();
+    out.dedup();
 }
 
 /// The checks on one non-model resource: its grammar, its ARN (partition, region, account,
@@ -712,11 +984,10 @@ fn check_resource_arn(
 }
 
 /// May a cross-region profile of geography `geo` be used through an endpoint in `region`?
-pub(crate) fn check_geography(
-    policy: &CompiledPolicy,
-    geo: &str,
-    region: &str,
-) -> Result<(), String> {
+/// The geography check [`decide`] makes for a profile model id; `Err` says why not.
+/// Public for tools that explain a bundle without a request (`bedrock-guard validate` warns
+/// about a model pattern no endpoint may use).
+pub fn check_geography(policy: &CompiledPolicy, geo: &str, region: &str) -> Result<(), String> {
     let listed = policy
         .profile_geographies()
         .map(|list| list.iter().any(|g| g == geo));
@@ -751,13 +1022,22 @@ fn denial(rule: &CompiledRule, op: Operation, models: &[ModelRef], mode: Mode) -
 
 /// Operation and principal conditions (the parts that do not depend on the model).
 fn applies(rule: &CompiledRule, op: Operation, principal: Option<&Principal>) -> bool {
-    let who = match (&rule.principals, principal) {
+    principals_apply(rule, principal) && operation_applies(rule, op)
+}
+
+/// The rule's `principals` (if any) match the caller.
+fn principals_apply(rule: &CompiledRule, principal: Option<&Principal>) -> bool {
+    match (&rule.principals, principal) {
         (None, _) => true,
         // A rule that names principals never matches an unauthenticated request.
         (Some(_), None) => false,
         (Some(m), Some(p)) => principal_matches(m, p),
-    };
-    who && rule.operations.is_none_or(|ops| ops.contains(op))
+    }
+}
+
+/// The rule's `operations` (if any) contain `op`.
+fn operation_applies(rule: &CompiledRule, op: Operation) -> bool {
+    rule.operations.is_none_or(|ops| ops.contains(op))
 }
 
 /// Every category the rule names must match (subjects AND groups AND each claim); within a
@@ -868,4 +1148,355 @@ pub fn base_model(model: &ModelRef) -> Option<&str> {
         ModelRef::Arn(arn) => arn.resource_id.as_str(),
     };
     id.strip_prefix(prefix)?.strip_prefix('.')
+}
+
+/// One of the checks of [`DECISION_STEPS`], in the same order (`Step::ALL[i]` is
+/// `DECISION_STEPS[i]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Step {
+    /// Method shape, CONNECT/Upgrade, repeated security headers, ...
+    RequestHead,
+    /// The operation from method and path (the route catalogue).
+    Route,
+    /// The authority's endpoint and the original destination address.
+    Destination,
+    /// The SigV4 scope or the Bedrock API key.
+    Credential,
+    /// The verified workload identity, when the bundle requires one.
+    Identity,
+    /// A path-carried model id, or the head of a body-carried request.
+    ModelIdAndBodyHead,
+    /// The body of a body-carried request (models and named resources).
+    Body,
+    /// Partition, region and account of model ARNs.
+    ModelArns,
+    /// The other resources the request names.
+    Resources,
+    /// Cross-region profile geographies.
+    Geography,
+    /// Deny rules in enforce mode (the first match refuses).
+    EnforcedDenyRules,
+    /// Allow rules (every model needs one).
+    AllowRules,
+    /// Deny rules in dry-run mode (recorded, not enforced).
+    DryRunDenyRules,
+    /// Nothing refused: allowed.
+    Allowed,
+}
+
+const _: () = assert!(Step::ALL.len() == DECISION_STEPS.len());
+
+impl Step {
+    /// Every step, in the engine's order.
+    pub const ALL: [Step; 14] = [
+        Step::RequestHead,
+        Step::Route,
+        Step::Destination,
+        Step::Credential,
+        Step::Identity,
+        Step::ModelIdAndBodyHead,
+        Step::Body,
+        Step::ModelArns,
+        Step::Resources,
+        Step::Geography,
+        Step::EnforcedDenyRules,
+        Step::AllowRules,
+        Step::DryRunDenyRules,
+        Step::Allowed,
+    ];
+
+    /// The step's name in [`DECISION_STEPS`] (and in docs/policy.md).
+    pub fn name(self) -> &'static str {
+        DECISION_STEPS
+            .get(self as usize)
+            .map_or("", |(name, _)| name)
+    }
+
+    /// The reason codes the step can decide with.
+    pub fn reasons(self) -> &'static [Reason] {
+        DECISION_STEPS
+            .get(self as usize)
+            .map_or(&[], |(_, reasons)| reasons)
+    }
+
+    /// Is this one of the rule steps (enforced deny rules and later)?
+    pub fn is_rule_step(self) -> bool {
+        self >= Step::EnforcedDenyRules
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Watches a decision being made: every step the engine starts and every rule it tries, as it
+/// tries them. Every method does nothing unless implemented.
+///
+/// The deciding functions are generic over the observer, so each observer gets its own copy of
+/// them; the one the filter runs ([`decide`], [`evaluate`], [`evaluate_body`]) is made with
+/// [`Unobserved`], whose calls are empty and compile to nothing. [`RuleTrace`] records
+/// everything for `bedrock-guard explain`.
+pub trait RuleObserver {
+    /// Whether the rule steps must try every rule in bundle order (so each one is reported),
+    /// or may try only those the bundle's rule index says can match (the filter's path).
+    /// Every rule tried is checked with the same predicate, so the outcome is the same;
+    /// `policies/tests/engine/engine_index.rs` compares the two.
+    const SCANS_EVERY_RULE: bool = false;
+
+    /// The engine starts `step`. The last step started is the one that decided: a refusal of
+    /// that step's check, or (for the rule steps) its outcome.
+    fn step(&mut self, step: Step) {
+        let _ = step;
+    }
+
+    /// The engine tried a rule: deny rules once each (against every model of the request),
+    /// allow rules once per model they are tried for (once for a request naming no model),
+    /// each in bundle order until one matches (see the module documentation).
+    fn tried(&mut self, check: &RuleCheck<'_>) {
+        let _ = check;
+    }
+
+    /// The rule at `rules[index]` decided the request: the enforced or dry-run deny rule that
+    /// refused it, or the allow rule reported for an allowed request (the one that allowed the
+    /// first model).
+    fn decided(&mut self, index: usize) {
+        let _ = index;
+    }
+}
+
+/// The observer that observes nothing (zero-sized; its calls compile to nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unobserved;
+
+impl RuleObserver for Unobserved {}
+
+/// One rule the engine tried, and what it found. The conditions are worked out only when
+/// asked for, by the engine's own predicates.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleCheck<'a> {
+    rule: &'a CompiledRule,
+    effect: Effect,
+    op: Operation,
+    models: &'a [ModelRef],
+    model: Option<&'a ModelRef>,
+    principal: Option<&'a Principal>,
+    matched: bool,
+}
+
+impl RuleCheck<'_> {
+    /// The rule's position in the bundle's `rules`.
+    pub fn index(&self) -> usize {
+        self.rule.index
+    }
+
+    /// The rule's id.
+    pub fn id(&self) -> &str {
+        &self.rule.id
+    }
+
+    /// Allow or deny.
+    pub fn effect(&self) -> Effect {
+        self.effect
+    }
+
+    /// The rule's effective mode: a deny rule's own `mode`, dry-run in a dry-run bundle; an
+    /// allow rule is always enforce.
+    pub fn mode(&self) -> Mode {
+        self.rule.mode
+    }
+
+    /// For an allow rule, the position (in the request's models) of the model it was tried
+    /// for; `None` for a deny rule (tried against every model at once) and for a request that
+    /// names no model.
+    pub fn model(&self) -> Option<usize> {
+        let model = self.model?;
+        self.models.iter().position(|m| std::ptr::eq(m, model))
+    }
+
+    /// What the engine concluded: the deny rule matches the request, or the allow rule allows
+    /// the model (for a request naming no model: the operation).
+    pub fn matched(&self) -> bool {
+        self.matched
+    }
+
+    /// Whether the rule's `operations` contain the request's operation; `None` when the rule
+    /// names no operations.
+    pub fn operation_matches(&self) -> Option<bool> {
+        self.rule
+            .operations
+            .is_some()
+            .then(|| operation_applies(self.rule, self.op))
+    }
+
+    /// Whether the rule's `principals` match the verified caller (never an unauthenticated
+    /// one); `None` when the rule names no principals.
+    pub fn principals_match(&self) -> Option<bool> {
+        self.rule
+            .principals
+            .is_some()
+            .then(|| principals_apply(self.rule, self.principal))
+    }
+
+    /// The positions (in the request's models) of the models the rule's `models` match, with
+    /// the matching of the rule's effect (broad for deny rules, see the module documentation);
+    /// `None` when the rule names no models.
+    pub fn models_matched(&self) -> Option<Vec<usize>> {
+        let matcher = self.rule.models.as_ref()?;
+        let matches = |model: &ModelRef| match self.effect {
+            Effect::Deny => model_denied_by(matcher, model),
+            Effect::Allow => model_allowed_by(matcher, model),
+        };
+        Some(
+            self.models
+                .iter()
+                .enumerate()
+                .filter(|(_, model)| matches(model))
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+}
+
+/// The engine's own account of one decision ([`decide_traced`]): the step that decided and,
+/// for every rule of the bundle, whether it was tried and what was found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RuleTrace {
+    /// The step that decided (`None` only before a decision was made).
+    pub step: Option<Step>,
+    /// Every rule of the bundle, in bundle order (`rules[i].index == i`).
+    pub rules: Vec<TracedRule>,
+    /// The bundle positions of the rules tried, in the order the engine first tried them.
+    pub order: Vec<usize>,
+    /// The bundle position of the rule that decided, when a rule did.
+    pub decided_by: Option<usize>,
+}
+
+/// One rule of the bundle in a [`RuleTrace`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracedRule {
+    /// The rule's position in the bundle's `rules`.
+    pub index: usize,
+    /// The rule's `id`.
+    pub id: String,
+    /// Allow or deny.
+    pub effect: Effect,
+    /// The effective mode (see [`RuleCheck::mode`]).
+    pub mode: Mode,
+    /// The rule has an `operations` condition.
+    pub names_operations: bool,
+    /// The rule has a `models` condition.
+    pub names_models: bool,
+    /// The rule has a `principals` condition.
+    pub names_principals: bool,
+    /// The engine tried the rule. A rule it did not try (the request was refused before the
+    /// rules, an enforced deny rule decided first, or an earlier allow rule allowed every
+    /// model) has no findings.
+    pub tried: bool,
+    /// See [`RuleCheck::operation_matches`]; `None` also when not tried.
+    pub operation_matches: Option<bool>,
+    /// See [`RuleCheck::principals_match`]; `None` also when not tried.
+    pub principals_match: Option<bool>,
+    /// See [`RuleCheck::models_matched`]; `None` also when not tried.
+    pub models_matched: Option<Vec<usize>>,
+    /// The positions of the request's models the (allow) rule was tried for.
+    pub models_tried: Vec<usize>,
+    /// The engine found the rule matching on some attempt (see [`RuleCheck::matched`]).
+    pub matched: bool,
+    /// The rule decided the request.
+    pub decided: bool,
+}
+
+impl RuleTrace {
+    /// An empty trace for a decision under `policy`: every rule listed, none tried yet.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new(policy: &CompiledPolicy) -> RuleTrace {
+        let entry = |rule: &CompiledRule, effect| TracedRule {
+            index: rule.index,
+            id: rule.id.clone(),
+            effect,
+            mode: rule.mode,
+            names_operations: rule.operations.is_some(),
+            names_models: rule.models.is_some(),
+            names_principals: rule.principals.is_some(),
+            tried: false,
+            operation_matches: None,
+            principals_match: None,
+            models_matched: None,
+            models_tried: Vec::new(),
+            matched: false,
+            decided: false,
+        };
+        let mut rules: Vec<TracedRule> = policy
+            .deny_rules
+            .iter()
+            .map(|r| entry(r, Effect::Deny))
+            .chain(policy.allow_rules.iter().map(|r| entry(r, Effect::Allow)))
+            .collect();
+        rules.sort_by_key(|r| r.index);
+        RuleTrace {
+            step: None,
+            rules,
+            order: Vec::new(),
+            decided_by: None,
+        }
+    }
+
+    /// Did the decision reach the rule steps? A request refused earlier tried no rule.
+    pub fn rules_reached(&self) -> bool {
+        self.step.is_some_and(Step::is_rule_step)
+    }
+
+    /// The rule at bundle position `index`.
+    pub fn rule(&self, index: usize) -> Option<&TracedRule> {
+        self.rules.iter().find(|r| r.index == index)
+    }
+
+    /// The rules tried, in the order the engine first tried them.
+    pub fn tried(&self) -> impl Iterator<Item = &TracedRule> + '_ {
+        self.order.iter().filter_map(|&i| self.rule(i))
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn rule_mut(&mut self, index: usize) -> Option<&mut TracedRule> {
+        self.rules.iter_mut().find(|r| r.index == index)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl RuleObserver for RuleTrace {
+    const SCANS_EVERY_RULE: bool = true;
+
+    fn step(&mut self, step: Step) {
+        self.step = Some(step);
+    }
+
+    fn tried(&mut self, check: &RuleCheck<'_>) {
+        let index = check.index();
+        let first = !self.order.contains(&index);
+        if first {
+            self.order.push(index);
+        }
+        let Some(rule) = self.rule_mut(index) else {
+            return;
+        };
+        if first {
+            rule.tried = true;
+            rule.operation_matches = check.operation_matches();
+            rule.principals_match = check.principals_match();
+            rule.models_matched = check.models_matched();
+        }
+        if let Some(model) = check.model() {
+            rule.models_tried.push(model);
+        }
+        rule.matched |= check.matched();
+    }
+
+    fn decided(&mut self, index: usize) {
+        self.decided_by = Some(index);
+        if let Some(rule) = self.rule_mut(index) {
+            rule.decided = true;
+        }
+    }
 }

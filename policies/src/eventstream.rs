@@ -106,7 +106,8 @@ fn crc32_update(mut state: u32, data: &[u8]) -> u32 {
     state
 }
 
-/// CRC-32 (IEEE 802.3, reflected, polynomial 0x04C11DB7), as zlib's `crc32`.
+/// CRC-32 (IEEE 802.3, reflected, polynomial 0x04C11DB7), as zlib's `crc32`: the checksum of
+/// an event-stream prelude and frame. Public so that tests can build frames.
 pub fn crc32(data: &[u8]) -> u32 {
     !crc32_update(!0, data)
 }
@@ -212,6 +213,7 @@ impl fmt::Debug for EventStreamReader {
 }
 
 impl EventStreamReader {
+    /// A reader at the start of a response body.
     pub fn new() -> EventStreamReader {
         EventStreamReader {
             phase: Phase::Prelude,

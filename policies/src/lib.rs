@@ -3,6 +3,7 @@
 //! Pure Rust, no proxy dependency: request facts in, decision out. The plugin compiles a
 //! bundle once (`bundle::compile`) and then, per request, only looks things up.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod anchor;
 pub mod audit;
@@ -15,16 +16,19 @@ pub mod destination;
 pub mod engine;
 pub mod eventstream;
 pub mod identity;
+mod json;
 pub mod matcher;
 pub mod request;
 pub mod signing;
 
-#[cfg(feature = "cli")]
-pub mod cli;
-
 pub use bundle::{compile, parse_bundle, Bundle, BundleError, CompiledPolicy};
 pub use decision::{Decision, Mode, Reason};
-pub use engine::{decide, evaluate_body, evaluate_head, HeadOutcome, Pending};
+pub use destination::Target;
+#[cfg(not(target_arch = "wasm32"))]
+pub use engine::decide_traced;
+pub use engine::{
+    decide, evaluate, evaluate_body, evaluate_head, Evaluation, HeadOutcome, Pending, RuleTrace,
+};
 pub use request::{Operation, RequestFacts};
 
 /// The layering the `aws` leaf module makes possible: `bundle` names neither `destination` nor

@@ -12,7 +12,7 @@
 //! backtracking is ever needed: matching is `O(len(s) * len(piece))` in the worst case and never
 //! allocates.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// One element of a piece: a literal run or a single-character wildcard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,7 @@ impl Pattern {
     }
 
     /// The pattern as written.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.source
     }
 
@@ -190,6 +190,7 @@ pub struct PatternSet {
 }
 
 impl PatternSet {
+    /// Compile `patterns` into a set (a repeated pattern is kept once).
     pub fn new<'a>(patterns: impl IntoIterator<Item = &'a str>) -> PatternSet {
         let mut set = PatternSet::default();
         for p in patterns {
@@ -198,7 +199,8 @@ impl PatternSet {
         set
     }
 
-    pub fn insert(&mut self, pattern: &str) {
+    /// Add one pattern.
+    pub(crate) fn insert(&mut self, pattern: &str) {
         if is_literal(pattern) {
             self.exact.insert(pattern.to_string());
         } else if !self.wildcards.iter().any(|w| w.as_str() == pattern) {
@@ -216,10 +218,12 @@ impl PatternSet {
         self.exact.contains(s)
     }
 
+    /// Does the set hold no pattern (so it matches nothing)?
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.wildcards.is_empty()
     }
 
+    /// The number of distinct patterns.
     pub fn len(&self) -> usize {
         self.exact.len() + self.wildcards.len()
     }
@@ -235,6 +239,7 @@ pub struct FoldedPatternSet {
 }
 
 impl FoldedPatternSet {
+    /// Add one pattern (folded to lower case).
     pub fn insert(&mut self, pattern: &str) {
         self.inner.insert(&pattern.to_ascii_lowercase());
     }
@@ -247,9 +252,80 @@ impl FoldedPatternSet {
             self.inner.matches(s)
         }
     }
+}
 
+/// Many rules' patterns in one structure, for finding which rules can match a string without
+/// trying every rule: literal patterns in a hash map, prefix patterns (a single trailing `*`,
+/// no `?`) in a hash map keyed by the prefix (looked up once per distinct prefix length), and
+/// only the remaining patterns tried one by one. Each pattern carries the number of the rule it
+/// came from; [`PatternIndex::candidates`] adds the numbers of every rule with a pattern that
+/// matches (each rule at most once per call, in no particular order). The set of rules found
+/// is exactly the set whose patterns [`Pattern::matches`] the string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatternIndex {
+    exact: HashMap<String, Vec<u32>>,
+    prefix: HashMap<String, Vec<u32>>,
+    /// The distinct prefix lengths in bytes, ascending.
+    prefix_lens: Vec<usize>,
+    general: Vec<(Pattern, u32)>,
+}
+
+impl PatternIndex {
+    /// Add `pattern` of rule number `rule`.
+    pub(crate) fn insert(&mut self, pattern: &str, rule: u32) {
+        let push = |list: &mut Vec<u32>| {
+            if !list.contains(&rule) {
+                list.push(rule);
+            }
+        };
+        if is_literal(pattern) {
+            push(self.exact.entry(pattern.to_string()).or_default());
+            return;
+        }
+        match pattern.strip_suffix('*') {
+            Some(prefix) if is_literal(prefix) => {
+                if let Err(at) = self.prefix_lens.binary_search(&prefix.len()) {
+                    self.prefix_lens.insert(at, prefix.len());
+                }
+                push(self.prefix.entry(prefix.to_string()).or_default());
+            }
+            _ => self.general.push((Pattern::new(pattern), rule)),
+        }
+    }
+
+    /// Add to `out` the rules whose literal patterns equal `s` (wildcards not considered).
+    pub(crate) fn exact_candidates(&self, s: &str, out: &mut Vec<u32>) {
+        if let Some(rules) = self.exact.get(s) {
+            out.extend_from_slice(rules);
+        }
+    }
+
+    /// Add to `out` the rules with a pattern that matches `s`.
+    pub(crate) fn candidates(&self, s: &str, out: &mut Vec<u32>) {
+        self.exact_candidates(s, out);
+        for &len in &self.prefix_lens {
+            let Some(head) = s.get(..len) else {
+                // Longer than `s`, or not at a character boundary (then no literal prefix of
+                // that length can equal it either).
+                if len > s.len() {
+                    break;
+                }
+                continue;
+            };
+            if let Some(rules) = self.prefix.get(head) {
+                out.extend_from_slice(rules);
+            }
+        }
+        for (pattern, rule) in &self.general {
+            if pattern.matches(s) {
+                out.push(*rule);
+            }
+        }
+    }
+
+    /// Does the index hold no pattern?
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.exact.is_empty() && self.prefix.is_empty() && self.general.is_empty()
     }
 }
 
@@ -277,5 +353,51 @@ mod tests {
         assert!(Pattern::new("a?c").matches("aéc"));
         assert!(!Pattern::new("a??c").matches("aéc"));
         assert!(Pattern::new("*?").matches("é"));
+    }
+
+    fn found(index: &PatternIndex, s: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        index.candidates(s, &mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn index_finds_exactly_the_rules_whose_patterns_match() {
+        let patterns: &[(&str, u32)] = &[
+            ("anthropic.claude-3-5-sonnet-20240620-v1:0", 0),
+            ("anthropic.claude-*", 1),
+            ("anthropic.*", 2),
+            ("*opus*", 3),
+            ("a?thropic.claude-3-5-sonnet-20240620-v1:0", 4),
+            ("*", 5),
+            ("anthropic.claude-*", 6),
+            ("é*", 7),
+            ("", 8),
+        ];
+        let mut index = PatternIndex::default();
+        for (p, r) in patterns {
+            index.insert(p, *r);
+        }
+        for s in [
+            "anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "anthropic.claude-opus-4",
+            "anthropic",
+            "anthropic.",
+            "éa",
+            "",
+            "x",
+            "a",
+        ] {
+            let mut expected: Vec<u32> = patterns
+                .iter()
+                .filter(|(p, _)| Pattern::new(p).matches(s))
+                .map(|(_, r)| *r)
+                .collect();
+            expected.sort_unstable();
+            expected.dedup();
+            assert_eq!(found(&index, s), expected, "{s:?}");
+        }
     }
 }

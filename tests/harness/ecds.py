@@ -25,8 +25,8 @@ MESSAGES = [{"role": "user", "content": [{"text": "hi"}]}]
 
 def ensure_cli() -> None:
     if not CLI.is_file():
-        subprocess.run(["cargo", "build", "-q", "-p", "bedrock-guard-policies", "--bin",
-                        "bedrock-guard"], cwd=REPO_ROOT, check=True, timeout=600)
+        subprocess.run(["cargo", "build", "-q", "-p", "bedrock-guard-cli"], cwd=REPO_ROOT,
+                       check=True, timeout=600)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

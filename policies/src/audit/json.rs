@@ -73,7 +73,7 @@ pub(super) fn push_hex_byte(out: &mut String, byte: u8) {
 /// Writes `s` as a JSON string of printable ASCII: `"` and `\` escaped, and every character
 /// outside U+0020..U+007E written as a `\uXXXX` escape (surrogate pairs above U+FFFF), with the
 /// short forms for `\n`, `\r`, `\t`, `\b`, `\f`.
-pub fn push_json_str(out: &mut String, s: &str) {
+pub(super) fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -20,7 +20,8 @@
 //!   `ABSK…`, `eyJ….`, `Bearer `, ...).
 //!
 //! There is deliberately no "extra fields" map and no way to add a header: a new field is a
-//! code change and a change to the golden tests (`tests/audit_*.rs` pins the exact key set).
+//! code change and a change to the golden tests (`policies/tests/engine/audit_record.rs` pins
+//! the exact key set).
 //!
 //! # The line
 //!
@@ -40,10 +41,8 @@ mod json;
 mod record;
 mod redact;
 
-pub use json::{format_rfc3339_millis, push_json_str};
+pub use json::format_rfc3339_millis;
 pub use record::{
     AuditRecord, BundleInfo, CredentialType, MAX_GROUPS, MAX_MODELS, MAX_MODEL_ID_BYTES,
 };
-pub use redact::{
-    bounded, looks_like_secret, vpc_endpoint_id, MAX_TEXT_BYTES, REDACTED, TRUNCATED,
-};
+pub use redact::{looks_like_secret, vpc_endpoint_id, MAX_TEXT_BYTES, REDACTED, TRUNCATED};

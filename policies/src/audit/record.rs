@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
+use crate::bundle::CompiledPolicy;
+use crate::credentials::{ApiKeyKind, Credential};
 use crate::decision::{Decision, Mode, Reason};
+use crate::engine::{Evaluation, HeadOutcome};
 use crate::eventstream::EventStreamReader;
 use crate::request::Operation;
 
 use super::json::{push_json_str, push_rfc3339_millis, push_str_array, Obj};
-use super::redact::{
-    bounded, socket_address, source_ip, text, token_fingerprint, vpc_endpoint_id, TRUNCATED,
-};
+use super::redact::{bounded, socket_address, source_ip, text, vpc_endpoint_id, TRUNCATED};
+use crate::identity::TokenHash;
 
 /// Longest model id kept (canonical ids and ARNs are at most 2048 characters).
 pub const MAX_MODEL_ID_BYTES: usize = 2048;
@@ -25,13 +27,35 @@ const EVENT_SOURCE: &str = "bedrock-guard";
 /// How the caller authenticated to AWS (decided by the credentials module, recorded here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CredentialType {
+    /// A SigV4-signed request (`sigv4`).
     SigV4,
+    /// A short-term Bedrock API key, `bedrock-api-key-…` (`api-key-short-term`).
     BedrockApiKeyShortTerm,
+    /// A long-term Bedrock API key, `ABSK…` (`api-key-long-term`).
     BedrockApiKeyLongTerm,
+    /// No AWS credential (`none`).
     None,
 }
 
 impl CredentialType {
+    /// The type recorded for a detected credential; `None` (the field is left out) for a
+    /// request without one, a bearer token of no known format, or a malformed header.
+    pub(crate) fn of(credential: &Credential<'_>) -> Option<CredentialType> {
+        match credential {
+            Credential::SigV4(_) => Some(CredentialType::SigV4),
+            Credential::ApiKey {
+                kind: ApiKeyKind::ShortTerm,
+                ..
+            } => Some(CredentialType::BedrockApiKeyShortTerm),
+            Credential::ApiKey {
+                kind: ApiKeyKind::LongTerm,
+                ..
+            } => Some(CredentialType::BedrockApiKeyLongTerm),
+            Credential::None | Credential::UnknownBearer { .. } | Credential::Malformed(_) => None,
+        }
+    }
+
+    /// The `credentialType` value written in the record.
     pub fn as_str(self) -> &'static str {
         match self {
             CredentialType::SigV4 => "sigv4",
@@ -164,6 +188,39 @@ impl AuditRecord {
         }
     }
 
+    /// The record of a request head as the engine evaluated it: the verdict part from the
+    /// decision (or, while the request waits for its body, a `policy_unavailable` placeholder
+    /// that [`AuditRecord::apply_decision`] replaces), the endpoint's region, the credential
+    /// type and access key id, the verified caller and the identity token's fingerprint. The
+    /// shell adds what only it knows (request id, bundle, authority, source address).
+    pub fn from_evaluation(
+        policy: &CompiledPolicy,
+        evaluation: &Evaluation<'_>,
+        event_time_ms: u64,
+    ) -> AuditRecord {
+        let mut record = match &evaluation.outcome {
+            HeadOutcome::Decided(decision) => AuditRecord::from_decision(decision, event_time_ms),
+            HeadOutcome::NeedBody(pending) => AuditRecord::from_decision(
+                &Decision::deny(Reason::PolicyUnavailable, "").with_operation(pending.operation),
+                event_time_ms,
+            ),
+        };
+        if let Some(region) = evaluation.region(policy) {
+            record.region(region);
+        }
+        record.credential_type = CredentialType::of(&evaluation.credential);
+        if let Credential::SigV4(scope) = &evaluation.credential {
+            record.access_key_id(scope.access_key_id);
+        }
+        if let Some(p) = &evaluation.principal {
+            record.identity(&p.issuer, &p.subject, p.groups.iter());
+        }
+        if let Some(token) = &evaluation.token {
+            record.token_fingerprint(token);
+        }
+        record
+    }
+
     /// Replace the verdict part (verdict, reason, detail, rule, mode, operation, models and the
     /// refusal status) with `decision`'s, keeping the request context already recorded. The
     /// shell builds the record's context before the engine decides.
@@ -238,13 +295,12 @@ impl AuditRecord {
     }
 
     /// `userIdentity.tokenFingerprint`: the first 12 hex digits of the SHA-256 of the identity
-    /// token, so records of one token can be correlated (also for an invalid token) without the
-    /// token. The token is hashed here and not kept.
-    pub fn token_fingerprint(&mut self, token: &[u8]) -> &mut Self {
-        let hex = token_fingerprint(token);
+    /// token (as hashed once by `identity::authenticate`), so records of one token can be
+    /// correlated (also for an invalid token) without the token.
+    pub fn token_fingerprint(&mut self, token: &TokenHash) -> &mut Self {
         self.identity
             .get_or_insert_with(UserIdentity::default)
-            .token_fingerprint = Some(hex);
+            .token_fingerprint = Some(token.fingerprint());
         self
     }
 

@@ -4,9 +4,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use sha2::{Digest, Sha256};
-
-use super::json::push_hex_byte;
 use crate::aws;
 
 /// Longest text value kept from the request, configuration or identity, in bytes of UTF-8.
@@ -25,7 +22,7 @@ pub(super) fn text(input: &[u8]) -> String {
 /// At most `max` bytes of `input` as UTF-8 (each invalid sequence becomes U+FFFD), cut at a
 /// character boundary and marked with [`TRUNCATED`] when cut, or [`REDACTED`] when what was kept
 /// looks like credential material.
-pub fn bounded(input: &[u8], max: usize) -> String {
+pub(super) fn bounded(input: &[u8], max: usize) -> String {
     let mut out = String::with_capacity(input.len().min(max));
     let mut truncated = false;
     'chunks: for chunk in input.utf8_chunks() {
@@ -99,17 +96,6 @@ pub fn looks_like_secret(s: &str) -> bool {
         i += 1;
     }
     false
-}
-
-/// The first 12 hex digits of the SHA-256 of an identity token (the token is hashed here and
-/// not kept).
-pub(super) fn token_fingerprint(token: &[u8]) -> String {
-    let digest = Sha256::digest(token);
-    let mut hex = String::with_capacity(12);
-    for byte in digest.iter().take(6) {
-        push_hex_byte(&mut hex, *byte);
-    }
-    hex
 }
 
 /// The address part of `ip`, `ip:port` or `[v6]:port`; bounded text for anything else.

@@ -10,13 +10,25 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// A network block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cidr {
-    V4 { network: u32, prefix: u8 },
-    V6 { network: u128, prefix: u8 },
+    /// An IPv4 block.
+    V4 {
+        /// The network address, host bits zero.
+        network: u32,
+        /// The prefix length, 0 to 32.
+        prefix: u8,
+    },
+    /// An IPv6 block.
+    V6 {
+        /// The network address, host bits zero.
+        network: u128,
+        /// The prefix length, 0 to 128.
+        prefix: u8,
+    },
 }
 
 impl Cidr {
     /// Parse `address/prefix`.
-    pub fn parse(text: &str) -> Result<Cidr, String> {
+    pub(crate) fn parse(text: &str) -> Result<Cidr, String> {
         let Some((addr, prefix)) = text.split_once('/') else {
             return Err(format!(
                 "{text:?} has no prefix length (write {text}/32 or {text}/128 for one address)"
@@ -74,12 +86,6 @@ impl Cidr {
                 u128::from(a) & mask128(*prefix) == *network
             }
             _ => false,
-        }
-    }
-
-    pub fn prefix(&self) -> u8 {
-        match self {
-            Cidr::V4 { prefix, .. } | Cidr::V6 { prefix, .. } => *prefix,
         }
     }
 }

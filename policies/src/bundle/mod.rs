@@ -16,8 +16,6 @@ mod keys;
 pub mod schema;
 mod validate;
 
-/// Region names are an AWS naming fact (see `aws`); kept at this path.
-pub use crate::aws::is_region;
 pub use cidr::Cidr;
 pub use compile::{compile, CompiledEndpoint, CompiledPolicy, ModelMatcher};
 pub(crate) use compile::{CompiledRule, PrincipalMatcher};
@@ -48,8 +46,11 @@ pub enum BundleError {
     /// duplicated field, unknown enum value).
     #[error("line {line}, column {column}: {message}")]
     Json {
+        /// Line of the problem, from 1.
         line: usize,
+        /// Column of the problem on its line, from 1.
         column: usize,
+        /// What is wrong there.
         message: String,
     },
     /// The bundle parsed but breaks one or more rules; every problem, one per line.
@@ -120,7 +121,12 @@ pub fn parse_bundle(json: &[u8]) -> Result<Bundle, BundleError> {
 /// Read JSON text into the bundle's types, and nothing more: no strict reading, no `null`
 /// check (see [`parse_bundle`]). The error is always [`BundleError::Json`], for the first
 /// problem serde meets (an unknown field, a wrong type, an unknown enum value).
-pub(crate) fn parse_shape(json: &[u8]) -> Result<Bundle, BundleError> {
+///
+/// Not a way to accept a bundle: the plugin and anything else that loads one use
+/// [`parse_bundle`] (or [`CompiledPolicy::from_json`]). Public for tools that do their own
+/// strict reading first and then report serde's errors one at a time with their positions
+/// (`bedrock-guard validate`).
+pub fn parse_shape(json: &[u8]) -> Result<Bundle, BundleError> {
     serde_json::from_slice(json).map_err(|e| {
         let (line, column) = (e.line(), e.column());
         let full = e.to_string();

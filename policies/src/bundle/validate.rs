@@ -28,13 +28,15 @@ impl Errors {
     }
 }
 
+/// The one `apiVersion` this engine reads.
 pub const API_VERSION: &str = "bedrock-guard/v1";
+/// The bundle's `kind`.
 pub const KIND: &str = "PolicyBundle";
 
 /// Longest model pattern (the API's own limit on a model identifier).
-pub const MAX_MODEL_PATTERN: usize = 2048;
+pub(crate) const MAX_MODEL_PATTERN: usize = 2048;
 /// Largest body limit a bundle may set (Bedrock's own request limit is about 25 MB).
-pub const MAX_BODY_LIMIT: u64 = 25_000_000;
+pub(crate) const MAX_BODY_LIMIT: u64 = 25_000_000;
 
 /// Signing algorithms a provider may pin.
 pub const ALGORITHMS: &[&str] = &[

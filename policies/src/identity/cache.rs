@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::principal::Principal;
 
 /// Default number of cached tokens.
-pub const DEFAULT_CACHE_CAPACITY: usize = 1024;
+pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 1024;
 
 /// SHA-256 of the exact token bytes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -22,18 +22,14 @@ impl TokenHash {
         TokenHash(Sha256::digest(token).into())
     }
 
-    /// The digest bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
     /// The first 12 hex characters, for audit records.
     pub fn fingerprint(&self) -> String {
-        use fmt::Write as _;
         let mut out = String::with_capacity(12);
         for byte in self.0.iter().take(6) {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "{byte:02x}");
+            for nibble in [byte >> 4, byte & 0x0f] {
+                // A nibble is always a hex digit.
+                out.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+            }
         }
         out
     }
@@ -134,7 +130,7 @@ impl TokenCache {
     }
 
     /// Drops every entry (e.g. after a provider's keys changed).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.entries.clear();
         self.order.clear();
     }
@@ -147,11 +143,6 @@ impl TokenCache {
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
-    }
-
-    /// The configured capacity.
-    pub fn capacity(&self) -> usize {
-        self.capacity
     }
 }
 

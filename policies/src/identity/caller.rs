@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{IdentityError, Malformed, Principal, Verifier};
+use super::{IdentityError, Malformed, Principal, TokenHash, Verifier};
 
 /// The authentication outcome for one request.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -56,6 +56,17 @@ pub fn extract_token<'h>(
     Ok(Some(value))
 }
 
+/// The outcome of authenticating one request, with the token's hash when it carried one (also
+/// for a token that failed verification), so records of one token can be correlated. The
+/// token is hashed once: the same hash keys the verified-token cache.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Authentication {
+    /// Who is calling.
+    pub caller: Caller,
+    /// SHA-256 of the identity token, when the request carried one.
+    pub token: Option<TokenHash>,
+}
+
 /// Authenticate the request: extract the token from `header` and verify it at `now`.
 /// `unavailable(provider)` tells whether a provider's keys are currently unusable (stale or
 /// never fetched); a token that needs such a provider yields [`Caller::Unavailable`].
@@ -65,17 +76,32 @@ pub fn authenticate(
     headers: &[(&str, &[u8])],
     now: u64,
     unavailable: impl Fn(&str) -> bool,
-) -> Caller {
+) -> Authentication {
     let token = match extract_token(header, headers) {
         Ok(Some(token)) => token,
-        Ok(None) => return Caller::Missing,
-        Err(e) => return Caller::Invalid(e),
+        Ok(None) => {
+            return Authentication {
+                caller: Caller::Missing,
+                token: None,
+            }
+        }
+        Err(e) => {
+            return Authentication {
+                caller: Caller::Invalid(e),
+                token: None,
+            }
+        }
     };
-    match verifier.verify(token, now) {
+    let hash = TokenHash::of(token);
+    let caller = match verifier.verify_hashed(token, &hash, now) {
         Ok(verified) => Caller::Verified(verified.principal),
         Err(IdentityError::UnknownKey { provider }) if unavailable(&provider) => {
             Caller::Unavailable
         }
         Err(e) => Caller::Invalid(e),
+    };
+    Authentication {
+        caller,
+        token: Some(hash),
     }
 }

@@ -27,16 +27,16 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::json::{parse_strict, JsonError};
+use crate::json::{self, JsonErrorKind};
 
 /// Largest JWKS document accepted, in bytes.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Most entries (usable or skipped) in one JWKS document.
 pub const MAX_JWKS_KEYS: usize = 64;
 /// Smallest RSA modulus accepted, in bits.
-pub const MIN_RSA_BITS: usize = 2048;
+pub(crate) const MIN_RSA_BITS: usize = 2048;
 /// Largest RSA modulus accepted, in bits (see the module documentation).
-pub const MAX_RSA_BITS: usize = 4096;
+pub(crate) const MAX_RSA_BITS: usize = 4096;
 
 /// Members that carry private key material in RSA, EC and OKP JWKs (RFC 7518 §6, RFC 8037).
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
@@ -130,38 +130,90 @@ impl SkipReason {
 /// document are never included.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwksError {
+    /// The document is longer than [`MAX_JWKS_BYTES`].
     #[error("JWKS document larger than {MAX_JWKS_BYTES} bytes")]
     TooLarge,
+    /// Not one JSON document in UTF-8.
     #[error("JWKS document is not valid JSON")]
     Json,
+    /// An object with the same member twice, at any depth.
     #[error("JWKS document has a duplicate JSON member")]
     DuplicateMember,
+    /// Not an object with a `keys` array.
     #[error("JWKS document is not an object with a \"keys\" array")]
     NotAKeySet,
+    /// More than [`MAX_JWKS_KEYS`] entries.
     #[error("JWKS document has more than {MAX_JWKS_KEYS} keys")]
     TooManyKeys,
+    /// An entry of `keys` is not an object.
     #[error("keys[{index}] is not a JSON object")]
-    KeyNotAnObject { index: usize },
+    KeyNotAnObject {
+        /// Position in `keys`.
+        index: usize,
+    },
+    /// A `kty: oct` key: a published shared secret.
     #[error("keys[{index}]: kty \"oct\" (a symmetric secret) is refused")]
-    SymmetricKey { index: usize },
+    SymmetricKey {
+        /// Position in `keys`.
+        index: usize,
+    },
+    /// A private key member (`d`, `p`, `q`, ...).
     #[error("keys[{index}] carries private key material ({member})")]
-    PrivateKeyMaterial { index: usize, member: &'static str },
+    PrivateKeyMaterial {
+        /// Position in `keys`.
+        index: usize,
+        /// The member's name.
+        member: &'static str,
+    },
+    /// An `alg` of the HMAC family, or `none`.
     #[error("keys[{index}]: alg of the HMAC family or \"none\" is refused")]
-    SymmetricAlgorithm { index: usize },
+    SymmetricAlgorithm {
+        /// Position in `keys`.
+        index: usize,
+    },
+    /// A usable key without a non-empty string `kid`.
     #[error("keys[{index}] has no non-empty string kid")]
-    MissingKid { index: usize },
+    MissingKid {
+        /// Position in `keys`.
+        index: usize,
+    },
+    /// Two usable keys with the same `kid`.
     #[error("keys[{index}] repeats the kid of an earlier key")]
-    DuplicateKid { index: usize },
+    DuplicateKid {
+        /// Position in `keys` of the second one.
+        index: usize,
+    },
+    /// A key parameter (`kty`, `crv`, `n`, `e`, `x`, `y`, `use`, `key_ops`, `alg`) missing,
+    /// of the wrong type, or not a valid value.
     #[error("keys[{index}]: parameter {param} is missing or invalid")]
-    BadParameter { index: usize, param: &'static str },
+    BadParameter {
+        /// Position in `keys`.
+        index: usize,
+        /// The parameter's name.
+        param: &'static str,
+    },
+    /// An RSA modulus outside 2048 to 4096 bits.
     #[error(
         "keys[{index}]: RSA modulus of {bits} bits is outside {MIN_RSA_BITS}..={MAX_RSA_BITS}"
     )]
-    RsaKeySize { index: usize, bits: usize },
+    RsaKeySize {
+        /// Position in `keys`.
+        index: usize,
+        /// The modulus's size, in bits.
+        bits: usize,
+    },
+    /// An `alg` that contradicts the key type or curve (`ES256` on an RSA key).
     #[error("keys[{index}]: alg does not match the key type or curve")]
-    AlgorithmMismatch { index: usize },
+    AlgorithmMismatch {
+        /// Position in `keys`.
+        index: usize,
+    },
+    /// The parameters do not make a valid public key (a point off the curve, ...).
     #[error("keys[{index}]: not a valid public key")]
-    InvalidKey { index: usize },
+    InvalidKey {
+        /// Position in `keys`.
+        index: usize,
+    },
 }
 
 impl Jwks {
@@ -176,9 +228,9 @@ impl Jwks {
         if document.len() > MAX_JWKS_BYTES {
             return Err(JwksError::TooLarge);
         }
-        let value = parse_strict(document).map_err(|e| match e {
-            JsonError::Syntax => JwksError::Json,
-            JsonError::DuplicateMember => JwksError::DuplicateMember,
+        let value = json::parse(document, json::Options::JOSE).map_err(|e| match e.kind() {
+            JsonErrorKind::DuplicateMember => JwksError::DuplicateMember,
+            _ => JwksError::Json,
         })?;
         let entries = match value.get("keys") {
             Some(Value::Array(entries)) => entries,

@@ -5,17 +5,17 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use super::jwks::Jwks;
 
 /// Default claim naming the principal.
-pub const DEFAULT_PRINCIPAL_CLAIM: &str = "sub";
+const DEFAULT_PRINCIPAL_CLAIM: &str = "sub";
 /// Default claim carrying the principal's groups.
-pub const DEFAULT_GROUPS_CLAIM: &str = "groups";
+const DEFAULT_GROUPS_CLAIM: &str = "groups";
 /// Default cap on the token's length in bytes.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
 /// Default clock-skew allowance, in seconds.
-pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;
+const DEFAULT_LEEWAY_SECONDS: u64 = 30;
 /// Largest clock-skew allowance a provider may configure, in seconds.
-pub const MAX_LEEWAY_SECONDS: u64 = 300;
+const MAX_LEEWAY_SECONDS: u64 = 300;
 /// Largest `max_token_bytes` a provider may configure (Envoy's default header limit is 60 KiB).
-pub const MAX_TOKEN_BYTES_LIMIT: usize = 64 * 1024;
+const MAX_TOKEN_BYTES_LIMIT: usize = 64 * 1024;
 
 /// One identity provider as the bundle configures it (plain data).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub struct ProviderSpec {
     pub audiences: Vec<String>,
     /// Accepted signature algorithms (asymmetric only: the HMAC family is refused).
     pub algorithms: Vec<Algorithm>,
-    /// Clock-skew allowance applied to `exp`, `nbf` and `iat`.
+    /// Clock-skew allowance applied to `exp`, `nbf` and `iat`, in seconds (at most 300).
     pub leeway_seconds: u64,
     /// When set, `iat` is required and `exp - iat` may not exceed this.
     pub max_lifetime_seconds: Option<u64>,
@@ -36,7 +36,7 @@ pub struct ProviderSpec {
     pub principal_claim: String,
     /// Claim holding the groups (array of strings or space-separated string), optional in tokens.
     pub groups_claim: String,
-    /// Longest token accepted, in bytes.
+    /// Longest token accepted, in bytes (1 to 65 536).
     pub max_token_bytes: usize,
 }
 
@@ -121,30 +121,71 @@ fn is_asymmetric(alg: Algorithm) -> bool {
 /// A provider configuration that cannot be used. Names the provider, never a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityConfigError {
+    /// A provider with an empty name.
     #[error("identity provider with an empty name")]
     EmptyName,
+    /// Two providers with this name.
     #[error("identity provider {0} is defined twice")]
     DuplicateName(String),
+    /// A provider with an empty issuer.
     #[error("identity provider {provider}: empty issuer")]
-    EmptyIssuer { provider: String },
+    EmptyIssuer {
+        /// The provider's name.
+        provider: String,
+    },
+    /// Two providers with the same issuer: keys must be bound to one provider.
     #[error("identity provider {provider}: issuer already used by another provider")]
-    DuplicateIssuer { provider: String },
+    DuplicateIssuer {
+        /// The name of the second one.
+        provider: String,
+    },
+    /// No audience, or an empty one.
     #[error("identity provider {provider}: audiences must be non-empty strings, at least one")]
-    Audiences { provider: String },
+    Audiences {
+        /// The provider's name.
+        provider: String,
+    },
+    /// No algorithm.
     #[error("identity provider {provider}: no algorithms")]
-    NoAlgorithms { provider: String },
+    NoAlgorithms {
+        /// The provider's name.
+        provider: String,
+    },
+    /// An algorithm that is not asymmetric (the HMAC family).
     #[error("identity provider {provider}: algorithm {algorithm} refused (asymmetric only)")]
-    AlgorithmRefused { provider: String, algorithm: String },
+    AlgorithmRefused {
+        /// The provider's name.
+        provider: String,
+        /// The algorithm, by its `Debug` name.
+        algorithm: String,
+    },
+    /// `leeway_seconds` above 300.
     #[error("identity provider {provider}: leeway_seconds above {MAX_LEEWAY_SECONDS}")]
-    LeewayTooLarge { provider: String },
+    LeewayTooLarge {
+        /// The provider's name.
+        provider: String,
+    },
+    /// `max_lifetime_seconds` of 0.
     #[error("identity provider {provider}: max_lifetime_seconds must be positive")]
-    ZeroMaxLifetime { provider: String },
+    ZeroMaxLifetime {
+        /// The provider's name.
+        provider: String,
+    },
+    /// An empty principal or groups claim name.
     #[error("identity provider {provider}: principal_claim and groups_claim must be non-empty")]
-    EmptyClaimName { provider: String },
+    EmptyClaimName {
+        /// The provider's name.
+        provider: String,
+    },
+    /// `max_token_bytes` of 0, or above 65 536.
     #[error(
         "identity provider {provider}: max_token_bytes must be in 1..={MAX_TOKEN_BYTES_LIMIT}"
     )]
-    MaxTokenBytes { provider: String },
+    MaxTokenBytes {
+        /// The provider's name.
+        provider: String,
+    },
+    /// Keys given for a provider the key set does not have (the name given).
     #[error("no identity provider named {0}")]
     UnknownProvider(String),
 }
@@ -208,11 +249,6 @@ impl KeySet {
         Ok(changed)
     }
 
-    /// The provider specs, in configuration order.
-    pub fn providers(&self) -> impl Iterator<Item = &ProviderSpec> {
-        self.providers.iter().map(|p| &p.spec)
-    }
-
     /// A provider's current keys.
     pub fn keys(&self, provider: &str) -> Option<&Jwks> {
         self.providers
@@ -222,7 +258,7 @@ impl KeySet {
     }
 
     /// The largest `max_token_bytes` of all providers: the cap applied before anything else.
-    pub fn max_token_bytes(&self) -> usize {
+    pub(crate) fn max_token_bytes(&self) -> usize {
         self.max_token_bytes
     }
 

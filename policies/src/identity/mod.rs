@@ -38,23 +38,18 @@
 
 mod cache;
 mod caller;
-mod json;
 mod jwks;
 mod keyset;
 mod principal;
 mod verify;
 
-pub use cache::{fingerprint, TokenCache, TokenHash, VerifiedToken, DEFAULT_CACHE_CAPACITY};
-pub use caller::{authenticate, extract_token, Caller};
+pub use cache::{fingerprint, TokenCache, TokenHash, VerifiedToken};
+pub use caller::{authenticate, extract_token, Authentication, Caller};
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{
     Jwks, JwksError, SkipReason, SkippedKey, VerifyingKey, MAX_JWKS_BYTES, MAX_JWKS_KEYS,
-    MAX_RSA_BITS, MIN_RSA_BITS,
 };
-pub use keyset::{
-    IdentityConfigError, KeySet, ProviderSpec, DEFAULT_GROUPS_CLAIM, DEFAULT_LEEWAY_SECONDS,
-    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_PRINCIPAL_CLAIM, MAX_LEEWAY_SECONDS, MAX_TOKEN_BYTES_LIMIT,
-};
+pub use keyset::{IdentityConfigError, KeySet, ProviderSpec};
 pub use principal::Principal;
 pub use verify::{verify, Verifier, VerifierStats};
 

@@ -9,8 +9,9 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
+use crate::json::{self, JsonErrorKind};
+
 use super::cache::{TokenCache, TokenHash, VerifiedToken, DEFAULT_CACHE_CAPACITY};
-use super::json::{parse_strict, JsonError};
 use super::jwks::{signature_algorithm, Jwks};
 use super::keyset::{IdentityConfigError, KeySet, ProviderSpec};
 use super::principal::Principal;
@@ -103,11 +104,11 @@ fn decode_object(segment: &[u8]) -> Result<Map<String, Value>, Malformed> {
     let bytes = URL_SAFE_NO_PAD
         .decode(segment)
         .map_err(|_| Malformed::Base64)?;
-    match parse_strict(&bytes) {
+    match json::parse(&bytes, json::Options::JOSE) {
         Ok(Value::Object(members)) => Ok(members),
         Ok(_) => Err(Malformed::NotAnObject),
-        Err(JsonError::DuplicateMember) => Err(Malformed::DuplicateMember),
-        Err(JsonError::Syntax) => Err(Malformed::Json),
+        Err(e) if e.kind() == JsonErrorKind::DuplicateMember => Err(Malformed::DuplicateMember),
+        Err(_) => Err(Malformed::Json),
     }
 }
 
@@ -321,7 +322,7 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// A verifier with a cache of [`DEFAULT_CACHE_CAPACITY`] tokens.
+    /// A verifier with a cache of 1024 tokens (`DEFAULT_CACHE_CAPACITY`).
     pub fn new(keys: KeySet) -> Verifier {
         Verifier::with_cache_capacity(keys, DEFAULT_CACHE_CAPACITY)
     }
@@ -341,7 +342,22 @@ impl Verifier {
         if token.len() > self.keys.max_token_bytes() {
             return Err(Malformed::TooLarge.into());
         }
-        let hash = TokenHash::of(token);
+        self.verify_hashed(token, &TokenHash::of(token), now)
+    }
+
+    /// [`Verifier::verify`] for a caller that already hashed the token (`hash` must be
+    /// `TokenHash::of(token)`): the token is hashed once per request.
+    pub(crate) fn verify_hashed(
+        &mut self,
+        token: &[u8],
+        hash: &TokenHash,
+        now: u64,
+    ) -> Result<VerifiedToken, IdentityError> {
+        // The size limit holds for cached and uncached paths alike.
+        if token.len() > self.keys.max_token_bytes() {
+            return Err(Malformed::TooLarge.into());
+        }
+        let hash = *hash;
         if let Some(hit) = self.cache.get(&hash, now) {
             self.stats.cache_hits = self.stats.cache_hits.saturating_add(1);
             return Ok(hit);

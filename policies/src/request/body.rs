@@ -23,7 +23,7 @@ pub const MAX_MODELS: usize = 256;
 
 /// The canonical spellings of keys that carry a model reference somewhere in the Bedrock APIs.
 /// Any other spelling that folds to one of these is refused, wherever it appears.
-pub const MODEL_KEYS: &[&str] = &[
+const MODEL_KEYS: &[&str] = &[
     "model",
     "modelId",
     "modelArn",
@@ -35,41 +35,60 @@ pub const MODEL_KEYS: &[&str] = &[
 /// detection stays `O(n log n)` for hostile bodies.
 const SMALL_OBJECT_KEYS: usize = 16;
 
+/// Why a body was refused (always `body_unparseable`). Fixed texts: they never echo body
+/// bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
+    /// No bytes (or only whitespace).
     #[error("body is empty")]
     Empty,
+    /// A JSON value other than an object (a byte order mark included).
     #[error("body is not a JSON object")]
     NotAnObject,
+    /// Not JSON: a bad token, number or structure.
     #[error("body is not valid JSON")]
     Syntax,
+    /// The body ends before the value does.
     #[error("body ends inside the JSON value")]
     Truncated,
+    /// Anything but whitespace after the object.
     #[error("body has data after the JSON value")]
     TrailingData,
+    /// Objects and arrays nested deeper than [`MAX_DEPTH`].
     #[error("body nests deeper than 64 levels")]
     TooDeep,
+    /// A string with bytes that are not UTF-8.
     #[error("body string is not valid UTF-8")]
     InvalidUtf8,
+    /// A backslash escape JSON does not define.
     #[error("body string has an invalid escape")]
     InvalidEscape,
+    /// A `\u` escape of half a surrogate pair.
     #[error("body string has an unpaired surrogate escape")]
     LoneSurrogate,
+    /// An unescaped control character inside a string.
     #[error("body string contains a raw control character")]
     ControlCharacter,
+    /// An object with the same key twice, at any depth (keys compared after unescaping).
     #[error("body has a duplicate key")]
     DuplicateKey,
+    /// A model or resource key written with an escape or in another case (`"m\u006fdel"`,
+    /// `"Model"`).
     #[error("body has an escaped or case-variant spelling of a model key")]
     AmbiguousModelKey,
+    /// The operation's required top-level model member is absent.
     #[error("body has no model member")]
     ModelMissing,
+    /// A model or resource member whose value is not a string.
     #[error("body model member is not a string")]
     ModelNotString,
+    /// More than [`MAX_MODELS`] model members.
     #[error("body carries too many model members")]
     TooManyModels,
 }
 
 impl BodyError {
+    /// `body_unparseable`.
     pub fn reason(&self) -> Reason {
         Reason::BodyUnparseable
     }
@@ -91,18 +110,18 @@ pub fn extract_body_models(body: &[u8], location: ModelLocation) -> Result<Vec<S
 
 /// The model and resource values a body names (see [`extract_body_values`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BodyValues {
+pub(crate) struct BodyValues {
     /// Model references, in document order.
-    pub models: Vec<String>,
+    pub(crate) models: Vec<String>,
     /// Other resources that receive customer data (S3 output locations, Lambda functions,
     /// knowledge bases, guardrails, KMS keys) and account ids, in document order.
-    pub resources: Vec<(ResourceKind, String)>,
+    pub(crate) resources: Vec<(ResourceKind, String)>,
 }
 
 /// Read the model-carrying members (as [`extract_body_models`]) and, in the same single pass,
 /// the members `resources` names. Every captured member must be a string; an escaped or
 /// case-variant spelling of a captured key is refused like one of a model key.
-pub fn extract_body_values(
+pub(crate) fn extract_body_values(
     body: &[u8],
     location: ModelLocation,
     resources: ResourceFields,

@@ -71,42 +71,61 @@ impl HeadInfo {
 /// than guessed about. The value itself is never echoed (header values are arbitrary bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ContentTypeError {
+    /// No `content-type`.
     #[error("content-type is missing; the body must be sent as application/json")]
     Missing,
+    /// A media type other than `application/json` (`text/plain`, `application/x-amz-json-1.1`,
+    /// ...).
     #[error("content-type must be application/json")]
     NotApplicationJson,
+    /// A charset other than `utf-8` (`utf-16`, `latin1`, `utf8`).
     #[error("content-type charset must be utf-8: the body is read as UTF-8 JSON")]
     CharsetNotUtf8,
+    /// `charset="utf-8"`.
     #[error("content-type charset is quoted; write charset=utf-8")]
     CharsetQuoted,
+    /// `charset` given twice.
     #[error("content-type has more than one charset parameter")]
     CharsetRepeated,
+    /// A parameter other than `charset`.
     #[error("content-type has a parameter other than charset (application/json defines none)")]
     UnknownParameter,
+    /// A parameter that is not `name=value` (`charset = utf-8`, an empty one, ...).
     #[error("content-type has a malformed parameter (expected ; charset=utf-8)")]
     MalformedParameter,
 }
 
+/// Why the head of a request was refused ([`HeaderError::reason`] gives the code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
+    /// A `CONNECT` request: a tunnel the filter cannot inspect (`connect_not_allowed`).
     #[error("CONNECT is not allowed")]
     Connect,
+    /// An `upgrade` header, or `connection: upgrade` (`connect_not_allowed`).
     #[error("protocol upgrade is not allowed")]
     Upgrade,
+    /// An empty method, or one that is not upper-case letters (`header_invalid`).
     #[error("method is not an uppercase token")]
     MethodMalformed,
-    /// The header name comes from the fixed list or the configured identity header.
+    /// A security-relevant header more than once, or folded into one comma-joined value
+    /// (`header_invalid`). The header name comes from the fixed list or the configured
+    /// identity header.
     #[error("header {0} appears more than once")]
     Duplicate(String),
+    /// An empty `:authority` (`destination_not_privatelink`).
     #[error("request has no authority")]
     AuthorityMissing,
+    /// `host` (or a `:authority` pair in the header map) differs from the authority
+    /// (`destination_not_privatelink`).
     #[error("host header does not match the authority")]
     HostMismatch,
+    /// A `content-length` that is not a decimal number (`header_invalid`).
     #[error("content-length is not a decimal number")]
     ContentLengthInvalid,
 }
 
 impl HeaderError {
+    /// The reason code the refusal carries (given with each variant).
     pub fn reason(&self) -> Reason {
         match self {
             HeaderError::Connect | HeaderError::Upgrade => Reason::ConnectNotAllowed,

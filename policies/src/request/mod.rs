@@ -4,17 +4,17 @@
 //! Nothing here knows about Envoy: the plugin hands in raw bytes exactly as received.
 
 pub mod body;
-pub mod headers;
-pub mod model;
-pub mod resource;
+mod headers;
+mod model;
+pub(crate) mod resource;
 pub mod route;
 
-pub use body::{extract_body_models, extract_body_values, BodyError, BodyValues};
+pub(crate) use body::extract_body_values;
+pub use body::{extract_body_models, BodyError};
 pub use headers::{check_head, json_content_type, ContentTypeError, HeadInfo, HeaderError};
 pub use model::{parse_body_model_id, parse_path_model_id, Arn, ModelError, ModelRef};
 pub use route::{
-    classify, ModelLocation, Operation, PathResource, ResourceFields, ResourceKind, RouteError,
-    RouteMatch,
+    classify, ModelLocation, Operation, PathResource, ResourceKind, RouteError, RouteMatch,
 };
 
 /// Everything the engine decides on, as raw bytes straight from the proxy.
@@ -39,4 +39,7 @@ pub struct RequestFacts<'a> {
     /// The outcome of authenticating the request's identity token (see
     /// `identity::authenticate`); `Anonymous` when the shell did not authenticate.
     pub caller: crate::identity::Caller,
+    /// SHA-256 of the request's identity token, when it carries one (see
+    /// `identity::Authentication`); recorded, never decided on.
+    pub token: Option<crate::identity::TokenHash>,
 }

@@ -22,7 +22,7 @@ use crate::aws::is_partition;
 use crate::decision::Reason;
 
 /// Longest accepted model id, in bytes (the Bedrock `ModelIdentifier` maximum).
-pub const MAX_MODEL_ID_LEN: usize = 2048;
+const MAX_MODEL_ID_LEN: usize = 2048;
 
 /// Resource types of the `bedrock` service that name a model (or something that stands for one).
 const BEDROCK_MODEL_TYPES: &[&str] = &[
@@ -66,7 +66,10 @@ const LOWER_CASE_TYPES: &[&str] = &[
 pub struct Arn {
     /// The whole ARN, canonical (exactly the decoded text).
     pub raw: String,
+    /// `aws`, `aws-us-gov`, `aws-cn`, ... (shaped like a partition, not checked against a
+    /// list).
     pub partition: String,
+    /// `bedrock`, or `sagemaker` (Marketplace endpoints).
     pub service: String,
     /// May be empty (e.g. the IAM-only global foundation-model ARN).
     pub region: String,
@@ -97,7 +100,7 @@ impl Arn {
     /// (`provider.model`), a system-profile id a geography prefix (`geo.provider.model`). So
     /// an application-profile id written under `inference-profile/` or `foundation-model/` is
     /// opaque, never a transparent id that `*` allows.
-    pub fn is_opaque(&self) -> bool {
+    fn is_opaque(&self) -> bool {
         match self.resource_type.as_str() {
             "foundation-model" => !self.resource_id.contains('.'),
             "inference-profile" => geo_prefix(&self.resource_id).is_none(),
@@ -113,9 +116,13 @@ pub enum ModelRef {
     /// inference-profile id (`us.anthropic...`). `profile_prefix` is the geography label
     /// (`us`, `eu`, `apac`, `global`, ...) when the id has one.
     Plain {
+        /// The id, canonical.
         id: String,
+        /// The geography label of a system inference-profile id; `None` for a base model id
+        /// or a bare opaque name.
         profile_prefix: Option<String>,
     },
+    /// A model ARN (`arn:aws:bedrock:...`).
     Arn(Arn),
 }
 
@@ -129,7 +136,7 @@ impl ModelRef {
     }
 
     /// The parsed ARN, when the id is one.
-    pub fn as_arn(&self) -> Option<&Arn> {
+    fn as_arn(&self) -> Option<&Arn> {
         match self {
             ModelRef::Plain { .. } => None,
             ModelRef::Arn(arn) => Some(arn),
@@ -146,9 +153,10 @@ impl ModelRef {
     ///
     /// True for ARNs of application inference profiles, provisioned, custom, imported models,
     /// custom-model deployments, prompts, prompt routers, agent aliases and SageMaker
-    /// endpoints (see [`Arn::is_opaque`]). Also true for a plain id without any `.`: it cannot
-    /// be a `provider.model` base id or a system profile id, so it can only be the bare name
-    /// or id of one of those opaque resources.
+    /// endpoints, and for a `foundation-model/` or `inference-profile/` id without the shape of
+    /// a transparent id (`provider.model`, `geo.provider.model`). Also true for a plain id
+    /// without any `.`: it cannot be a `provider.model` base id or a system profile id, so it
+    /// can only be the bare name or id of one of those opaque resources.
     pub fn is_opaque(&self) -> bool {
         match self {
             ModelRef::Plain { id, .. } => !id.contains('.'),
@@ -176,51 +184,75 @@ impl ModelRef {
     }
 }
 
-/// Why a model id was refused (always `model_unparseable`).
+/// Why a model id was refused: `model_unparseable`, except an upper-case letter where Bedrock
+/// writes lower case, which is `model_invalid` ([`ModelError::reason`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
+    /// No id at all.
     #[error("model id is empty")]
     Empty,
+    /// Longer than 2048 bytes (after decoding).
     #[error("model id is longer than 2048 bytes")]
     TooLong,
+    /// A `%` in the path label not followed by two hex digits.
     #[error("model id contains a malformed percent escape")]
     BadEscape,
+    /// A raw `/` in the path label (a segment boundary, never part of the id).
     #[error("model id segment contains an unencoded slash")]
     RawSlash,
+    /// A `%` left after decoding the path label once: double encoding.
     #[error("model id contains a percent sign after decoding")]
     PercentAfterDecode,
+    /// A `%` in a body-carried id (which is never percent-decoded).
     #[error("model id contains a percent sign")]
     PercentSign,
+    /// A byte outside ASCII.
     #[error("model id contains a non-ASCII byte")]
     NonAscii,
+    /// A control character, space or DEL.
     #[error("model id contains a control character or whitespace")]
     ControlOrSpace,
+    /// Any other character outside `[A-Za-z0-9._:/-]`.
     #[error("model id contains a character outside [A-Za-z0-9._:/-]")]
     ForbiddenCharacter,
+    /// The id, or a component of an ARN's resource id, is `.` or `..`.
     #[error("model id contains a dot segment")]
     DotSegment,
+    /// An ARN resource id with an empty `/`-separated component.
     #[error("model id contains an empty path component")]
     EmptyPathComponent,
+    /// A `/` in an id that is not an ARN.
     #[error("model id contains a slash outside an ARN resource")]
     SlashOutsideArn,
+    /// `ARN:`, `Arn:`, ...: an ARN prefix not written in lower case.
     #[error("model id starts with a non-lowercase ARN prefix")]
     ArnPrefixCase,
+    /// Fewer than six `:`-separated parts.
     #[error("ARN has too few parts")]
     ArnTooFewParts,
+    /// A partition not shaped like `aws` or `aws-<name>`.
     #[error("ARN partition is not recognised")]
     ArnPartition,
+    /// A service other than `bedrock` and `sagemaker`.
     #[error("ARN service is not bedrock or sagemaker")]
     ArnService,
+    /// A region field that is not empty or `[a-z0-9-]{1,20}`.
     #[error("ARN region is malformed")]
     ArnRegion,
+    /// An account field that is not empty or 12 digits.
     #[error("ARN account is not 12 digits")]
     ArnAccount,
+    /// A resource part that is not `type/id` with a lower-case type and a non-empty id (or a
+    /// multi-component id where the type allows one component).
     #[error("ARN resource is not of the form type/id")]
     ArnResource,
+    /// A resource type that names no model of its service.
     #[error("ARN resource type is not a model resource of its service")]
     ArnResourceType,
+    /// [`Arn::parse`] given a text that is not an ARN.
     #[error("model reference is not an ARN")]
     NotAnArn,
+    /// An upper-case letter in an id Bedrock writes in lower case (`model_invalid`).
     #[error(
         "model id has an upper-case letter: Bedrock model ids, profile prefixes and \
          application-profile ids are lower-case"
@@ -229,6 +261,7 @@ pub enum ModelError {
 }
 
 impl ModelError {
+    /// `model_invalid` for [`ModelError::NonCanonicalCase`], `model_unparseable` otherwise.
     pub fn reason(&self) -> Reason {
         match self {
             ModelError::NonCanonicalCase => Reason::ModelInvalid,

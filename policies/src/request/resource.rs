@@ -12,27 +12,36 @@ use crate::aws::is_partition;
 
 /// The parts of a resource ARN the guard checks (partition, region, account).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResourceArn<'a> {
-    pub partition: &'a str,
-    pub service: &'a str,
-    pub region: &'a str,
-    pub account: &'a str,
+pub(crate) struct ResourceArn<'a> {
+    /// Shaped like a partition (`aws`, `aws-<name>`).
+    pub(crate) partition: &'a str,
+    /// `[a-z0-9-]+`.
+    pub(crate) service: &'a str,
+    /// Empty, or `[a-z0-9-]{1,20}`.
+    pub(crate) region: &'a str,
+    /// Empty, or 12 digits.
+    pub(crate) account: &'a str,
     /// Everything after the fifth `:` (`function:name`, `key/id`, `guardrail/id`, ...).
-    pub resource: &'a str,
+    pub(crate) resource: &'a str,
 }
 
 /// A resource value that passed its grammar: its text, and its ARN parts when it is an ARN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResourceRef<'a> {
-    pub text: &'a str,
-    pub arn: Option<ResourceArn<'a>>,
+pub(crate) struct ResourceRef<'a> {
+    /// The value as the request wrote it.
+    pub(crate) text: &'a str,
+    /// Its parts, when it is an ARN.
+    pub(crate) arn: Option<ResourceArn<'a>>,
 }
 
 /// Longest resource value accepted, in bytes (the longest API shape, an S3 URI, is 1024+).
-pub const MAX_RESOURCE_LEN: usize = 2048;
+const MAX_RESOURCE_LEN: usize = 2048;
 
 /// Parse `value` as a resource of `kind`. The error is a short, fixed-vocabulary explanation.
-pub fn parse_resource(kind: ResourceKind, value: &str) -> Result<ResourceRef<'_>, &'static str> {
+pub(crate) fn parse_resource(
+    kind: ResourceKind,
+    value: &str,
+) -> Result<ResourceRef<'_>, &'static str> {
     if value.is_empty() || value.len() > MAX_RESOURCE_LEN {
         return Err("is empty or longer than 2048 bytes");
     }
@@ -80,7 +89,7 @@ pub fn parse_resource(kind: ResourceKind, value: &str) -> Result<ResourceRef<'_>
 }
 
 /// Parse an async invocation ARN (`arn:<p>:bedrock:<region>:<account>:async-invoke/<id>`).
-pub fn parse_async_invocation(value: &str) -> Result<ResourceRef<'_>, &'static str> {
+pub(crate) fn parse_async_invocation(value: &str) -> Result<ResourceRef<'_>, &'static str> {
     arn_of(value, "bedrock", |r| {
         r.strip_prefix("async-invoke/")
             .is_some_and(|id| !id.is_empty())
@@ -110,7 +119,7 @@ fn arn_of<'a>(
 
 /// `arn:<partition>:<service>:<region>:<account>:<resource>` with a known partition shape, a
 /// lower-case region, an empty or 12-digit account and a non-empty resource.
-pub fn parse_arn(value: &str) -> Option<ResourceArn<'_>> {
+pub(crate) fn parse_arn(value: &str) -> Option<ResourceArn<'_>> {
     let mut parts = value.splitn(6, ':');
     if parts.next() != Some("arn") {
         return None;
@@ -135,7 +144,7 @@ pub fn parse_arn(value: &str) -> Option<ResourceArn<'_>> {
 
 /// `s3://<bucket>` or `s3://<bucket>/<key>`: the bucket 3 to 63 characters of `[a-z0-9.-]`,
 /// starting and ending with a letter or digit, without `..`; the key any printable ASCII.
-pub fn is_s3_uri(value: &str) -> bool {
+fn is_s3_uri(value: &str) -> bool {
     let Some(rest) = value.strip_prefix("s3://") else {
         return false;
     };
@@ -144,7 +153,7 @@ pub fn is_s3_uri(value: &str) -> bool {
 }
 
 /// An S3 bucket name (the subset the Bedrock shapes accept).
-pub fn is_s3_bucket(bucket: &str) -> bool {
+pub(crate) fn is_s3_bucket(bucket: &str) -> bool {
     let edge = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     (3..=63).contains(&bucket.len())
         && bucket

@@ -15,27 +15,46 @@ use crate::request::model::{hex_value, is_account, is_arn_region, percent_decode
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
     // bedrock-runtime, model in the path
+    /// `POST /model/{modelId}/invoke`.
     InvokeModel,
+    /// `POST /model/{modelId}/invoke-with-response-stream`.
     InvokeModelWithResponseStream,
+    /// `POST /model/{modelId}/converse`.
     Converse,
+    /// `POST /model/{modelId}/converse-stream`.
     ConverseStream,
+    /// `POST /model/{modelId}/count-tokens`.
     CountTokens,
+    /// `POST /model/{modelId}/invoke-with-bidirectional-stream`.
     InvokeModelWithBidirectionalStream,
     // bedrock-runtime, model in the body
+    /// `POST /async-invoke`, model in the body's `modelId`.
     StartAsyncInvoke,
+    /// `POST /openai/v1/chat/completions`, model in the body's `model`.
     ChatCompletions,
+    /// `POST /openai/v1/responses`, model in the body's `model`.
     Responses,
+    /// `POST /anthropic/v1/messages`, model in the body's `model`.
     AnthropicMessages,
     // bedrock-runtime, no model
+    /// `GET /async-invoke/{invocationArn}`.
     GetAsyncInvoke,
+    /// `GET /async-invoke`.
     ListAsyncInvokes,
+    /// `POST /guardrail/{guardrailIdentifier}/version/{guardrailVersion}/apply`.
     ApplyGuardrail,
     // bedrock-agent-runtime, model ARNs in the body
+    /// `POST /agents/{sessionId}`.
     InvokeInlineAgent,
+    /// `POST /knowledgebases/{knowledgeBaseId}/retrieve`.
     Retrieve,
+    /// `POST /retrieveAndGenerate`.
     RetrieveAndGenerate,
+    /// `POST /retrieveAndGenerateStream`.
     RetrieveAndGenerateStream,
+    /// `POST /rerank`.
     Rerank,
+    /// `POST /optimize-prompt`.
     OptimizePrompt,
 }
 
@@ -83,7 +102,7 @@ pub enum ResourceKind {
 
 impl ResourceKind {
     /// The bundle field (under `resources`) that lists this kind.
-    pub fn bundle_field(self) -> &'static str {
+    pub(crate) fn bundle_field(self) -> &'static str {
         match self {
             ResourceKind::S3Output => "resources.s3_outputs",
             ResourceKind::KmsKey => "resources.kms_keys",
@@ -95,7 +114,7 @@ impl ResourceKind {
     }
 
     /// A short human name.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             ResourceKind::S3Output => "S3 output location",
             ResourceKind::KmsKey => "KMS key",
@@ -109,7 +128,8 @@ impl ResourceKind {
 
 /// Where an operation's body names resources (see [`ResourceKind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResourceFields {
+pub(crate) enum ResourceFields {
+    /// The body names no resource (or is not read).
     None,
     /// Any member with one of these names, at any depth.
     Anywhere(&'static [(&'static str, ResourceKind)]),
@@ -121,7 +141,7 @@ pub enum ResourceFields {
 /// nest them under lists of collaborators, action groups and knowledge bases). A member with
 /// one of these names anywhere is read as that resource: the guard does not guess which
 /// members are free-form.
-pub const AGENT_RESOURCE_KEYS: &[(&str, ResourceKind)] = &[
+const AGENT_RESOURCE_KEYS: &[(&str, ResourceKind)] = &[
     ("lambda", ResourceKind::Lambda),
     ("overrideLambda", ResourceKind::Lambda),
     ("knowledgeBaseId", ResourceKind::KnowledgeBase),
@@ -133,7 +153,7 @@ pub const AGENT_RESOURCE_KEYS: &[(&str, ResourceKind)] = &[
 
 /// The resource members of a StartAsyncInvoke body (`modelInput` is the model's own document
 /// and is never read).
-pub const ASYNC_RESOURCE_PATHS: &[(&[&str], ResourceKind)] = &[
+const ASYNC_RESOURCE_PATHS: &[(&[&str], ResourceKind)] = &[
     (
         &["outputDataConfig", "s3OutputDataConfig", "s3Uri"],
         ResourceKind::S3Output,
@@ -149,6 +169,7 @@ pub const ASYNC_RESOURCE_PATHS: &[(&[&str], ResourceKind)] = &[
 ];
 
 impl Operation {
+    /// Every operation, in declaration order.
     pub const ALL: [Operation; 19] = [
         Operation::InvokeModel,
         Operation::InvokeModelWithResponseStream,
@@ -196,6 +217,7 @@ impl Operation {
         }
     }
 
+    /// The operation named `name` (exact spelling, as [`Operation::as_str`] writes it).
     pub fn from_name(name: &str) -> Option<Operation> {
         Operation::ALL
             .iter()
@@ -203,6 +225,7 @@ impl Operation {
             .find(|op| op.as_str() == name)
     }
 
+    /// Where requests of this operation carry their model.
     pub fn model_location(self) -> ModelLocation {
         match self {
             Operation::InvokeModel
@@ -228,7 +251,7 @@ impl Operation {
     }
 
     /// Where the body names resources other than models.
-    pub fn resource_fields(self) -> ResourceFields {
+    pub(crate) fn resource_fields(self) -> ResourceFields {
         match self {
             Operation::StartAsyncInvoke => ResourceFields::Paths(ASYNC_RESOURCE_PATHS),
             Operation::InvokeInlineAgent
@@ -250,7 +273,7 @@ impl Operation {
     }
 
     /// Query parameter names the API defines for this operation (all others are refused).
-    pub fn allowed_query_params(self) -> &'static [&'static str] {
+    fn allowed_query_params(self) -> &'static [&'static str] {
         match self {
             Operation::ListAsyncInvokes => &[
                 "submitTimeAfter",
@@ -275,16 +298,18 @@ impl std::fmt::Display for Operation {
 /// A recognised route: the operation and, for path-carried models, the raw model segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch<'a> {
+    /// The operation the method and path name.
     pub operation: Operation,
     /// The raw (still percent-encoded) `{modelId}` segment for path-carried operations.
     pub model_segment: Option<&'a [u8]>,
     /// A resource the path names: the async invocation ARN of GetAsyncInvoke, the guardrail of
     /// ApplyGuardrail, the knowledge base of Retrieve. Decoded once, already checked against
     /// the label's grammar.
-    pub resource: Option<PathResource>,
+    pub(crate) resource: Option<PathResource>,
 }
 
-/// A resource named by a path label (see [`RouteMatch::resource`]).
+/// A resource named by a path label: GetAsyncInvoke's invocation ARN, ApplyGuardrail's
+/// guardrail, Retrieve's knowledge base.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathResource {
     /// The async invocation ARN read by GetAsyncInvoke (checked for partition, region and
@@ -297,18 +322,25 @@ pub enum PathResource {
 /// What makes a raw path ambiguous (refused before any routing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathDefect {
+    /// Not origin-form: the path does not start with `/` (an absolute URI, `*`, ...).
     #[error("path does not start with a slash")]
     NotOriginForm,
+    /// A byte outside printable ASCII, or `#`, `\` or `;`.
     #[error("path contains a byte outside printable ASCII or one of # \\ ;")]
     ForbiddenByte,
+    /// A percent escape of a control character or a backslash.
     #[error("path contains an encoded control character or backslash")]
     ForbiddenEscape,
+    /// A `%` not followed by two hex digits.
     #[error("path contains a malformed percent escape")]
     BadEscape,
+    /// An empty segment: `//`, or the path `/` alone.
     #[error("path contains an empty segment")]
     EmptySegment,
+    /// A `/` at the end.
     #[error("path ends with a slash")]
     TrailingSlash,
+    /// A `.` or `..` segment, also percent-encoded.
     #[error("path contains a dot segment")]
     DotSegment,
 }
@@ -320,28 +352,40 @@ pub enum RouteError {
     /// trying to carry a model id), elsewhere `operation_unknown`.
     #[error("{defect}")]
     Malformed {
+        /// What is ambiguous.
         defect: PathDefect,
+        /// The path starts `/model/`.
         under_model: bool,
     },
+    /// No operation has this path (`operation_unknown`).
     #[error("path is not a known Bedrock operation")]
     UnknownPath,
+    /// The path is an operation's, the method is not (`operation_unknown`).
     #[error("method is not allowed for this operation")]
     MethodNotAllowed,
+    /// A path label that does not have its API shape (a guardrail id, an invocation ARN, ...;
+    /// `operation_unknown`).
     #[error("path parameter is malformed")]
     InvalidParameter,
+    /// A query string on an operation whose API defines none (`query_not_allowed`).
     #[error("query string is not allowed for this operation")]
     QueryNotAllowed,
+    /// A `?` with nothing after it (`query_not_allowed`).
     #[error("query string is empty")]
     QueryEmpty,
+    /// A query parameter the operation does not define (`query_not_allowed`).
     #[error("query parameter is not defined for this operation")]
     QueryParamNotAllowed,
+    /// A query parameter given twice (`query_not_allowed`).
     #[error("query parameter appears more than once")]
     QueryParamRepeated,
+    /// A query parameter that is not `name=value` (`query_not_allowed`).
     #[error("query parameter is not a name=value pair")]
     QueryParamMalformed,
 }
 
 impl RouteError {
+    /// The reason code the refusal carries (given with each variant).
     pub fn reason(&self) -> Reason {
         match self {
             RouteError::Malformed {

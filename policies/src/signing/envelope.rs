@@ -10,15 +10,18 @@ use crate::canonical;
 /// signature if it came with one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginConfig {
+    /// The bundle, as parsed (strictly): `parse_bundle` still has to check its shape.
     pub bundle: Value,
     /// The canonical form of `bundle`: what is signed, digested, and valid JSON to hand to
     /// `parse_bundle`.
     pub canonical: Vec<u8>,
     /// `sha256:<hex>` of `canonical`.
     pub digest: String,
+    /// The detached JWS that came with the bundle, as given; `None` for a bare bundle or an
+    /// envelope without one.
     pub signature: Option<String>,
     /// The listener intercepts transparently: Envoy's destination address is the address the
-    /// application dialled (see the plugin's `config.rs`).
+    /// application dialled (see `plugin/src/config.rs`).
     pub original_destination: bool,
 }
 

@@ -13,7 +13,7 @@ use super::{b64url_decode, key_error, SigningError};
 use crate::canonical;
 
 /// Longest key id accepted.
-pub const MAX_KID_LEN: usize = 256;
+const MAX_KID_LEN: usize = 256;
 
 /// A signature algorithm bundles may be signed with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,6 +25,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Both algorithms, the default (`EdDSA`) first.
     pub const ALL: [Algorithm; 2] = [Algorithm::EdDSA, Algorithm::ES256];
 
     /// The JOSE name (`EdDSA`, `ES256`).
@@ -117,7 +118,7 @@ impl Eq for PublicKey {}
 impl PublicKey {
     /// A key from its raw public bytes (`y` empty for Ed25519). `kid` defaults to the
     /// RFC 7638 thumbprint. The point is checked to be a valid key.
-    pub fn from_raw(
+    fn from_raw(
         alg: Algorithm,
         x: &[u8],
         y: &[u8],
@@ -167,7 +168,7 @@ impl PublicKey {
     }
 
     /// A key from a DER `SubjectPublicKeyInfo` (Ed25519, or P-256 uncompressed).
-    pub fn from_spki_der(der: &[u8], kid: Option<&str>) -> Result<PublicKey, SigningError> {
+    fn from_spki_der(der: &[u8], kid: Option<&str>) -> Result<PublicKey, SigningError> {
         if let Some(x) = der.strip_prefix(ED25519_SPKI_PREFIX) {
             return PublicKey::from_raw(Algorithm::EdDSA, x, &[], kid);
         }
@@ -183,7 +184,7 @@ impl PublicKey {
     }
 
     /// Every `PUBLIC KEY` block of a PEM text.
-    pub fn from_pem(text: &str) -> Result<Vec<PublicKey>, SigningError> {
+    fn from_pem(text: &str) -> Result<Vec<PublicKey>, SigningError> {
         let blocks = pem_blocks(text)?;
         if blocks.is_empty() {
             return Err(key_error("no PEM block found"));
@@ -237,6 +238,7 @@ impl PublicKey {
         Err(key_error("expected a PEM public key, a JWK or a JWK set"))
     }
 
+    /// The algorithm the key verifies (and the only one a signature by it may name).
     pub fn alg(&self) -> Algorithm {
         self.alg
     }
@@ -247,14 +249,14 @@ impl PublicKey {
     }
 
     /// The same key under another id.
-    pub fn with_kid(mut self, kid: &str) -> Result<PublicKey, SigningError> {
+    fn with_kid(mut self, kid: &str) -> Result<PublicKey, SigningError> {
         check_kid(kid)?;
         self.kid = kid.to_string();
         Ok(self)
     }
 
     /// RFC 7638 JWK thumbprint (SHA-256, base64url).
-    pub fn thumbprint(&self) -> String {
+    fn thumbprint(&self) -> String {
         let x = URL_SAFE_NO_PAD.encode(&self.x);
         // Members in lexicographic order, no whitespace: the RFC's required form.
         let text = match self.alg {
@@ -290,7 +292,7 @@ impl PublicKey {
     }
 
     /// DER `SubjectPublicKeyInfo`.
-    pub fn to_spki_der(&self) -> Vec<u8> {
+    fn to_spki_der(&self) -> Vec<u8> {
         let mut der = Vec::with_capacity(91);
         match self.alg {
             Algorithm::EdDSA => der.extend_from_slice(ED25519_SPKI_PREFIX),
@@ -326,7 +328,7 @@ impl std::fmt::Debug for PrivateKey {
 
 impl PrivateKey {
     /// A key from PKCS#8 DER (Ed25519 or EC P-256).
-    pub fn from_pkcs8_der(der: &[u8], kid: Option<&str>) -> Result<PrivateKey, SigningError> {
+    fn from_pkcs8_der(der: &[u8], kid: Option<&str>) -> Result<PrivateKey, SigningError> {
         let head = der.get(..40).unwrap_or(der);
         if contains(head, ED25519_OID) {
             let seed = ed25519_seed(der)?;
@@ -346,7 +348,7 @@ impl PrivateKey {
     }
 
     /// A key from PEM: `PRIVATE KEY` (PKCS#8) or `EC PRIVATE KEY` (SEC1, P-256).
-    pub fn from_pem(text: &str) -> Result<PrivateKey, SigningError> {
+    fn from_pem(text: &str) -> Result<PrivateKey, SigningError> {
         let blocks = pem_blocks(text)?;
         let mut found = None;
         for (label, der) in blocks {
@@ -486,14 +488,17 @@ impl PrivateKey {
         }
     }
 
+    /// The algorithm the key signs with.
     pub fn alg(&self) -> Algorithm {
         self.public.alg
     }
 
+    /// The key id its signatures name (the public key's).
     pub fn kid(&self) -> &str {
         &self.public.kid
     }
 
+    /// The matching public key, to pin or publish.
     pub fn public(&self) -> &PublicKey {
         &self.public
     }

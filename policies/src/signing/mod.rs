@@ -31,39 +31,55 @@ mod keys;
 
 pub use envelope::{parse_plugin_config, plugin_config, PluginConfig};
 pub use jws::{sign, sign_canonical, verify, verify_canonical, JWS_TYPE};
-pub use keys::{Algorithm, PrivateKey, PublicKey, MAX_KID_LEN};
+pub use keys::{Algorithm, PrivateKey, PublicKey};
 
 /// Why signing or verification failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SigningError {
+    /// Keys are pinned and the bundle came without a signature.
     #[error("the bundle is not signed, but signing keys are pinned")]
     Missing,
+    /// A signature to check, and no key to check it with.
     #[error("no trusted keys to verify the signature with")]
     NoTrustedKeys,
+    /// Not a compact JWS: the wrong number of parts, or a part that is not base64url.
     #[error("malformed signature: {0}")]
     Malformed(String),
+    /// A protected header that is not exactly `alg`, `kid` and this `typ`.
     #[error("signature header: {0}")]
     Header(String),
+    /// The JWS carries a payload instead of leaving it empty (`header..signature`).
     #[error(
         "the signature carries its payload; a bundle signature is detached (header..signature)"
     )]
     AttachedPayload,
+    /// An `alg` other than EdDSA and ES256 (the name, as the header gives it).
     #[error("algorithm {0:?} is not allowed (EdDSA or ES256)")]
     AlgorithmNotAllowed(String),
+    /// No trusted key has the header's `kid` (the id).
     #[error("no trusted key has id {0:?}")]
     UnknownKey(String),
+    /// The header's `alg` is not the algorithm of the key its `kid` names.
     #[error("key {kid:?} is a {key} key but the signature says {header}")]
     AlgorithmMismatch {
+        /// The key id.
         kid: String,
+        /// The key's algorithm.
         key: Algorithm,
+        /// The algorithm the header names.
         header: Algorithm,
     },
+    /// The signature does not verify with the key its `kid` names (the id).
     #[error("the signature does not verify with key {0:?} (bundle changed since signing, or another key signed it)")]
     BadSignature(String),
+    /// The bundle has no canonical form, so there is nothing to sign or verify.
     #[error("bundle: {0}")]
     Bundle(#[from] CanonicalError),
+    /// A key that cannot be read or used: wrong type, curve or encoding, an invalid point, a
+    /// private key where a public one belongs, a bad key id.
     #[error("key: {0}")]
     Key(String),
+    /// A plugin configuration that is not a bundle or a well-formed envelope.
     #[error("plugin configuration: {0}")]
     Config(String),
 }

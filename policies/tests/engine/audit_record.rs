@@ -91,7 +91,7 @@ fn with_context(record: &mut AuditRecord) -> &mut AuditRecord {
             "spiffe://cluster.local/ns/ml/sa/trainer",
             ["ml-platform", "eng"],
         )
-        .token_fingerprint(TOKEN)
+        .token_fingerprint(&policies::identity::TokenHash::of(TOKEN))
         .access_key_id("AKIAIOSFODNN7EXAMPLE")
         .credential_type(CredentialType::SigV4)
         .endpoint(VPCE_HOST)
@@ -217,7 +217,7 @@ fn golden_denied_before_identity_and_routing() {
     let mut record = AuditRecord::from_decision(&decision, 0);
     record
         .request_id("req-1")
-        .token_fingerprint(TOKEN)
+        .token_fingerprint(&policies::identity::TokenHash::of(TOKEN))
         .credential_type(CredentialType::None)
         .endpoint("bedrock-runtime.us-east-1.amazonaws.com:443");
     let got = parse(&record);

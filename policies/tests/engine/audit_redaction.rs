@@ -82,7 +82,9 @@ fn record_for(request: &Request, decision: &Decision) -> String {
         .region("us-east-1")
         .source_address("10.20.3.4:40000")
         .identity("https://idp.acme.example", "trainer", ["ml-platform"])
-        .token_fingerprint(header(request, "x-workload-identity").as_bytes())
+        .token_fingerprint(&policies::identity::TokenHash::of(
+            header(request, "x-workload-identity").as_bytes(),
+        ))
         .access_key_id(akid)
         .credential_type(CredentialType::SigV4)
         .endpoint(header(request, ":authority"))

@@ -158,6 +158,7 @@ impl Req {
             body: self.body.as_deref(),
             original_destination: self.original_destination,
             caller: self.caller.clone(),
+            token: None,
         };
         f(&facts)
     }

@@ -27,6 +27,7 @@ fn facts_decide(
         body: Some(body),
         original_destination: None,
         caller: Default::default(),
+        token: None,
     };
     decide(policy, &facts)
 }

@@ -32,6 +32,7 @@ fn head(method: &[u8], extra: &[(&'static str, &'static [u8])]) -> Result<HeadIn
         body: None,
         original_destination: None,
         caller: Default::default(),
+        token: None,
     };
     check_head(&facts, IDENTITY)
 }

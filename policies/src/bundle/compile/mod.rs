@@ -32,7 +32,7 @@ use super::schema::{Alerts, Bundle, Credentials, Effect, ModeSpec, Provider};
 use super::validate::{self as v, Errors};
 use super::BundleError;
 use crate::decision::Mode;
-use crate::matcher::PatternSet;
+use crate::matcher::{PatternIndex, PatternSet};
 use crate::request::ResourceKind;
 
 /// A validated, compiled bundle. Immutable; shared by every request.
@@ -54,9 +54,13 @@ pub struct CompiledPolicy {
     profile_geographies: Option<Vec<String>>,
     max_body_bytes: u64,
     alerts: Option<Alerts>,
+    /// The model ids the rules name literally (no wildcard), in bundle order, once each.
+    literal_models: Vec<String>,
     /// Deny rules first, in bundle order; then allow rules, in bundle order.
     pub(crate) deny_rules: Vec<CompiledRule>,
     pub(crate) allow_rules: Vec<CompiledRule>,
+    /// Where to look first (see [`RuleIndex`]).
+    pub(crate) rule_index: RuleIndex,
 }
 
 impl CompiledPolicy {
@@ -65,10 +69,12 @@ impl CompiledPolicy {
         compile(&super::parse_bundle(json)?)
     }
 
+    /// `metadata.name`.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// `metadata.revision`, as written (a signed bundle's is a decimal integer).
     pub fn revision(&self) -> &str {
         &self.revision
     }
@@ -78,7 +84,7 @@ impl CompiledPolicy {
         self.mode
     }
 
-    /// The largest request body the engine will read.
+    /// `limits.max_body_bytes`: the largest request body the engine will read, in bytes.
     pub fn max_body_bytes(&self) -> u64 {
         self.max_body_bytes
     }
@@ -110,15 +116,27 @@ impl CompiledPolicy {
         self.key_set.clone().map(Verifier::new)
     }
 
+    /// Every endpoint, in bundle order.
     pub fn endpoints(&self) -> &[CompiledEndpoint] {
         &self.endpoints
     }
 
     /// The endpoint whose `host` is exactly `host` (already lowercase, without port).
     pub fn endpoint(&self, host: &str) -> Option<&CompiledEndpoint> {
-        self.endpoint_by_host
-            .get(host)
-            .and_then(|&i| self.endpoints.get(i))
+        self.endpoint_index(host)
+            .and_then(|i| self.endpoints.get(i))
+    }
+
+    /// [`CompiledPolicy::endpoint`], as an index into [`CompiledPolicy::endpoints`].
+    pub(crate) fn endpoint_index(&self, host: &str) -> Option<usize> {
+        self.endpoint_by_host.get(host).copied()
+    }
+
+    /// The model ids the rules name literally (no `*` or `?`), in bundle order, each once: the
+    /// only models the shell gives their own stat label (every other model is `other`, so the
+    /// set of stat names is bounded by the bundle).
+    pub fn literal_models(&self) -> &[String] {
+        &self.literal_models
     }
 
     /// The allowed accounts, when the bundle restricts them.
@@ -128,7 +146,7 @@ impl CompiledPolicy {
 
     /// The patterns that allow resources of `kind` (empty: none allowed). `Account` has no
     /// patterns: owner accounts are checked against `accounts`.
-    pub fn resource_patterns(&self, kind: ResourceKind) -> &PatternSet {
+    pub(crate) fn resource_patterns(&self, kind: ResourceKind) -> &PatternSet {
         let r = &self.resources;
         match kind {
             ResourceKind::S3Output => &r.s3_outputs,
@@ -140,6 +158,7 @@ impl CompiledPolicy {
         }
     }
 
+    /// `credentials`: which API keys requests may carry.
     pub fn credentials(&self) -> Credentials {
         self.credentials
     }
@@ -230,6 +249,7 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
 
     let mut deny_rules = Vec::new();
     let mut allow_rules = Vec::new();
+    let mut rule_index = RuleIndex::default();
     let mut seen_ids: HashMap<&str, usize> = HashMap::new();
     for (i, rule) in bundle.rules.iter().enumerate() {
         if let Some(id) = rule.id.as_deref() {
@@ -243,15 +263,35 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
         if let Some((effect, compiled)) =
             compile_rule(i, rule, mode, bundle.identity.is_some(), &mut errs)
         {
+            let patterns = rule.models.iter().flatten();
             match effect {
-                Effect::Deny => deny_rules.push(compiled),
-                Effect::Allow => allow_rules.push(compiled),
+                Effect::Deny => {
+                    rule_index.add_deny(
+                        u32::try_from(deny_rules.len()).unwrap_or(u32::MAX),
+                        rule.models.is_some(),
+                        patterns,
+                    );
+                    deny_rules.push(compiled);
+                }
+                Effect::Allow => {
+                    rule_index.add_allow(
+                        u32::try_from(allow_rules.len()).unwrap_or(u32::MAX),
+                        patterns,
+                    );
+                    allow_rules.push(compiled);
+                }
             }
         }
     }
 
     if !errs.is_empty() {
         return Err(BundleError::Invalid(errs.0));
+    }
+    let mut literal_models: Vec<String> = Vec::new();
+    for pattern in bundle.rules.iter().flat_map(|r| r.models.iter().flatten()) {
+        if crate::matcher::is_literal(pattern) && !literal_models.contains(pattern) {
+            literal_models.push(pattern.clone());
+        }
     }
     Ok(CompiledPolicy {
         name,
@@ -269,7 +309,46 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
         profile_geographies,
         max_body_bytes,
         alerts: bundle.alerts.clone(),
+        literal_models,
         deny_rules,
         allow_rules,
+        rule_index,
     })
+}
+
+/// The rules' model patterns indexed by rule, so a decision looks only at the rules that can
+/// match a request's models instead of trying every rule: with thousands of rules the engine
+/// stays at the cost of a few hash lookups. The index only narrows the search; every candidate
+/// is still checked with the rule's own predicates, in bundle order, so the outcome is the
+/// linear scan's (`bedrock-guard explain` runs that scan, and a test compares the two).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RuleIndex {
+    /// Allow rules' `models` patterns, as written (allow matching is case-sensitive).
+    pub(crate) allow: PatternIndex,
+    /// Deny rules' `models` patterns, folded to lower case (deny matching ignores case).
+    pub(crate) deny: PatternIndex,
+    /// Deny rules without `models`: candidates for every request.
+    pub(crate) deny_any_model: Vec<u32>,
+}
+
+impl RuleIndex {
+    fn add_allow<'p>(&mut self, rule: u32, patterns: impl Iterator<Item = &'p String>) {
+        for p in patterns {
+            self.allow.insert(p, rule);
+        }
+    }
+
+    fn add_deny<'p>(
+        &mut self,
+        rule: u32,
+        has_models: bool,
+        patterns: impl Iterator<Item = &'p String>,
+    ) {
+        if !has_models {
+            self.deny_any_model.push(rule);
+        }
+        for p in patterns {
+            self.deny.insert(&p.to_ascii_lowercase(), rule);
+        }
+    }
 }

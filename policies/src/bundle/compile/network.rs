@@ -11,7 +11,11 @@ use crate::bundle::validate::{self as v, Errors};
 /// One endpoint, compiled. See `destination` for how requests are matched against it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompiledEndpoint {
+    /// The bundle's `host`: lower-case, no port. A request's canonical `:authority` must equal
+    /// it (or be a zonal name of it).
     pub host: String,
+    /// The bundle's `region`: the region ARNs, credential scopes and cross-region profiles in
+    /// a request to this endpoint must agree with.
     pub region: String,
     /// The ARN partition of `region` (`aws`, `aws-us-gov`, `aws-cn`, ...).
     pub partition: &'static str,
@@ -19,9 +23,11 @@ pub struct CompiledEndpoint {
     pub kind: EndpointKind,
     /// The Bedrock service the host serves (gives the expected SigV4 signing name).
     pub service: BedrockService,
-    pub private_dns: bool,
+    pub(crate) private_dns: bool,
     /// The host is a FIPS endpoint (read from the host's service label).
     pub fips: bool,
+    /// The endpoint's network blocks: the original destination must be inside one, and so
+    /// must every response's upstream address when any are listed.
     pub cidrs: Vec<Cidr>,
 }
 

@@ -74,6 +74,9 @@ pub(crate) struct PrincipalMatcher {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CompiledRule {
+    /// The rule's position in the bundle's `rules` (`rules[index]`): deny and allow rules are
+    /// kept apart, and a trace of the engine's matching (`engine::RuleTrace`) names rules by it.
+    pub(crate) index: usize,
     pub(crate) id: String,
     /// Deny rules: the effective mode (rule `mode`, forced to dry-run by a dry-run bundle).
     /// Allow rules: always enforce.
@@ -221,6 +224,7 @@ pub(super) fn compile_rule(
     Some((
         effect,
         CompiledRule {
+            index: i,
             id: rule.id.clone().unwrap_or_default(),
             mode,
             operations: operations.map(|(set, _)| set),

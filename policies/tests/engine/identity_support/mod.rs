@@ -1,9 +1,10 @@
 //! Shared helpers for the `identity_*` tests: fixture keys, providers, token minting.
 //!
-//! Keys are the committed test-only fixtures in `tests/fixtures/identity/` (see its README).
-//! Tokens are minted with `jsonwebtoken::encode`, or, when a test needs exact header or claims
-//! bytes (duplicate members, odd types), by signing hand-written JSON with
+//! Keys are the committed test-only fixtures in `policies/tests/fixtures/identity/` (see its
+//! README). Tokens are minted with `jsonwebtoken::encode`, or, when a test needs exact header or
+//! claims bytes (duplicate members, odd types), by signing hand-written JSON with
 //! `jsonwebtoken::crypto::sign`, so that the property under test is the only thing wrong.
+//! The CLI's tests include this module too (`cli/tests/cli/main.rs`).
 #![allow(dead_code)]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,9 +25,11 @@ pub const KID_EC_A: &str = "ec-a-1";
 pub const KID_ED_A: &str = "ed-a-1";
 pub const KID_RSA_B: &str = "rsa-b-1";
 
+/// `policies/tests/fixtures/identity/<name>`; the path holds from the engine's crate and from the
+/// CLI's (`cli/tests/cli/main.rs` includes this module).
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = format!(
-        "{}/tests/fixtures/identity/{name}",
+        "{}/../policies/tests/fixtures/identity/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))

@@ -1,0 +1,481 @@
+//! The HTTP context driven through its proxy-wasm callbacks with a recording fake host: the
+//! request and response paths, the stats and the audit record, without Envoy.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use policies::audit::BundleInfo;
+use policies::CompiledPolicy;
+use proxy_wasm::traits::HttpContext;
+use proxy_wasm::types::Action;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::GuardHttp;
+use crate::alerts::AlertQueue;
+use crate::fake_host::FakeHost;
+use crate::identity::IdentityState;
+use crate::metrics::Metrics;
+use crate::Shared;
+
+const HOST: &str = "bedrock-runtime.us-east-1.amazonaws.com";
+const TITAN: &str = "amazon.titan-text-express-v1";
+const SIGV4: &str = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261130/us-east-1/bedrock/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const P: &str = "bedrock_guard";
+
+fn bundle() -> Value {
+    json!({
+        "apiVersion": "bedrock-guard/v1",
+        "kind": "PolicyBundle",
+        "metadata": {"name": "unit", "revision": "7"},
+        "endpoints": [{"host": HOST, "region": "us-east-1", "private_dns": true,
+                       "cidrs": ["10.0.0.0/8"]}],
+        "alerts": {"cluster": "alerts", "path": "/alerts", "batch_size": 100},
+        "rules": [
+            {"id": "titan", "effect": "allow", "models": [TITAN, "openai.gpt-oss-*"],
+             "operations": ["InvokeModel", "Converse", "ChatCompletions"]},
+        ]
+    })
+}
+
+/// A bundle that requires a workload identity (keys fetched remotely, never fetched here).
+fn identity_bundle(mode: &str) -> Value {
+    let mut b = bundle();
+    b["mode"] = json!(mode);
+    b["identity"] = json!({
+        "header": "x-workload-identity",
+        "providers": [{
+            "name": "oidc", "issuer": "https://issuer.example", "audiences": ["bedrock"],
+            "algorithms": ["RS256"],
+            "remote_jwks": {"cluster": "jwks", "path": "/keys"}
+        }]
+    });
+    b
+}
+
+fn shared(bundle: &Value, anchor_id: Option<&str>) -> Rc<Shared> {
+    let policy = CompiledPolicy::from_json(bundle.to_string().as_bytes()).unwrap();
+    let info = Arc::new(BundleInfo::new(
+        policy.name(),
+        policy.revision(),
+        "sha256:00",
+    ));
+    let identity = IdentityState::new(&policy).map(RefCell::new);
+    let alerts = policy.alerts().map(|a| RefCell::new(AlertQueue::new(a)));
+    let metrics = RefCell::new(Metrics::new(policy.literal_models()));
+    Rc::new(Shared {
+        policy: Rc::new(policy),
+        bundle: info,
+        original_destination: false,
+        identity,
+        alerts,
+        metrics,
+        anchor_id: anchor_id.map(str::to_string),
+    })
+}
+
+fn filter(host: &Rc<FakeHost>, shared: &Rc<Shared>) -> GuardHttp<Rc<FakeHost>> {
+    GuardHttp::new(Rc::clone(host), 42, Some(Rc::clone(shared)))
+}
+
+fn invoke(host: &FakeHost, model: &str, extra: &[(&str, &str)]) {
+    let path = format!("/model/{model}/invoke");
+    let mut pairs = vec![
+        (":method", "POST"),
+        (":path", path.as_str()),
+        (":authority", HOST),
+        (":scheme", "https"),
+        ("content-type", "application/json"),
+        ("authorization", SIGV4),
+        ("x-request-id", "3f2a1c4e-9d8b-4a7f-8e6d-5c4b3a2f1e0d"),
+    ];
+    pairs.extend_from_slice(extra);
+    host.request(&pairs);
+}
+
+fn answer_from(host: &FakeHost, address: &str) {
+    host.response(&[(":status", "200"), ("content-type", "application/json")]);
+    host.property_is("upstream.address", address);
+}
+
+/// The sum of every per-reason decision stat (each request is counted in exactly one).
+fn decisions(host: &FakeHost) -> i64 {
+    host.stats
+        .borrow()
+        .iter()
+        .filter(|(n, _, _)| n.starts_with(&format!("{P}.decision.")))
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+fn queued_alerts(shared: &Shared) -> Vec<Value> {
+    let mut queue = shared.alerts.as_ref().unwrap().borrow_mut();
+    let Some(post) = queue.tick(u64::MAX) else {
+        return Vec::new();
+    };
+    let batch: Vec<Value> = serde_json::from_str(&post.body).unwrap();
+    batch.into_iter().map(|e| e["detail"].clone()).collect()
+}
+
+#[test]
+fn an_allowed_request_continues_and_is_recorded_and_counted_once() {
+    let host = Rc::new(FakeHost::new());
+    host.property_is("source.address", "10.1.2.3:5555");
+    let shared = shared(&bundle(), None);
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    assert_eq!(f.on_http_request_headers(7, false), Action::Continue);
+    assert!(host.sent.borrow().is_empty());
+    answer_from(&host, "10.0.0.5:443");
+    assert_eq!(f.on_http_response_headers(2, true), Action::Continue);
+    f.on_log();
+    f.on_log();
+
+    let audit = host.audit().unwrap();
+    assert_eq!(audit["decision"], "allow", "{audit}");
+    assert_eq!(audit["awsRegion"], "us-east-1");
+    assert_eq!(audit["credentialType"], "sigv4");
+    assert_eq!(audit["accessKeyId"], "AKIAIOSFODNN7EXAMPLE");
+    assert_eq!(audit["requestParameters"]["modelId"], TITAN);
+    assert_eq!(audit["sourceIPAddress"], "10.1.2.3");
+    assert_eq!(audit["status"], 200);
+    assert_eq!(host.stat(&format!("{P}.requests_total")), 1);
+    assert_eq!(host.stat(&format!("{P}.decision.allow.allowed")), 1);
+    assert_eq!(
+        host.stat(&format!(
+            "{P}.operation.InvokeModel.model.amazon_titan-text-express-v1.allow"
+        )),
+        1
+    );
+    assert_eq!(decisions(&host), 1);
+}
+
+#[test]
+fn a_refused_request_is_answered_locally_recorded_and_counted_once() {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&bundle(), None);
+    let mut f = filter(&host, &shared);
+    invoke(&host, "meta.llama3-8b-instruct-v1:0", &[]);
+    assert_eq!(f.on_http_request_headers(7, true), Action::Pause);
+    let sent = host.sent.borrow().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].status, 403);
+    assert_eq!(
+        sent[0].header("x-bedrock-guard-reason"),
+        Some("model_not_allowed")
+    );
+    assert_eq!(
+        sent[0].header("x-amzn-requestid"),
+        Some("3f2a1c4e-9d8b-4a7f-8e6d-5c4b3a2f1e0d")
+    );
+    f.on_log();
+    let audit = host.audit().unwrap();
+    assert_eq!(audit["decision"], "deny");
+    assert_eq!(audit["reason"], "model_not_allowed");
+    assert_eq!(audit["status"], 403);
+    assert_eq!(host.stat(&format!("{P}.requests_total")), 1);
+    assert_eq!(
+        host.stat(&format!("{P}.decision.deny.model_not_allowed")),
+        1
+    );
+    assert_eq!(decisions(&host), 1);
+    let alerts = queued_alerts(&shared);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["reason"], "model_not_allowed");
+}
+
+/// Defect: a request let through whose identity header could not be removed was counted twice
+/// (as let through, then as the refusal), and a dry-run one alerted twice.
+#[test]
+fn a_failed_identity_header_removal_is_one_refusal_counted_once() {
+    let host = Rc::new(FakeHost::new());
+    host.fail_header_removal.set(true);
+    // Dry-run: the missing identity is a would-be refusal, so the request would leave.
+    let shared = shared(&identity_bundle("dry-run"), None);
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    assert_eq!(f.on_http_request_headers(7, true), Action::Pause);
+    assert_eq!(
+        host.calls.borrow().as_slice(),
+        ["remove x-workload-identity"]
+    );
+    let sent = host.sent.borrow().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].header("x-bedrock-guard-reason"),
+        Some("policy_unavailable")
+    );
+    f.on_log();
+    assert_eq!(host.stat(&format!("{P}.requests_total")), 1);
+    assert_eq!(
+        host.stat(&format!("{P}.decision.deny.policy_unavailable")),
+        1
+    );
+    assert_eq!(host.stat(&format!("{P}.dry_run_denials")), 0);
+    assert_eq!(decisions(&host), 1);
+    let audit = host.audit().unwrap();
+    assert_eq!(audit["reason"], "policy_unavailable");
+    assert_eq!(audit["mode"], "enforce");
+    // The operation and model the request named stay in the record.
+    assert_eq!(audit["requestParameters"]["modelId"], TITAN);
+    let alerts = queued_alerts(&shared);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["reason"], "policy_unavailable");
+}
+
+#[test]
+fn an_unmarkable_request_in_an_anchored_module_is_refused_once() {
+    let host = Rc::new(FakeHost::new());
+    host.fail_set_property.set(true);
+    let shared = shared(&bundle(), Some("anchor-1"));
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    assert_eq!(f.on_http_request_headers(7, true), Action::Pause);
+    assert_eq!(host.sent.borrow().len(), 1);
+    f.on_log();
+    assert_eq!(
+        host.stat(&format!("{P}.decision.deny.policy_unavailable")),
+        1
+    );
+    assert_eq!(decisions(&host), 1);
+}
+
+#[test]
+fn an_anchored_module_marks_what_it_lets_through() {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&bundle(), Some("anchor-1"));
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    assert_eq!(f.on_http_request_headers(7, true), Action::Continue);
+    assert_eq!(
+        host.written.borrow().get(crate::trust::ANCHOR_PROPERTY),
+        Some(&b"anchor-1".to_vec())
+    );
+    let host = Rc::new(FakeHost::new());
+    let mut f = filter(&host, &shared);
+    invoke(&host, "meta.llama3-8b-instruct-v1:0", &[]);
+    assert_eq!(f.on_http_request_headers(7, true), Action::Pause);
+    assert!(host
+        .written
+        .borrow()
+        .get(crate::trust::ANCHOR_PROPERTY)
+        .is_none());
+}
+
+/// Defect: the refusal sent when the answer came from outside the endpoint's ranges skipped
+/// the decision stats (the request stayed counted as allowed).
+#[test]
+fn a_withheld_answer_is_counted_and_alerted_as_the_refusal_and_quarantines() {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&bundle(), None);
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    assert_eq!(f.on_http_request_headers(7, true), Action::Continue);
+    answer_from(&host, "203.0.113.9:443");
+    assert_eq!(f.on_http_response_headers(2, false), Action::Pause);
+    let sent = host.sent.borrow().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].status, 403);
+    assert_eq!(
+        sent[0].header("x-bedrock-guard-reason"),
+        Some("destination_not_privatelink")
+    );
+    f.on_log();
+    assert_eq!(host.stat(&format!("{P}.requests_total")), 1);
+    assert_eq!(host.stat(&format!("{P}.decision.allow.allowed")), 0);
+    assert_eq!(
+        host.stat(&format!("{P}.decision.deny.destination_not_privatelink")),
+        1
+    );
+    assert_eq!(
+        host.stat(&format!(
+            "{P}.operation.InvokeModel.model.amazon_titan-text-express-v1.deny"
+        )),
+        1
+    );
+    assert_eq!(host.stat(&format!("{P}.upstream_not_privatelink")), 1);
+    assert_eq!(host.stat(&format!("{P}.destination_quarantined")), 1);
+    let audit = host.audit().unwrap();
+    assert_eq!(audit["reason"], "destination_not_privatelink");
+    assert_eq!(audit["upstreamStatus"], 200);
+    assert_eq!(audit["upstreamAddress"], "203.0.113.9:443");
+    assert_eq!(audit["requestParameters"]["modelId"], TITAN);
+    let alerts = queued_alerts(&shared);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["reason"], "destination_not_privatelink");
+
+    // The endpoint is quarantined: the next request to it never leaves.
+    let mut next = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    assert_eq!(next.on_http_request_headers(7, true), Action::Pause);
+    assert_eq!(host.sent.borrow().len(), 2);
+    next.on_log();
+    assert_eq!(
+        host.stat(&format!("{P}.decision.deny.destination_not_privatelink")),
+        2
+    );
+}
+
+#[test]
+fn an_answer_from_inside_the_ranges_passes() {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&bundle(), None);
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    f.on_http_request_headers(7, true);
+    answer_from(&host, "10.9.9.9:443");
+    assert_eq!(f.on_http_response_headers(2, true), Action::Continue);
+    assert!(host.sent.borrow().is_empty());
+}
+
+#[test]
+fn a_body_carried_request_waits_for_its_body_then_is_decided() {
+    for (model, verdict, sent) in [
+        ("openai.gpt-oss-20b-1:0", "allow", 0),
+        ("meta.llama3-8b-instruct-v1:0", "deny", 1),
+    ] {
+        let host = Rc::new(FakeHost::new());
+        let shared = shared(&bundle(), None);
+        let mut f = filter(&host, &shared);
+        host.request(&[
+            (":method", "POST"),
+            (":path", "/openai/v1/chat/completions"),
+            (":authority", HOST),
+            (":scheme", "https"),
+            ("content-type", "application/json"),
+        ]);
+        assert_eq!(f.on_http_request_headers(5, false), Action::Pause);
+        let body = json!({"model": model, "messages": []}).to_string();
+        *host.request_body.borrow_mut() = body.as_bytes().to_vec();
+        assert_eq!(f.on_http_request_body(10, false), Action::Pause);
+        let expected = if sent == 0 {
+            Action::Continue
+        } else {
+            Action::Pause
+        };
+        assert_eq!(f.on_http_request_body(body.len(), true), expected);
+        assert_eq!(host.sent.borrow().len(), sent, "{model}");
+        f.on_log();
+        let audit = host.audit().unwrap();
+        assert_eq!(audit["decision"], verdict, "{audit}");
+        assert_eq!(audit["eventName"], "ChatCompletions");
+        assert_eq!(audit["requestParameters"]["modelId"], model);
+        assert_eq!(decisions(&host), 1);
+    }
+}
+
+#[test]
+fn an_oversized_or_unreadable_body_is_refused_once() {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&bundle(), None);
+    let mut f = filter(&host, &shared);
+    host.request(&[
+        (":method", "POST"),
+        (":path", "/openai/v1/chat/completions"),
+        (":authority", HOST),
+        (":scheme", "https"),
+        ("content-type", "application/json"),
+    ]);
+    assert_eq!(f.on_http_request_headers(5, false), Action::Pause);
+    let limit = usize::try_from(shared.policy.max_body_bytes()).unwrap();
+    assert_eq!(f.on_http_request_body(limit + 1, false), Action::Pause);
+    assert_eq!(host.sent.borrow()[0].status, 413);
+    // Envoy may still call with the rest of the body: nothing more happens.
+    assert_eq!(f.on_http_request_body(limit + 2, true), Action::Continue);
+    assert_eq!(host.sent.borrow().len(), 1);
+    f.on_log();
+    assert_eq!(host.stat(&format!("{P}.decision.deny.body_too_large")), 1);
+    assert_eq!(decisions(&host), 1);
+
+    let host = Rc::new(FakeHost::new());
+    host.fail_request_body.set(true);
+    let mut f = filter(&host, &shared);
+    host.request(&[
+        (":method", "POST"),
+        (":path", "/openai/v1/chat/completions"),
+        (":authority", HOST),
+        (":scheme", "https"),
+        ("content-type", "application/json"),
+    ]);
+    f.on_http_request_headers(5, false);
+    assert_eq!(f.on_http_request_body(20, true), Action::Pause);
+    f.on_log();
+    assert_eq!(host.stat(&format!("{P}.decision.deny.body_unparseable")), 1);
+    assert_eq!(decisions(&host), 1);
+}
+
+#[test]
+fn unreadable_headers_or_no_bundle_are_refused_never_let_through() {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&bundle(), None);
+    let mut f = filter(&host, &shared);
+    // No request header map at all.
+    assert_eq!(f.on_http_request_headers(0, true), Action::Pause);
+    assert_eq!(
+        host.sent.borrow()[0].header("x-bedrock-guard-reason"),
+        Some("header_invalid")
+    );
+    assert_eq!(
+        host.sent.borrow()[0].header("x-amzn-requestid"),
+        Some("bedrock-guard-0000002a")
+    );
+    f.on_log();
+    assert_eq!(decisions(&host), 1);
+
+    let host = Rc::new(FakeHost::new());
+    let mut f = GuardHttp::new(Rc::clone(&host), 1, None);
+    invoke(&host, TITAN, &[]);
+    assert_eq!(f.on_http_request_headers(7, true), Action::Pause);
+    assert_eq!(
+        host.sent.borrow()[0].header("x-bedrock-guard-reason"),
+        Some("policy_unavailable")
+    );
+}
+
+/// The identity token is hashed once (by the engine's authentication) and the record carries
+/// that fingerprint, also for a token that does not verify; the token itself never appears.
+#[test]
+fn the_token_fingerprint_comes_from_the_one_hash() {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&identity_bundle("enforce"), None);
+    let mut f = filter(&host, &shared);
+    let token = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJ4In0.c2ln";
+    invoke(&host, TITAN, &[("x-workload-identity", token)]);
+    assert_eq!(f.on_http_request_headers(8, true), Action::Pause);
+    f.on_log();
+    let audit = host.audit().unwrap();
+    assert_eq!(audit["reason"], "identity_invalid", "{audit}");
+    let digest = Sha256::digest(token.as_bytes());
+    let expected: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    assert_eq!(audit["userIdentity"]["tokenFingerprint"], expected.as_str());
+    assert!(!audit.to_string().contains(token));
+}
+
+#[test]
+fn a_stream_response_is_read_for_the_record() {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&bundle(), None);
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    f.on_http_request_headers(7, true);
+    host.response(&[
+        (":status", "200"),
+        ("content-type", "application/vnd.amazon.eventstream"),
+    ]);
+    host.property_is("upstream.address", "10.0.0.5:443");
+    assert_eq!(f.on_http_response_headers(2, false), Action::Continue);
+    // Garbage frames are counted, passed through, and never refused.
+    *host.response_body.borrow_mut() = vec![0xff; 64];
+    assert_eq!(f.on_http_response_body(64, true), Action::Continue);
+    f.on_log();
+    let audit = host.audit().unwrap();
+    assert!(audit["streamErrors"].as_u64().unwrap() >= 1, "{audit}");
+    assert_eq!(host.stat(&format!("{P}.decision.allow.allowed")), 1);
+}

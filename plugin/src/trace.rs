@@ -1,0 +1,157 @@
+//! `bench-trace` builds only (cargo feature `bench-trace`, never in the released module): a
+//! [`Host`] that counts the host calls of each request by kind and times the points the filter
+//! marks, and logs them as one line per request when the request ends:
+//!
+//! ```text
+//! bedrock-guard trace: {"calls":{"header_map":2,...},"points_ns":{"headers":0,"evaluated":5210,...}}
+//! ```
+//!
+//! `make bench` collects these lines for the cost breakdown. Each timestamp is itself a host
+//! call (`clock` in `calls`), so the times include that overhead; the clock's own cost is in
+//! the line as `clock_ns` (two reads back to back).
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType, MetricType};
+
+use crate::host::{Envoy, HeaderPairs, Host, HostError};
+
+const KINDS: [&str; 13] = [
+    "now",
+    "header_map",
+    "remove_request_header",
+    "buffer",
+    "property",
+    "set_property",
+    "send_local_response",
+    "shared_data",
+    "set_shared_data",
+    "define_metric",
+    "increment_metric",
+    "record_metric",
+    "dispatch_http_call",
+];
+
+/// Envoy, with every call counted and the marked points timed.
+#[derive(Default)]
+pub struct Traced {
+    calls: [Cell<u32>; KINDS.len()],
+    points: RefCell<Vec<(&'static str, u64)>>,
+}
+
+fn clock_ns() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl Traced {
+    fn count(&self, kind: usize) {
+        if let Some(c) = self.calls.get(kind) {
+            c.set(c.get().saturating_add(1));
+        }
+    }
+
+    /// The request ended: log its line and start over.
+    fn flush(&self) {
+        let mut points = self.points.borrow_mut();
+        let start = points.first().map_or(0, |(_, t)| *t);
+        let calls: Vec<String> = KINDS
+            .iter()
+            .zip(self.calls.iter())
+            .filter(|(_, c)| c.get() > 0)
+            .map(|(k, c)| format!("\"{k}\":{}", c.get()))
+            .collect();
+        let timed: Vec<String> = points
+            .iter()
+            .map(|(p, t)| format!("\"{p}\":{}", t.saturating_sub(start)))
+            .collect();
+        let a = clock_ns();
+        let b = clock_ns();
+        log::info!(
+            "bedrock-guard trace: {{\"calls\":{{{}}},\"points_ns\":{{{}}},\"clock_ns\":{}}}",
+            calls.join(","),
+            timed.join(","),
+            b.saturating_sub(a)
+        );
+        points.clear();
+        for c in &self.calls {
+            c.set(0);
+        }
+    }
+}
+
+impl Host for Traced {
+    fn now_ms(&self) -> u64 {
+        self.count(0);
+        Envoy.now_ms()
+    }
+    fn header_map(&self, map: MapType) -> Result<HeaderPairs, HostError> {
+        self.count(1);
+        Envoy.header_map(map)
+    }
+    fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
+        self.count(2);
+        Envoy.remove_request_header(name)
+    }
+    fn buffer(&self, kind: BufferType, start: usize, len: usize) -> Result<Vec<u8>, HostError> {
+        self.count(3);
+        Envoy.buffer(kind, start, len)
+    }
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.count(4);
+        Envoy.property(path)
+    }
+    fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
+        self.count(5);
+        Envoy.set_property(path, value)
+    }
+    fn send_local_response(
+        &self,
+        status: u32,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError> {
+        self.count(6);
+        Envoy.send_local_response(status, headers, body)
+    }
+    fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+        self.count(7);
+        Envoy.shared_data(key)
+    }
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+        self.count(8);
+        Envoy.set_shared_data(key, value, cas)
+    }
+    fn define_metric(&self, kind: MetricType, name: &str) -> Result<u32, HostError> {
+        self.count(9);
+        Envoy.define_metric(kind, name)
+    }
+    fn increment_metric(&self, id: u32, delta: i64) -> Result<(), HostError> {
+        self.count(10);
+        Envoy.increment_metric(id, delta)
+    }
+    fn record_metric(&self, id: u32, value: u64) -> Result<(), HostError> {
+        self.count(11);
+        Envoy.record_metric(id, value)
+    }
+    fn mark(&self, point: &'static str) {
+        self.points.borrow_mut().push((point, clock_ns()));
+        if point == "end" {
+            self.flush();
+        }
+    }
+    fn dispatch_http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        self.count(12);
+        Envoy.dispatch_http_call(cluster, headers, body, timeout)
+    }
+}
