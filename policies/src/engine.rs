@@ -96,7 +96,11 @@
 //!   cannot be forwarded) and `connect_not_allowed` (a tunnel cannot be inspected at all).
 //!
 //! Per request the engine only looks things up: everything is compiled in `bundle::compile`,
-//! and the allow path allocates nothing beyond the decision's own strings.
+//! and the allow path allocates nothing beyond the decision's own strings. The rule steps try
+//! only the rules the bundle's rule index (`RuleIndex`: literal and prefix patterns in hash
+//! maps, other patterns one by one) says can match the request's models, in bundle order and
+//! with the same predicates as a scan of every rule, so a decision costs about the same with
+//! 10 rules or 10,000 (`make bench`); an observer that scans every rule gets that scan.
 //!
 //! # Watching a decision
 //!
