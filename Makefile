@@ -23,7 +23,7 @@ help:
 	@echo "make test   fmt, clippy (host + wasm), unit tests (host and wasm32), envoy --mode validate, end-to-end tests"
 	@echo "make build  build $(WASM)"
 	@echo "make wasm-tests  engine tests compiled to wasm32 (32-bit usize, no clock) run in Node; $(WASM) links no wasm-bindgen"
-	@echo "make bench  Envoy CPU/request, proxied: no filter, a trivial wasm filter, bedrock_guard, Envoy's jwt_authn+rbac; streams, bodies, time to first byte (about 9 min)"
+	@echo "make bench  Envoy CPU/request, proxied: no filter, a trivial wasm filter, bedrock_guard, Envoy's jwt_authn+rbac; streams, bodies, time to first byte (about 7 min)"
 	@echo "make fuzz   8 cargo-fuzz targets, FUZZ_SECONDS each (default 60; needs rustup's nightly)"
 
 ## ---- set-up -------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ e2e: setup build
 bench: setup build
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	scripts/cargo-wasm.sh build --release -p bedrock-guard-floor
-	$(PY) bench/bench.py --seconds $${BENCH_SECONDS:-10} --rounds $${BENCH_ROUNDS:-3} \
+	$(PY) bench/bench.py --seconds $${BENCH_SECONDS:-3} --rounds $${BENCH_ROUNDS:-10} \
 	  --guard $(WASM) --floor "$$(scripts/cargo-wasm.sh target-dir)/wasm32-wasip1/release/bedrock_guard_floor.wasm" \
 	  $${BENCH_ARGS:-}
 

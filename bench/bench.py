@@ -23,11 +23,16 @@ Set-ups, by group (the same request within a group):
   body     POST /openai/v1/chat/completions with a 64 KiB JSON body (the guard holds it whole)
     none, floor, guard
 
-Per set-up: requests/s and Envoy's CPU time per request (user + system time of the Envoy under
-test over the measured window, from /proc, divided by the requests wrk completed), best of
-interleaved rounds. Any non-2xx answer, socket error, or request the Envoy under test did not
-proxy aborts the run. For `stream`, also the CPU per frame above the floor and the added time to
-first byte (a sequential keep-alive client, requests interleaved between set-ups).
+Per group, every set-up's Envoy is up at once (all on the core reserved for them; wrk, the
+upstream and this script on the other), each is warmed up, then ROUNDS rounds of one SECONDS
+window per set-up, the order rotating. Per window: requests/s and Envoy's CPU time per request
+(user + system time of that Envoy over the window, from /proc, divided by the requests wrk
+completed), and the CPU other processes used meanwhile (a disturbance indicator). Per set-up:
+the best window, the median, and the cost above `none` and `floor` both from the best windows and
+as the median of same-round differences (paired). Any non-2xx answer, socket error, request the
+Envoy under test did not proxy, or missing access-log line aborts the run. For `stream`, also the
+CPU per frame above the floor; for `request` and `stream`, the time to first (and last) response
+byte from a sequential keep-alive client, requests interleaved between none, floor and guard.
 
 Results: a table on stdout and bench/results.json. Compare numbers within one run.
 
@@ -83,6 +88,8 @@ ISSUER = "https://idp.bench.example"
 IDENTITY_HEADER = "x-workload-identity"
 WARMUP_SECONDS = 2
 DISTURBED_PCT = 10  # other processes' CPU in a window above which it counts as disturbed
+TTFB_GROUPS = ("request", "stream")
+TTFB_SETUPS = ("none", "floor", "guard")
 
 GROUPS = {
     "request": ["none", "floor", "guard", "guard+identity", "native"],
@@ -453,18 +460,18 @@ def run_wrk(port: int, seconds: int, req: Request, headers: dict[str, str], conn
     return WrkResult(rps, total, usage.ru_utime + usage.ru_stime)
 
 
-# ---------------------------------------------------------------------------- one measurement
+# ---------------------------------------------------------------------------- one group
 
 @dataclass
-class Round:
+class Window:
+    cycle: int  # the round it belongs to; -1 for an extra window measured at the end
     rps: float
     requests: int
     cpu_us: float
     other_cpu_pct: float  # the machine's busy CPU not used by our processes, % of one core
-    upstream_connections: int  # connections the Envoy under test opened to the upstream
 
 
-def check_proxied(envoy: Envoy, served: int, what: str):
+def check_proxied(envoy: Envoy, served: int, what: str) -> dict[str, int]:
     """Every request was proxied: the demo cluster answered at least as many 2xx."""
     st = envoy.stats(r"^cluster\.bedrock_runtime_us_east_1\.upstream_(rq_2xx|rq_total|cx_total)$")
     ok = st.get("cluster.bedrock_runtime_us_east_1.upstream_rq_2xx", 0)
@@ -497,40 +504,107 @@ def check_access_log(path: Path, setup: str, group: str, served: int):
                          f"allowed, proxied request (first: {lines[0][:300]})")
 
 
-def measure(group: str, setup: str, req: Request, args, ctx: dict) -> Round:
-    work: Path = ctx["work"]
-    name = f"{group}-{setup.replace('+', '_')}"
-    access_log = work / f"{name}.access.log"
-    access_log.unlink(missing_ok=True)
-    listener, admin = free_port(), free_port()
-    cfg = under_test_config(setup, listener, admin, ctx["upstream"].port, work, args.guard,
-                            args.floor, ctx["jwks"], access_log)
+class UnderTest:
+    """One set-up's Envoy under test, up (and idle between its windows) for its whole group, on
+    the core reserved for it. `served` counts every request it answered, for the checks."""
+
+    def __init__(self, group: str, setup: str, req: Request, args, ctx: dict,
+                 module: Path | None = None, log_level: str = "warn"):
+        self.group, self.setup, self.req = group, setup, req
+        self.work: Path = ctx["work"]
+        name = f"{group}-{setup.replace('+', '_')}"
+        self.access_log = self.work / f"{name}.access.log"
+        self.access_log.unlink(missing_ok=True)
+        cfg = under_test_config(setup, free_port(), free_port(), ctx["upstream"].port, self.work,
+                                module or args.guard, args.floor, ctx["jwks"], self.access_log)
+        self.envoy = Envoy(cfg, self.work, name, log_level=log_level,
+                           cpus=ctx["under_test_cpus"])
+        self.headers = req.headers_for(setup, ctx["token"])
+        self.served = 0
+
+    def load(self, seconds: int, connections: int) -> WrkResult:
+        r = run_wrk(self.envoy.port, seconds, self.req, self.headers, connections, self.work)
+        self.served += r.requests
+        return r
+
+    def window(self, cycle: int, args, ctx: dict) -> Window:
+        up = ctx["upstream"]
+        before = (self.envoy.cpu_seconds(), up.cpu_seconds(), machine_busy(), time.monotonic())
+        res = self.load(args.seconds, args.connections)
+        after = (self.envoy.cpu_seconds(), up.cpu_seconds(), machine_busy(), time.monotonic())
+        ours = (after[0] - before[0]) + (after[1] - before[1]) + res.cpu_seconds
+        other = max(0.0, (after[2] - before[2]) - ours) / (after[3] - before[3]) * 100
+        return Window(cycle, res.rps, res.requests, (after[0] - before[0]) / res.requests * 1e6,
+                      other)
+
+    def client(self) -> "Client":
+        return Client(self, _raw_request(self.req, self.headers))
+
+    def finish(self) -> dict[str, int]:
+        """Check that every request was proxied and logged; stop Envoy."""
+        what = f"{self.group}/{self.setup}"
+        try:
+            st = check_proxied(self.envoy, self.served, what)
+        finally:
+            self.envoy.stop()
+        check_access_log(self.access_log, self.setup, self.group, self.served)
+        self.access_log.unlink(missing_ok=True)
+        return st
+
+
+def run_group(group: str, req: Request, args, ctx: dict) -> tuple[dict, dict | None, dict]:
+    """Every set-up of `group` up at once; after a warm-up each, `args.rounds` rounds of one
+    window per set-up (the order rotating), so slow spells of the machine spread over all of
+    them; then the time to first byte on the same Envoys. Returns the windows, the TTFB and
+    each set-up's upstream counters."""
+    setups = GROUPS[group]
+    windows: dict[str, list[Window]] = {s: [] for s in setups}
+    uts: dict[str, UnderTest] = {}
+    ttfb = None
     wait_quiet(ctx)
-    envoy = Envoy(cfg, work, name, cpus=ctx["under_test_cpus"])
-    upstream = ctx["upstream"]
-    headers = req.headers_for(setup, ctx["token"])
     try:
-        warm = run_wrk(envoy.port, WARMUP_SECONDS, req, headers, args.connections, work)
-        before = (envoy.cpu_seconds(), upstream.cpu_seconds(), machine_busy(), time.monotonic())
-        res = run_wrk(envoy.port, args.seconds, req, headers, args.connections, work)
-        after = (envoy.cpu_seconds(), upstream.cpu_seconds(), machine_busy(), time.monotonic())
-        st = check_proxied(envoy, warm.requests + res.requests, f"{group}/{setup}")
+        for s in setups:
+            uts[s] = UnderTest(group, s, req, args, ctx)
+        for s in setups:  # V8 tiers the hot code up, connection pools fill, caches warm
+            uts[s].load(WARMUP_SECONDS, args.connections)
+
+        def one(label: str, cycle: int, s: str):
+            w = uts[s].window(cycle, args, ctx)
+            windows[s].append(w)
+            print(f"{label}: {group:7s} {s:16s} {w.rps:8.0f} req/s {w.cpu_us:7.1f} us "
+                  f"CPU/request   (other CPU {w.other_cpu_pct:4.1f}%)", flush=True)
+            if w.other_cpu_pct > DISTURBED_PCT:
+                wait_quiet(ctx)
+
+        for c in range(args.rounds):
+            for j in range(len(setups)):
+                one(f"round {c + 1}", c, setups[(c + j) % len(setups)])
+        # Set-ups whose every window was disturbed by other processes: once more each, at the
+        # end of the group, within the run's retry allowance.
+        for s in setups:
+            if ctx["retries_left"] > 0 and min(w.other_cpu_pct for w in windows[s]) > \
+                    DISTURBED_PCT:
+                ctx["retries_left"] -= 1
+                one("extra", -1, s)
+        if group in TTFB_GROUPS and args.ttfb_samples > 0:
+            print(f"time to first byte ({group}): {args.ttfb_samples} samples per set-up",
+                  flush=True)
+            ttfb = measure_ttfb(group, {s: uts[s] for s in TTFB_SETUPS}, args, ctx)
+            if ttfb["other_cpu_pct"] > DISTURBED_PCT and ctx["retries_left"] > 0:
+                ctx["retries_left"] -= 1
+                print(f"  (other processes used {ttfb['other_cpu_pct']:.0f}% of a core: "
+                      "once more)", flush=True)
+                wait_quiet(ctx)
+                again = measure_ttfb(group, {s: uts[s] for s in TTFB_SETUPS}, args, ctx)
+                if again["other_cpu_pct"] < ttfb["other_cpu_pct"]:
+                    ttfb = again
+        counters = {}
+        for s in setups:
+            counters[s] = uts.pop(s).finish()
     finally:
-        envoy.stop()
-    check_access_log(access_log, setup, group, warm.requests + res.requests)
-    access_log.unlink(missing_ok=True)
-    ours = (after[0] - before[0]) + (after[1] - before[1]) + res.cpu_seconds
-    other = max(0.0, (after[2] - before[2]) - ours) / (after[3] - before[3]) * 100
-    return Round(res.rps, res.requests, (after[0] - before[0]) / res.requests * 1e6, other,
-                 st.get("cluster.bedrock_runtime_us_east_1.upstream_cx_total", 0))
-
-
-def measure_and_log(label: str, group: str, setup: str, req: Request, args, ctx: dict,
-                    rounds: dict) -> None:
-    r = measure(group, setup, req, args, ctx)
-    rounds[group][setup].append(r)
-    print(f"{label}: {group:7s} {setup:16s} {r.rps:8.0f} req/s {r.cpu_us:7.1f} us CPU/request"
-          f"   (other CPU {r.other_cpu_pct:4.1f}%)", flush=True)
+        for ut in uts.values():
+            ut.envoy.stop()
+    return windows, ttfb, counters
 
 
 # ---------------------------------------------------------------------------- time to first byte
@@ -545,14 +619,16 @@ def _raw_request(req: Request, headers: dict[str, str]) -> bytes:
 class Client:
     """A keep-alive HTTP/1.1 connection that times each request's first response byte."""
 
-    def __init__(self, port: int, raw: bytes):
-        self.sock = socket.create_connection(("127.0.0.1", port))
+    def __init__(self, ut: UnderTest, raw: bytes):
+        self.ut = ut
+        self.sock = socket.create_connection(("127.0.0.1", ut.envoy.port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.raw = raw
 
     def once(self) -> tuple[int, int]:
         """Nanoseconds from sending the request to the first byte of its answer, and to the
         last."""
+        self.ut.served += 1
         t0 = time.perf_counter_ns()
         self.sock.sendall(self.raw)
         data = self.sock.recv(65536)
@@ -592,32 +668,26 @@ def _percentiles(ns: list[int]) -> dict:
             "mean_us": round(statistics.fmean(ns) / 1000, 1)}
 
 
-def measure_ttfb(group: str, setups: list[str], req: Request, args, ctx: dict) -> dict:
-    """All set-ups' Envoys up at once, one keep-alive connection each; the requests interleave
-    between set-ups (the order rotating), so a disturbance hits them all alike. The first
-    set-up is the reference the others' added latency is taken against."""
-    work: Path = ctx["work"]
-    envoys, clients = {}, {}
+def measure_ttfb(group: str, uts: dict[str, UnderTest], args, ctx: dict) -> dict:
+    """One keep-alive connection to each set-up's Envoy; the requests interleave between
+    set-ups (the order rotating), so a disturbance hits them all alike. The first set-up is the
+    reference the others' added latency is taken against."""
+    setups = list(uts)
     first: dict[str, list[int]] = {s: [] for s in setups}
     last: dict[str, list[int]] = {s: [] for s in setups}
-    wait_quiet(ctx)
+    clients = {}
+
+    def ours() -> float:
+        t = os.times()
+        return (t.user + t.system + ctx["upstream"].cpu_seconds()
+                + sum(ut.envoy.cpu_seconds() for ut in uts.values()))
+
     try:
         for s in setups:
-            name = f"ttfb-{group}-{s.replace('+', '_')}"
-            listener, admin = free_port(), free_port()
-            cfg = under_test_config(s, listener, admin, ctx["upstream"].port, work, args.guard,
-                                    args.floor, ctx["jwks"], work / f"{name}.access.log")
-            envoys[s] = Envoy(cfg, work, name, cpus=ctx["under_test_cpus"])
-            clients[s] = Client(envoys[s].port,
-                                _raw_request(req, req.headers_for(s, ctx["token"])))
+            clients[s] = uts[s].client()
         for _ in range(args.ttfb_warmup):
             for s in setups:
                 clients[s].once()
-        def ours() -> float:
-            t = os.times()
-            return (t.user + t.system + ctx["upstream"].cpu_seconds()
-                    + sum(e.cpu_seconds() for e in envoys.values()))
-
         busy0, ours0, t0 = machine_busy(), ours(), time.monotonic()
         for i in range(args.ttfb_samples):
             for j in range(len(setups)):
@@ -630,8 +700,6 @@ def measure_ttfb(group: str, setups: list[str], req: Request, args, ctx: dict) -
     finally:
         for c in clients.values():
             c.close()
-        for e in envoys.values():
-            e.stop()
     out: dict = {"group": group, "samples": args.ttfb_samples,
                  "other_cpu_pct": round(other, 1), "first_byte": {}, "last_byte": {}}
     for s in setups:
@@ -656,14 +724,10 @@ def run_trace(module: Path, group: str, setup: str, req: Request, args, ctx: dic
     with the plugin's `bench-trace` feature) and Envoy at `--log-level info`; `requests`
     sequential requests; the `bedrock-guard trace:` lines of Envoy's log, in order (an empty
     list when the module logs none)."""
-    work: Path = ctx["work"]
-    name = f"trace-{group}-{setup.replace('+', '_')}"
-    listener, admin = free_port(), free_port()
-    cfg = under_test_config(setup, listener, admin, ctx["upstream"].port, work, module,
-                            args.floor, ctx["jwks"], work / f"{name}.access.log")
-    envoy = Envoy(cfg, work, name, log_level="info", cpus=ctx["under_test_cpus"])
+    ut = UnderTest(f"trace-{group}", setup, req, args, ctx, module=module, log_level="info")
+    print(f"trace: {requests} requests to {group}/{setup} with {module}", flush=True)
     try:
-        client = Client(envoy.port, _raw_request(req, req.headers_for(setup, ctx["token"])))
+        client = ut.client()
         try:
             for _ in range(requests):
                 client.once()
@@ -671,8 +735,8 @@ def run_trace(module: Path, group: str, setup: str, req: Request, args, ctx: dic
             client.close()
         time.sleep(0.2)
     finally:
-        envoy.stop()
-    lines = [ln[ln.index(TRACE_MARK):] for ln in envoy.log.read_text(errors="replace")
+        ut.envoy.stop()
+    lines = [ln[ln.index(TRACE_MARK):] for ln in ut.envoy.log.read_text(errors="replace")
              .splitlines() if TRACE_MARK in ln]
     return {"module": str(module), "bytes": module.stat().st_size, "group": group,
             "setup": setup, "requests": requests, "lines": lines}
@@ -680,34 +744,41 @@ def run_trace(module: Path, group: str, setup: str, req: Request, args, ctx: dic
 
 # ---------------------------------------------------------------------------- report
 
-def summarise(rounds: dict[str, list[Round]], setups: list[str]) -> dict:
+def summarise(windows: dict[str, list[Window]], setups: list[str]) -> dict:
+    """Per set-up: the best (lowest) CPU per request of its windows and the best requests/s,
+    the median, and the cost above `none` and `floor` twice: from the best windows, and as the
+    median over rounds of the difference between windows of the same round (paired)."""
     out = {}
     for s in setups:
-        rs = rounds[s]
-        best = min(rs, key=lambda r: r.cpu_us)
-        out[s] = {"rps": round(max(r.rps for r in rs)), "cpu_us": round(best.cpu_us, 2),
+        ws = windows[s]
+        best = min(ws, key=lambda w: w.cpu_us)
+        out[s] = {"rps": round(max(w.rps for w in ws)), "cpu_us": round(best.cpu_us, 2),
+                  "median_cpu_us": round(statistics.median(w.cpu_us for w in ws), 2),
                   "other_cpu_pct_in_best": round(best.other_cpu_pct, 1),
-                  "rounds": [{"rps": round(r.rps), "requests": r.requests,
-                              "cpu_us": round(r.cpu_us, 2),
-                              "other_cpu_pct": round(r.other_cpu_pct, 1),
-                              "upstream_connections": r.upstream_connections} for r in rs]}
-    none = out["none"]["cpu_us"]
-    floor = out.get("floor", {}).get("cpu_us")
-    for s in setups:
-        out[s]["above_none_us"] = round(out[s]["cpu_us"] - none, 2)
-        if floor is not None:
-            out[s]["above_floor_us"] = round(out[s]["cpu_us"] - floor, 2)
+                  "windows": [{"round": w.cycle + 1 if w.cycle >= 0 else "extra",
+                               "rps": round(w.rps), "requests": w.requests,
+                               "cpu_us": round(w.cpu_us, 2),
+                               "other_cpu_pct": round(w.other_cpu_pct, 1)} for w in ws]}
+    for ref in ("none", "floor"):
+        if ref not in out:
+            continue
+        by_round = {w.cycle: w.cpu_us for w in windows[ref] if w.cycle >= 0}
+        for s in setups:
+            out[s][f"above_{ref}_us"] = round(out[s]["cpu_us"] - out[ref]["cpu_us"], 2)
+            diffs = [w.cpu_us - by_round[w.cycle] for w in windows[s] if w.cycle in by_round]
+            out[s][f"above_{ref}_paired_median_us"] = round(statistics.median(diffs), 2)
     return out
 
 
 def print_group(title: str, summary: dict):
     none = summary["none"]
     print(f"\n{title}")
-    print(f"  {'set-up':16s} {'req/s':>8s} {'CPU/request':>12s} {'vs none':>8s} "
-          f"{'above none':>11s} {'above floor':>12s} {'other CPU':>10s}")
+    print(f"  {'set-up':16s} {'req/s':>7s} {'CPU/request':>12s} {'median':>9s} {'vs none':>8s} "
+          f"{'above none':>11s} {'above floor':>12s} {'(paired)':>10s} {'other CPU':>10s}")
     for s, v in summary.items():
-        print(f"  {s:16s} {v['rps']:8d} {v['cpu_us']:9.1f} us {v['cpu_us'] / none['cpu_us']:8.1%} "
-              f"{v['above_none_us']:+8.1f} us {v.get('above_floor_us', 0.0):+9.1f} us "
+        print(f"  {s:16s} {v['rps']:7d} {v['cpu_us']:9.1f} us {v['median_cpu_us']:6.1f} us "
+              f"{v['cpu_us'] / none['cpu_us']:8.1%} {v['above_none_us']:+8.1f} us "
+              f"{v['above_floor_us']:+9.1f} us {v['above_floor_paired_median_us']:+7.1f} us "
               f"{v['other_cpu_pct_in_best']:9.0f}%")
 
 
@@ -720,9 +791,9 @@ def envoy_version() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=int, default=10, help="measured window per round")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="interleaved rounds; the best of each set-up is kept")
+    ap.add_argument("--seconds", type=int, default=3, help="measured window")
+    ap.add_argument("--rounds", type=int, default=10,
+                    help="interleaved rounds of one window per set-up")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--groups", default="request,stream,body",
                     help="comma-separated subset of request,stream,body")
@@ -791,54 +862,34 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": list(os.getloadavg())},
         "modules": {"guard": {"path": str(args.guard), "bytes": args.guard.stat().st_size},
                     "floor": {"path": str(args.floor), "bytes": args.floor.stat().st_size}},
-        "method": {"seconds": args.seconds, "rounds": args.rounds, "warmup_seconds": WARMUP_SECONDS,
-                   "connections": args.connections, "load": "wrk -t1, keep-alive",
-                   "envoy_under_test": "--concurrency 1, envoy/demo.yaml, access log to a file, "
-                                       "TLS to the upstream at 127.0.0.1",
-                   "pinned": (f"Envoy under test on core {sorted(under_test_cpus)}, wrk, the "
-                              f"upstream and the TTFB client on {sorted(os.sched_getaffinity(0))}"
-                              if under_test_cpus else None),
-                   "cpu": "user+sys of the Envoy under test over the window / requests served; "
-                          "best (lowest) of the rounds",
-                   "other_cpu_pct": "busy CPU of the machine not used by the Envoys or wrk during "
-                                    "the window, % of one core (disturbance indicator)"},
+        "method": {
+            "seconds": args.seconds, "rounds": args.rounds, "warmup_seconds": WARMUP_SECONDS,
+            "connections": args.connections, "load": "wrk -t1, keep-alive, HTTP/1.1",
+            "envoy_under_test": "envoy/demo.yaml, --concurrency 1, access log to a file, TLS to "
+                                "the upstream at 127.0.0.1; every set-up of a group up at once, "
+                                "each warmed up, then rounds of one window per set-up",
+            "pinned": (f"Envoys under test on core {sorted(under_test_cpus)}; wrk, the upstream "
+                       f"and the TTFB client on {sorted(os.sched_getaffinity(0))}"
+                       if under_test_cpus else None),
+            "cpu": "user+sys of the Envoy under test over a window / requests wrk completed in it",
+            "best": "lowest CPU per request of a set-up's windows; above_* from the best windows",
+            "paired": "above_*_paired_median: median over rounds of (set-up - reference) for "
+                      "windows of the same round",
+            "other_cpu_pct": "busy CPU of the machine not used by the bench's Envoys, wrk or "
+                             "client during a window, % of one core (disturbance indicator)"},
         "groups": {}, "ttfb": None, "trace": None,
     }
     print(f"bench: Envoy {results['envoy']}, guard {results['modules']['guard']['bytes']} bytes, "
           f"floor {results['modules']['floor']['bytes']} bytes; {args.rounds} rounds x "
           f"{args.seconds:g} s; work dir {work}", flush=True)
     try:
-        rounds: dict[str, dict[str, list[Round]]] = {g: {s: [] for s in GROUPS[g]} for g in groups}
-        for rnd in range(args.rounds):
-            for g in groups:
-                setups = GROUPS[g]
-                for j in range(len(setups)):
-                    s = setups[(rnd + j) % len(setups)]  # rotate the order between rounds
-                    measure_and_log(f"round {rnd + 1}", g, s, requests[g], args, ctx, rounds)
-        # Set-ups whose every window was disturbed by other processes: once more each, at the
-        # end (a colleague's build is often over by then), within the retry allowance.
+        windows: dict[str, dict[str, list[Window]]] = {}
         for g in groups:
-            for s in GROUPS[g]:
-                if ctx["retries_left"] > 0 and min(r.other_cpu_pct for r in rounds[g][s]) > \
-                        DISTURBED_PCT:
-                    ctx["retries_left"] -= 1
-                    measure_and_log("extra", g, s, requests[g], args, ctx, rounds)
-        if args.ttfb_samples > 0:
-            results["ttfb"] = {}
-            for g in ("request", "stream"):
-                if g in groups:
-                    print(f"time to first byte ({g}): {args.ttfb_samples} samples per set-up",
-                          flush=True)
-                    t = measure_ttfb(g, ["none", "floor", "guard"], requests[g], args, ctx)
-                    if t["other_cpu_pct"] > DISTURBED_PCT and ctx["retries_left"] > 0:
-                        ctx["retries_left"] -= 1
-                        print(f"  (other processes used {t['other_cpu_pct']:.0f}% of a core: "
-                              "once more)", flush=True)
-                        again = measure_ttfb(g, ["none", "floor", "guard"], requests[g], args,
-                                             ctx)
-                        if again["other_cpu_pct"] < t["other_cpu_pct"]:
-                            t = again
-                    results["ttfb"][g] = t
+            windows[g], ttfb, counters = run_group(g, requests[g], args, ctx)
+            results["upstream_counters"] = {**results.get("upstream_counters", {}),
+                                            **{f"{g}/{k}": v for k, v in counters.items()}}
+            if ttfb is not None:
+                results["ttfb"] = {**(results["ttfb"] or {}), g: ttfb}
         if args.trace:
             results["trace"] = run_trace(args.trace, tg, ts, requests[tg], args, ctx)
             print(f"trace: {len(results['trace']['lines'])} `{TRACE_MARK}` lines from "
@@ -851,30 +902,38 @@ def main() -> None:
                         f"({len(requests['stream'].reply)} bytes)",
               "body": f"body: POST {CHAT}, {len(requests['body'].body)}-byte JSON body"}
     if groups:
-        print(f"\nbest of {args.rounds} rounds x {args.seconds} s: requests/s, Envoy CPU per "
-              "request, what each set-up adds above no filter and above the floor module, and "
-              "the machine's other CPU use in the best window (% of a core)")
+        print(f"\n{args.rounds} rounds x {args.seconds} s per set-up: best requests/s; Envoy CPU "
+              "per request, best and median window; what each set-up adds above no filter and "
+              "above the floor module (from the best windows, and the median of same-round "
+              "differences); other processes' CPU in the best window (% of a core)")
     for g in groups:
-        summary = summarise(rounds[g], GROUPS[g])
+        summary = summarise(windows[g], GROUPS[g])
         entry = {"request": titles[g], "setups": summary}
         if g == "stream":
             f = args.frames
             entry["frames"] = f
             entry["reply_bytes"] = len(requests["stream"].reply)
-            entry["per_frame_above_floor_us"] = round(summary["guard"]["above_floor_us"] / f, 3)
+            guard = summary["guard"]
+            entry["per_frame_above_floor_us"] = round(guard["above_floor_us"] / f, 3)
+            entry["per_frame_above_floor_paired_us"] = round(
+                guard["above_floor_paired_median_us"] / f, 3)
             if "request" in groups:
-                req_guard = results["groups"]["request"]["setups"]["guard"]["above_floor_us"]
+                req_guard = results["groups"]["request"]["setups"]["guard"]
                 entry["per_frame_marginal_us"] = round(
-                    (summary["guard"]["above_floor_us"] - req_guard) / f, 3)
+                    (guard["above_floor_us"] - req_guard["above_floor_us"]) / f, 3)
+                entry["per_frame_marginal_paired_us"] = round(
+                    (guard["above_floor_paired_median_us"]
+                     - req_guard["above_floor_paired_median_us"]) / f, 3)
         results["groups"][g] = entry
         print_group(titles[g], summary)
         if g == "stream":
-            line = (f"  per frame above the floor: {entry['per_frame_above_floor_us']:.3f} us "
-                    f"((guard - floor) / {args.frames})")
+            print(f"  per frame above the floor, (guard - floor) / {args.frames}: "
+                  f"{entry['per_frame_above_floor_us']:.3f} us "
+                  f"(paired: {entry['per_frame_above_floor_paired_us']:.3f} us)")
             if "per_frame_marginal_us" in entry:
-                line += (f"; less the Converse request's own cost above the floor: "
-                         f"{entry['per_frame_marginal_us']:.3f} us")
-            print(line)
+                print(f"  the same less the Converse request's own cost above the floor: "
+                      f"{entry['per_frame_marginal_us']:.3f} us "
+                      f"(paired: {entry['per_frame_marginal_paired_us']:.3f} us)")
     for g, t in (results["ttfb"] or {}).items():
         print(f"\ntime to first and to last response byte, {g} ({t['samples']} sequential "
               f"keep-alive requests per set-up, interleaved; other processes "
@@ -889,8 +948,8 @@ def main() -> None:
             la = t["last_byte"]["added_us"][s]
             print(f"  added by {s:6s} first byte p50 {a['p50']:+6.1f} us p99 {a['p99']:+6.1f} us"
                   f"   last byte p50 {la['p50']:+6.1f} us p99 {la['p99']:+6.1f} us")
-    disturbed = [(g, s, r.other_cpu_pct) for g in groups for s in GROUPS[g]
-                 for r in rounds[g][s] if r.other_cpu_pct > DISTURBED_PCT]
+    disturbed = [(g, s, w.other_cpu_pct) for g in groups for s in GROUPS[g]
+                 for w in windows[g][s] if w.other_cpu_pct > DISTURBED_PCT]
     if disturbed:
         print(f"\nnote: {len(disturbed)} measured windows had other processes using more than "
               f"{DISTURBED_PCT}% of a core (max {max(d[2] for d in disturbed):.0f}%); the "
