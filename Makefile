@@ -107,6 +107,7 @@ bench: setup build
 	$(PY) bench/bench.py --seconds $${BENCH_SECONDS:-3} --rounds $${BENCH_ROUNDS:-10} \
 	  --guard $(WASM) --floor "$$(scripts/cargo-wasm.sh target-dir)/wasm32-wasip1/release/bedrock_guard_floor.wasm" \
 	  $${BENCH_ARGS:-}
+	$(CARGO) bench -q -p bedrock-guard-policies --bench decide
 
 FUZZ_SECONDS ?= 60
 
