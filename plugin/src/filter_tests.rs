@@ -100,6 +100,17 @@ fn invoke(host: &FakeHost, model: &str, extra: &[(&str, &str)]) {
     host.request(&pairs);
 }
 
+/// The head of a ChatCompletions request (its model is in the body).
+fn chat_completions(host: &FakeHost) {
+    host.request(&[
+        (":method", "POST"),
+        (":path", "/openai/v1/chat/completions"),
+        (":authority", HOST),
+        (":scheme", "https"),
+        ("content-type", "application/json"),
+    ]);
+}
+
 fn answer_from(host: &FakeHost, address: &str) {
     host.response(&[(":status", "200"), ("content-type", "application/json")]);
     host.property_is("upstream.address", address);
@@ -344,13 +355,7 @@ fn a_body_carried_request_waits_for_its_body_then_is_decided() {
         let host = Rc::new(FakeHost::new());
         let shared = shared(&bundle(), None);
         let mut f = filter(&host, &shared);
-        host.request(&[
-            (":method", "POST"),
-            (":path", "/openai/v1/chat/completions"),
-            (":authority", HOST),
-            (":scheme", "https"),
-            ("content-type", "application/json"),
-        ]);
+        chat_completions(&host);
         assert_eq!(f.on_http_request_headers(5, false), Action::Pause);
         let body = json!({"model": model, "messages": []}).to_string();
         *host.request_body.borrow_mut() = body.as_bytes().to_vec();
@@ -376,13 +381,7 @@ fn an_oversized_or_unreadable_body_is_refused_once() {
     let host = Rc::new(FakeHost::new());
     let shared = shared(&bundle(), None);
     let mut f = filter(&host, &shared);
-    host.request(&[
-        (":method", "POST"),
-        (":path", "/openai/v1/chat/completions"),
-        (":authority", HOST),
-        (":scheme", "https"),
-        ("content-type", "application/json"),
-    ]);
+    chat_completions(&host);
     assert_eq!(f.on_http_request_headers(5, false), Action::Pause);
     let limit = usize::try_from(shared.policy.max_body_bytes()).unwrap();
     assert_eq!(f.on_http_request_body(limit + 1, false), Action::Pause);
@@ -397,13 +396,7 @@ fn an_oversized_or_unreadable_body_is_refused_once() {
     let host = Rc::new(FakeHost::new());
     host.fail_request_body.set(true);
     let mut f = filter(&host, &shared);
-    host.request(&[
-        (":method", "POST"),
-        (":path", "/openai/v1/chat/completions"),
-        (":authority", HOST),
-        (":scheme", "https"),
-        ("content-type", "application/json"),
-    ]);
+    chat_completions(&host);
     f.on_http_request_headers(5, false);
     assert_eq!(f.on_http_request_body(20, true), Action::Pause);
     f.on_log();

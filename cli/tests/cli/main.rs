@@ -7,6 +7,8 @@
 // tokens are made exactly as the engine's own identity tests make them.
 #[path = "../../../policies/tests/engine/identity_support/mod.rs"]
 mod identity_support;
+#[path = "../../../policies/tests/engine/strict_bundle_support/mod.rs"]
+mod strict_bundle_support;
 mod support;
 
 mod anchor;

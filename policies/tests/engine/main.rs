@@ -13,6 +13,7 @@
 #[path = "../eventstream_support/mod.rs"]
 mod eventstream_support;
 mod identity_support;
+mod strict_bundle_support;
 
 mod audit_record;
 mod audit_redaction;
