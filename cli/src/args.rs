@@ -40,6 +40,7 @@ pub(crate) fn help_for(command: &str) -> Option<&'static str> {
         "test" => TEST,
         "ecds" => ECDS,
         "anchor" => ANCHOR,
+        "iam" => IAM,
         "schema" => SCHEMA,
         _ => return None,
     })
@@ -268,6 +269,44 @@ Options:
   -o, --out FILE           where to write the anchored module
       --show MODULE        print the anchor stamped into MODULE, and its sha256
   -h, --help               print this help
+";
+
+const IAM: &str = "\
+Write the AWS-side policies that mirror a bundle, as one JSON document on stdout.
+
+Usage: bedrock-guard iam FILE [--scp] [--vpce-id vpce-...]...
+
+The bundle must be valid. Output members:
+  policies.identity_policy       for the workloads' roles: the bundle's allow rules as Allow
+                                 statements (operations mapped to IAM actions, model patterns
+                                 to foundation-model and inference-profile ARNs in the
+                                 endpoints' regions; cross-Region profiles also get their
+                                 destination foundation models, conditioned on
+                                 bedrock:InferenceProfileArn), enforced deny rules as Deny
+                                 statements, a Deny outside the bundle's VPC endpoints
+                                 (aws:SourceVpce) and of bedrock:CallWithBearerToken unless the
+                                 bundle allows API keys
+  policies.vpc_endpoint_policy   for each of the bundle's endpoints: the same Allow statements
+                                 for principals of aws.principal_accounts / aws.principal_org_id
+                                 (aws:PrincipalAccount, aws:PrincipalOrgID), the same Denies
+  policies.service_control_policy  with --scp: Deny statements only (deny rules, PrivateLink,
+                                 API keys) and a Deny of
+                                 bedrock:PutModelInvocationLoggingConfiguration
+  actions                        the operation -> IAM action table used
+  vpc_endpoint_ids               the ids aws:SourceVpce allows
+  cannot_express                 what IAM cannot express, as {class, subject, why}
+  notes                          facts the bundle lacks
+
+VPC endpoint ids come from the endpoints named vpce-<id>-...; endpoints named by service name
+(private DNS) carry none: give their ids with --vpce-id. See docs/iam.md.
+
+Options:
+      --scp            also write the service control policy
+      --vpce-id ID     a VPC endpoint id aws:SourceVpce allows (repeatable)
+  -h, --help           print this help
+
+Exit status: 0 written, 1 the bundle is invalid, 2 bad usage, unreadable input, or no VPC
+endpoint id known.
 ";
 
 const SCHEMA: &str = "\

@@ -1,6 +1,6 @@
 //! The `bedrock-guard` command line: validate, digest, sign and verify bundles,
-//! explain one request, run a file of test cases, write the ECDS resource Envoy watches, and
-//! print the bundle's JSON Schema.
+//! explain one request, run a file of test cases, write the ECDS resource Envoy watches, write
+//! the AWS-side IAM policies that mirror a bundle, and print the bundle's JSON Schema.
 //!
 //! Exit codes: 0 success; 1 a policy, verification or test failure; 2 a usage error or input
 //! that cannot be read.
@@ -15,6 +15,7 @@ mod cases;
 mod ecds;
 mod explain;
 mod http;
+mod iam;
 mod keys;
 mod lint;
 mod load;
@@ -107,6 +108,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "stamp a trust anchor (keys, min revision) into a copy of the module",
     ),
     (
+        "iam",
+        "write the AWS-side IAM policies (identity, VPC endpoint, SCP) that mirror a bundle",
+    ),
+    (
         "schema",
         "print the JSON Schema (draft 2020-12) of bundle v1",
     ),
@@ -178,6 +183,7 @@ fn run(args: impl IntoIterator<Item = OsString>) -> CliResult<u8> {
         "test" => cases::test_command(&mut parser),
         "ecds" => ecds::ecds_command(&mut parser),
         "anchor" => anchor::anchor_command(&mut parser),
+        "iam" => iam::iam_command(&mut parser),
         "schema" => schema::schema_command(&mut parser),
         "help" => {
             let topic = parser.next().ok().flatten().and_then(|a| match a {

@@ -243,6 +243,16 @@ pub fn bundle_schema() -> Value {
             "endpoints": { "type": "array", "minItems": 1, "items": { "$ref": "#/$defs/endpoint" } },
             "network": { "$ref": "#/$defs/network" },
             "accounts": string_list(json!({ "type": "string", "pattern": "^[0-9]{12}$" }), Some(1)),
+            "aws": {
+                "type": "object",
+                "additionalProperties": false,
+                "minProperties": 1,
+                "description": "facts for the AWS-side policies (bedrock-guard iam); the guard does not decide on them",
+                "properties": {
+                    "principal_accounts": string_list(json!({ "type": "string", "pattern": "^[0-9]{12}$" }), Some(1)),
+                    "principal_org_id": { "type": "string", "pattern": "^o-[a-z0-9]{10,32}$" }
+                }
+            },
             "resources": {
                 "type": "object",
                 "additionalProperties": false,

@@ -17,6 +17,7 @@ mod digest;
 mod docs_policy_reference;
 mod ecds;
 mod explain;
+mod iam;
 mod schema;
 mod signing;
 mod strict_input;

@@ -184,7 +184,7 @@ fn yaml_errors_point_into_the_yaml_source() {
     assert_eq!(out.code, 1);
     assert!(
         out.stdout
-            .contains("bad.yaml:42:5: error: rules[3].modelz: unknown field `modelz`"),
+            .contains("bad.yaml:44:5: error: rules[3].modelz: unknown field `modelz`"),
         "{}",
         out.stdout
     );
@@ -364,7 +364,7 @@ fn yaml_unknown_field_and_semantic_error_are_reported_together() {
     assert_eq!(out.code, 1, "{}", out.all());
     let o = &out.stdout;
     assert!(
-        o.contains("bad.yaml:42:5: error: rules[3].modelz: unknown field `modelz`"),
+        o.contains("bad.yaml:44:5: error: rules[3].modelz: unknown field `modelz`"),
         "{o}"
     );
     assert!(o.contains("bad.yaml:5:3: error: metadata.name: "), "{o}");

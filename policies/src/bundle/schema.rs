@@ -35,6 +35,10 @@ pub struct Bundle {
     /// Does not restrict the account whose credentials sign the request.
     #[serde(default)]
     pub accounts: Option<Vec<String>>,
+    /// Facts about the AWS side that the guard cannot see on the wire, used only to write the
+    /// AWS-side policies (`bedrock-guard iam`); ignored when deciding requests.
+    #[serde(default)]
+    pub aws: Option<AwsSide>,
     /// Resources other than models that requests may name.
     #[serde(default)]
     pub resources: Resources,
@@ -308,6 +312,23 @@ pub struct Resources {
     /// Guardrails a request may name: ids or ARNs.
     #[serde(default)]
     pub guardrails: Vec<String>,
+}
+
+/// What the AWS side should enforce that the guard cannot: the account (or organization) whose
+/// credentials sign the request. An access key id does not say which account it belongs to
+/// without asking AWS, so the guard never decides on these; `bedrock-guard iam` writes them
+/// into the VPC endpoint policy and the service control policy as `aws:PrincipalAccount` /
+/// `aws:PrincipalOrgID` conditions.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSide {
+    /// The 12-digit accounts whose principals may call Bedrock through the endpoints.
+    #[serde(default)]
+    pub principal_accounts: Option<Vec<String>>,
+    /// The AWS Organizations id (`o-` and 10 to 32 lowercase letters or digits) whose
+    /// principals may call Bedrock through the endpoints.
+    #[serde(default)]
+    pub principal_org_id: Option<String>,
 }
 
 /// Which AWS credentials a request may carry besides SigV4 signatures.

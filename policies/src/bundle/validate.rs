@@ -333,6 +333,24 @@ pub(crate) fn account(account: &str) -> Result<(), String> {
     }
 }
 
+/// An AWS Organizations id: `o-` and 10 to 32 lowercase letters or digits (the pattern of the
+/// Organizations API's `OrganizationId`).
+pub(crate) fn org_id(id: &str) -> Result<(), String> {
+    let ok = id.strip_prefix("o-").is_some_and(|rest| {
+        (10..=32).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} must be an AWS Organizations id: \"o-\" and 10 to 32 lowercase letters or digits"
+        ))
+    }
+}
+
 /// A model pattern: 1 to 2048 characters of `[A-Za-z0-9._:/*?-]`.
 pub(crate) fn model_pattern(pattern: &str) -> Result<(), String> {
     if pattern.is_empty() {

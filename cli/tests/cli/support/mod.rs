@@ -134,6 +134,8 @@ endpoints:
   - host: vpce-0a1b2c3d4e5f67890-abcd1234.bedrock-runtime.us-east-1.vpce.amazonaws.com
     region: us-east-1
 accounts: ["123456789012"]
+aws:
+  principal_accounts: ["123456789012"]
 resources:
   s3_outputs: ["s3://acme-bedrock-async/outputs/*"]
   guardrails: [gr0abc123, abc123xyz789]

@@ -20,7 +20,7 @@ pub(crate) use rules::{CompiledRule, PrincipalMatcher};
 use alerts::compile_alerts;
 use identity::compile_identity;
 use metadata::compile_metadata;
-use network::{compile_accounts, compile_endpoints, compile_network};
+use network::{check_aws, compile_accounts, compile_endpoints, compile_network};
 use resources::{compile_resources, CompiledResources};
 use rules::compile_rule;
 
@@ -224,6 +224,7 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
         compile_endpoints(&bundle.endpoints, bundle.network.fips_required, &mut errs);
     let profile_geographies = compile_network(&bundle.network, &mut errs);
     let accounts = compile_accounts(bundle.accounts.as_deref(), &mut errs);
+    check_aws(bundle.aws.as_ref(), &mut errs);
     let resources = compile_resources(&bundle.resources, &mut errs);
 
     if bundle.credentials.allow_long_term_api_keys && !bundle.credentials.allow_bearer_api_keys {

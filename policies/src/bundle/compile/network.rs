@@ -1,11 +1,11 @@
 //! `endpoints` (hosts, regions, cidrs, private DNS, FIPS), `network` (FIPS requirement,
-//! profile geographies) and `accounts`.
+//! profile geographies), `accounts` and `aws` (checked only: the guard does not decide on it).
 
 use std::collections::{HashMap, HashSet};
 
 use crate::aws::{self, BedrockService, EndpointKind};
 use crate::bundle::cidr::Cidr;
-use crate::bundle::schema::{Endpoint, Network};
+use crate::bundle::schema::{AwsSide, Endpoint, Network};
 use crate::bundle::validate::{self as v, Errors};
 
 /// One endpoint, compiled. See `destination` for how requests are matched against it.
@@ -200,4 +200,45 @@ pub(super) fn compile_accounts(
         }
     }
     Some(set)
+}
+
+/// `aws`: checked, not compiled (only `bedrock-guard iam` reads it). An empty object, an empty
+/// account list and a repeated account are refused, so that what is written is what the AWS
+/// side gets.
+pub(super) fn check_aws(aws: Option<&AwsSide>, errs: &mut Errors) {
+    let Some(aws) = aws else {
+        return;
+    };
+    if aws.principal_accounts.is_none() && aws.principal_org_id.is_none() {
+        errs.push(
+            "aws",
+            "is empty; give principal_accounts and/or principal_org_id, or omit aws",
+        );
+    }
+    if let Some(accounts) = &aws.principal_accounts {
+        if accounts.is_empty() {
+            errs.push(
+                "aws.principal_accounts",
+                "is empty, which no principal could satisfy; list the accounts or omit the field",
+            );
+        }
+        for (i, account) in accounts.iter().enumerate() {
+            errs.check(
+                || format!("aws.principal_accounts[{i}]"),
+                v::account(account),
+            );
+            if accounts
+                .get(..i)
+                .is_some_and(|before| before.contains(account))
+            {
+                errs.push(
+                    format!("aws.principal_accounts[{i}]"),
+                    format!("duplicate account {account:?}"),
+                );
+            }
+        }
+    }
+    if let Some(org) = &aws.principal_org_id {
+        errs.check(|| "aws.principal_org_id".to_string(), v::org_id(org));
+    }
 }
