@@ -324,7 +324,7 @@ def under_test_config(setup: str, listener: int, admin: int, upstream: int, work
                 }}},
             },
         })
-    elif setup not in ("guard", "guard+identity"):
+    elif setup not in ("guard", "guard+identity", "candidate"):
         raise ValueError(setup)
     return cfg
 
@@ -332,6 +332,17 @@ def under_test_config(setup: str, listener: int, admin: int, upstream: int, work
 # ---------------------------------------------------------------------------- processes
 
 _base_ids = iter(range(1000))
+
+
+IDLE_SETTLE_SECONDS = 1.0
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of `pid` in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise SystemExit(f"no VmRSS for {pid}")
 
 
 def cpu_of(pid: int) -> float:
@@ -515,10 +526,16 @@ class UnderTest:
         name = f"{group}-{setup.replace('+', '_')}"
         self.access_log = self.work / f"{name}.access.log"
         self.access_log.unlink(missing_ok=True)
+        if module is None and setup == "candidate":
+            module = args.candidate
         cfg = under_test_config(setup, free_port(), free_port(), ctx["upstream"].port, self.work,
                                 module or args.guard, args.floor, ctx["jwks"], self.access_log)
         self.envoy = Envoy(cfg, self.work, name, log_level=log_level,
                            cpus=ctx["under_test_cpus"])
+        # Resident memory once the VMs are up and before any request: what every idle sidecar
+        # pays for this set-up (a short settle so start-up allocations are done).
+        time.sleep(IDLE_SETTLE_SECONDS)
+        self.idle_rss_kib = rss_kib(self.envoy.proc.pid)
         self.headers = req.headers_for(setup, ctx["token"])
         self.served = 0
 
@@ -565,6 +582,7 @@ def run_group(group: str, req: Request, args, ctx: dict) -> tuple[dict, dict | N
     try:
         for s in setups:
             uts[s] = UnderTest(group, s, req, args, ctx)
+            ctx.setdefault("idle_rss_kib", {}).setdefault(group, {})[s] = uts[s].idle_rss_kib
         for s in setups:  # V8 tiers the hot code up, connection pools fill, caches warm
             uts[s].load(WARMUP_SECONDS, args.connections)
 
@@ -804,6 +822,9 @@ def main() -> None:
     ap.add_argument("--ttfb-warmup", type=int, default=300)
     ap.add_argument("--guard", type=Path, default=GUARD_WASM)
     ap.add_argument("--floor", type=Path, default=FLOOR_WASM)
+    ap.add_argument("--candidate", type=Path, metavar="MODULE",
+                    help="add a `candidate` set-up to the request group: the guard's config with "
+                         "MODULE (e.g. another build of the guard), measured side by side")
     ap.add_argument("--trace", type=Path, metavar="MODULE",
                     help="also run TRACE_SETUP with MODULE (a bench-trace build) at log level info "
                          "and keep its `bedrock-guard trace:` lines in results.json")
@@ -828,7 +849,9 @@ def main() -> None:
         if not args.trace:
             raise SystemExit("--trace-only needs --trace MODULE")
         groups = []
-    for m in (args.guard, args.floor, args.trace):
+    if args.candidate:
+        GROUPS["request"].append("candidate")
+    for m in (args.guard, args.floor, args.trace, args.candidate):
         if m is not None and not m.is_file():
             raise SystemExit(f"{m}: no such module (make build; the floor is built by make bench)")
     if envoy_binary() is None:
@@ -861,7 +884,10 @@ def main() -> None:
         "envoy": envoy_version(),
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": list(os.getloadavg())},
         "modules": {"guard": {"path": str(args.guard), "bytes": args.guard.stat().st_size},
-                    "floor": {"path": str(args.floor), "bytes": args.floor.stat().st_size}},
+                    "floor": {"path": str(args.floor), "bytes": args.floor.stat().st_size},
+                    **({"candidate": {"path": str(args.candidate),
+                                      "bytes": args.candidate.stat().st_size}}
+                       if args.candidate else {})},
         "method": {
             "seconds": args.seconds, "rounds": args.rounds, "warmup_seconds": WARMUP_SECONDS,
             "connections": args.connections, "load": "wrk -t1, keep-alive, HTTP/1.1",
@@ -924,8 +950,15 @@ def main() -> None:
                 entry["per_frame_marginal_paired_us"] = round(
                     (guard["above_floor_paired_median_us"]
                      - req_guard["above_floor_paired_median_us"]) / f, 3)
+        rss = ctx.get("idle_rss_kib", {}).get(g, {})
+        entry["idle_rss_kib"] = rss
         results["groups"][g] = entry
         print_group(titles[g], summary)
+        if rss:
+            print("  Envoy resident memory, idle after start (VmRSS): " + ", ".join(
+                f"{s} {v / 1024:.1f} MiB" + (f" (floor {(v - rss['floor']) / 1024:+.1f})"
+                                             if "floor" in rss and s != "floor" else "")
+                for s, v in rss.items()))
         if g == "stream":
             print(f"  per frame above the floor, (guard - floor) / {args.frames}: "
                   f"{entry['per_frame_above_floor_us']:.3f} us "

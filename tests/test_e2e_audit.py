@@ -130,7 +130,8 @@ def _allowed(op, model, rule="claude-and-titan", **over):
 def _refused(op, model, reason, rule=None, **over):
     return {**COMMON, "eventName": op, "requestParameters": {"modelId": model},
             "decision": "deny", "reason": reason, "ruleId": rule, "status": 403,
-            "upstreamStatus": None, "upstreamAddress": None, **over}
+            "upstreamStatus": None, "upstreamAddress": None, "upstreamRequestId": None,
+            **over}
 
 
 def _upstream(stack) -> str:
@@ -212,7 +213,9 @@ def test_golden_record_of_a_forwarded_request(live, call, want, tokens):
         n, m = usage_for(up.body_len)
         assert seen_tokens == (n, m)
         want = {**want, "inputTokens": n, "outputTokens": m}
-    _assert_fields(rec, {**want, "upstreamAddress": _upstream(live)})
+    # Bedrock's own request id (CloudTrail's `requestID`) next to Envoy's.
+    _assert_fields(rec, {**want, "upstreamAddress": _upstream(live),
+                         "upstreamRequestId": up.request_id})
     _assert_time_and_latency(rec, t0, t1)
     # The record's id is the one Envoy sent upstream with the request (for correlation).
     assert up.header_values("x-request-id") == [rec["requestID"]], (up.headers, rec)
@@ -260,7 +263,8 @@ def test_golden_record_of_an_upstream_error(live, magic, status, code):
     assert e.value.response["Error"]["Code"] == code
     [up] = live.mock.requests
     _assert_fields(rec, _allowed("Converse", LITERAL, status=status, upstreamStatus=status,
-                                 upstreamAddress=_upstream(live)))
+                                 upstreamAddress=_upstream(live),
+                                 upstreamRequestId=up.request_id))
     _assert_time_and_latency(rec, t0, t1)
     assert up.header_values("x-request-id") == [rec["requestID"]]
 

@@ -20,7 +20,7 @@ use policies::eventstream::EventStreamReader;
 use policies::{Decision, Mode, Operation, Reason};
 use serde_json::Value;
 
-const KEYS: [&str; 30] = [
+const KEYS: [&str; 32] = [
     "eventVersion",
     "eventTime",
     "eventSource",
@@ -42,9 +42,11 @@ const KEYS: [&str; 30] = [
     "bundleName",
     "bundleRevision",
     "bundleDigest",
+    "bundleKeyId",
     "status",
     "upstreamStatus",
     "upstreamAddress",
+    "upstreamRequestId",
     "latencyMs",
     "inputTokens",
     "outputTokens",
@@ -54,7 +56,7 @@ const KEYS: [&str; 30] = [
 ];
 const IDENTITY_KEYS: [&str; 4] = ["issuer", "subject", "groups", "tokenFingerprint"];
 /// Values written through the bounded, redacting text path.
-const TEXT_FIELDS: [&str; 10] = [
+const TEXT_FIELDS: [&str; 11] = [
     "requestID",
     "awsRegion",
     "sourceIPAddress",
@@ -65,6 +67,7 @@ const TEXT_FIELDS: [&str; 10] = [
     "bundleRevision",
     "bundleDigest",
     "upstreamAddress",
+    "upstreamRequestId",
 ];
 
 /// `identity(issuer, subject, groups)`.
@@ -91,6 +94,7 @@ struct Input<'a> {
     status: Option<u16>,
     upstream_status: Option<u16>,
     upstream_address: Option<&'a [u8]>,
+    upstream_request_id: Option<&'a [u8]>,
     latency_ms: Option<u64>,
     tokens: Option<(u64, u64)>,
     stream: Option<&'a [u8]>,
@@ -166,6 +170,9 @@ fuzz_target!(|input: Input| {
     }
     if let Some(v) = input.upstream_address {
         record.upstream_address(v);
+    }
+    if let Some(v) = input.upstream_request_id {
+        record.upstream_request_id(v);
     }
     if let Some(v) = input.latency_ms {
         record.latency_ms(v);

@@ -438,9 +438,14 @@ impl<H: Host> HttpContext for GuardHttp<H> {
                 metrics.record(&self.host, Stat::UpstreamThrottled, 1);
             }
         }
-        if let (Some(record), Some(s)) = (&mut self.record, status) {
+        if let Some(record) = &mut self.record {
             // What the upstream said, also when the client is answered otherwise below.
-            record.upstream_status(s);
+            if let Some(s) = status {
+                record.upstream_status(s);
+            }
+            if let Some(id) = find("x-amzn-requestid") {
+                record.upstream_request_id(id);
+            }
         }
         // Only answers that came from the upstream are checked (not Envoy's own replies).
         if let Some(upstream) = self.host.property(&["upstream", "address"]) {

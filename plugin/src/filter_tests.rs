@@ -111,8 +111,15 @@ fn chat_completions(host: &FakeHost) {
     ]);
 }
 
+/// Bedrock's request id in the fake upstream's answers (`x-amzn-RequestId`).
+const BEDROCK_RID: &str = "0e9d8c7b-6a5f-4e3d-9c2b-1a0f9e8d7c6b";
+
 fn answer_from(host: &FakeHost, address: &str) {
-    host.response(&[(":status", "200"), ("content-type", "application/json")]);
+    host.response(&[
+        (":status", "200"),
+        ("content-type", "application/json"),
+        ("X-Amzn-RequestId", BEDROCK_RID),
+    ]);
     host.property_is("upstream.address", address);
 }
 
@@ -157,6 +164,9 @@ fn an_allowed_request_continues_and_is_recorded_and_counted_once() {
     assert_eq!(audit["requestParameters"]["modelId"], TITAN);
     assert_eq!(audit["sourceIPAddress"], "10.1.2.3");
     assert_eq!(audit["status"], 200);
+    // Bedrock's request id, read case-insensitively from the answer, next to Envoy's.
+    assert_eq!(audit["upstreamRequestId"], BEDROCK_RID);
+    assert_ne!(audit["requestID"], BEDROCK_RID);
     assert_eq!(host.stat(&format!("{P}.requests_total")), 1);
     assert_eq!(host.stat(&format!("{P}.decision.allow.allowed")), 1);
     assert_eq!(
@@ -317,6 +327,8 @@ fn a_withheld_answer_is_counted_and_alerted_as_the_refusal_and_quarantines() {
     assert_eq!(audit["reason"], "destination_not_privatelink");
     assert_eq!(audit["upstreamStatus"], 200);
     assert_eq!(audit["upstreamAddress"], "203.0.113.9:443");
+    // What the upstream said is kept, also when its answer is withheld.
+    assert_eq!(audit["upstreamRequestId"], BEDROCK_RID);
     assert_eq!(audit["requestParameters"]["modelId"], TITAN);
     let alerts = queued_alerts(&shared);
     assert_eq!(alerts.len(), 1);

@@ -35,7 +35,7 @@ AUDIT_KEYS = (
     "sourceIPAddress", "userIdentity", "accessKeyId", "credentialType", "requestParameters",
     "endpoint", "vpcEndpointId", "decision", "reason", "detail", "ruleId", "mode", "bundleName",
     "bundleRevision", "bundleDigest", "bundleKeyId", "status", "upstreamStatus", "upstreamAddress",
-    "latencyMs",
+    "upstreamRequestId", "latencyMs",
     "inputTokens", "outputTokens", "streamErrors", "streamExceptions", "streamExceptionType",
 )
 NO_RECORD = "-"  # what %FILTER_STATE(...)% prints when the filter set nothing

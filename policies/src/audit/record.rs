@@ -133,6 +133,7 @@ pub struct AuditRecord {
     status: Option<u16>,
     upstream_status: Option<u16>,
     upstream_address: Option<String>,
+    upstream_request_id: Option<String>,
     latency_ms: Option<u64>,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
@@ -179,6 +180,7 @@ impl AuditRecord {
             },
             upstream_status: None,
             upstream_address: None,
+            upstream_request_id: None,
             latency_ms: None,
             input_tokens: None,
             output_tokens: None,
@@ -362,6 +364,14 @@ impl AuditRecord {
         self
     }
 
+    /// `upstreamRequestId`: Bedrock's own request id (the `x-amzn-RequestId` response header
+    /// the upstream answered with), the `requestID` of the call's CloudTrail record; `null`
+    /// when the request never reached Bedrock. Bounded text, like every header-derived field.
+    pub fn upstream_request_id(&mut self, id: impl AsRef<[u8]>) -> &mut Self {
+        self.upstream_request_id = non_empty(text(id.as_ref()));
+        self
+    }
+
     /// `latencyMs`: from the request's first byte to the last byte of the response.
     pub fn latency_ms(&mut self, ms: u64) -> &mut Self {
         self.latency_ms = Some(ms);
@@ -448,6 +458,7 @@ impl AuditRecord {
         obj.num("status", self.status.map(u64::from));
         obj.num("upstreamStatus", self.upstream_status.map(u64::from));
         obj.str("upstreamAddress", self.upstream_address.as_deref());
+        obj.str("upstreamRequestId", self.upstream_request_id.as_deref());
         obj.num("latencyMs", self.latency_ms);
         obj.num("inputTokens", self.input_tokens);
         obj.num("outputTokens", self.output_tokens);
@@ -467,6 +478,7 @@ impl AuditRecord {
         768 + len(&self.request_id)
             + len(&self.endpoint)
             + len(&self.upstream_address)
+            + len(&self.upstream_request_id)
             + len(&self.detail)
             + len(&self.rule_id)
             + identity

@@ -21,7 +21,7 @@ const VPCE_HOST: &str =
 const TOKEN: &[u8] = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ0cmFpbmVyIn0.c2ln";
 
 /// Every key of a line, in order.
-const KEYS: [&str; 31] = [
+const KEYS: [&str; 32] = [
     "eventVersion",
     "eventTime",
     "eventSource",
@@ -47,6 +47,7 @@ const KEYS: [&str; 31] = [
     "status",
     "upstreamStatus",
     "upstreamAddress",
+    "upstreamRequestId",
     "latencyMs",
     "inputTokens",
     "outputTokens",
@@ -81,6 +82,9 @@ fn bundle() -> Arc<BundleInfo> {
 }
 
 /// The request context every golden record shares.
+/// Bedrock's own request id for the call (`x-amzn-RequestId`, CloudTrail's `requestID`).
+const UPSTREAM_RID: &str = "6f1c2d3e-4b5a-4968-8776-5a4b3c2d1e0f";
+
 fn with_context(record: &mut AuditRecord) -> &mut AuditRecord {
     record
         .request_id("1b6f3c9e-5d2a-4c8e-9f10-7a3b2c1d0e4f")
@@ -121,6 +125,7 @@ fn golden_allowed_request() {
         .status(200)
         .upstream_status(200)
         .upstream_address("10.20.1.17:443")
+        .upstream_request_id(UPSTREAM_RID)
         .latency_ms(812)
         .tokens(25, 40);
     assert_eq!(
@@ -152,6 +157,7 @@ fn golden_allowed_request() {
             "status": 200,
             "upstreamStatus": 200,
             "upstreamAddress": "10.20.1.17:443",
+            "upstreamRequestId": UPSTREAM_RID,
             "latencyMs": 812,
             "inputTokens": 25,
             "outputTokens": 40,
@@ -200,6 +206,7 @@ fn golden_denied_request() {
             "status": 403,
             "upstreamStatus": null,
             "upstreamAddress": null,
+            "upstreamRequestId": null,
             "latencyMs": 1,
             "inputTokens": null,
             "outputTokens": null,
@@ -285,6 +292,7 @@ fn golden_dry_run_denial() {
         "status": 200,
         "upstreamStatus": 200,
         "upstreamAddress": null,
+        "upstreamRequestId": null,
         "latencyMs": 95,
         "inputTokens": null,
         "outputTokens": null,
@@ -346,6 +354,7 @@ fn golden_streamed_request() {
         "status": 200,
         "upstreamStatus": 200,
         "upstreamAddress": null,
+        "upstreamRequestId": null,
         "latencyMs": 4021,
         "inputTokens": 1200,
         "outputTokens": 345,
@@ -692,6 +701,23 @@ fn upstream_address_is_reprinted_from_the_parsed_address() {
     );
     assert_eq!(upstream(b"x-amz-security-token=abc"), REDACTED);
     assert_eq!(upstream(b""), Value::Null);
+}
+
+#[test]
+fn upstream_request_id_is_bounded_escaped_text() {
+    let rid = |id: &[u8]| {
+        let mut r = AuditRecord::from_decision(&Decision::deny(Reason::HeaderInvalid, ""), T);
+        r.upstream_request_id(id);
+        (parse(&r)["upstreamRequestId"].clone(), r.to_json_line())
+    };
+    assert_eq!(rid(UPSTREAM_RID.as_bytes()).0, UPSTREAM_RID);
+    assert_eq!(rid(b"").0, Value::Null);
+    let (got, line) = rid(b"id\"}\n\xff");
+    assert_eq!(got, "id\"}\n\u{fffd}");
+    assert!(line.bytes().all(|b| (b' '..=b'~').contains(&b)), "{line}");
+    let (long, _) = rid("r".repeat(MAX_TEXT_BYTES + 10).as_bytes());
+    assert_eq!(long, "r".repeat(MAX_TEXT_BYTES) + TRUNCATED);
+    assert_eq!(rid(b"x-amz-security-token=abc").0, REDACTED);
 }
 
 #[test]
