@@ -16,12 +16,13 @@ CARGO   ?= cargo
 
 export ENVOY
 
-.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate e2e bench fuzz clean
+.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate observability prometheus-tools e2e bench fuzz clean
 
 help:
 	@echo "make run    build everything, start Envoy + the filter + a mock Bedrock, show requests"
 	@echo "make test   fmt, clippy (host + wasm), unit tests (host and wasm32), envoy --mode validate, end-to-end tests"
 	@echo "make build  build $(WASM)"
+	@echo "make observability  promtool check/test the alert and recording rules (envoy/observability/)"
 	@echo "make wasm-tests  engine tests compiled to wasm32 (32-bit usize, no clock) run in Node; $(WASM) links no wasm-bindgen"
 	@echo "make bench  Envoy CPU/request, proxied: no filter, a trivial wasm filter, bedrock_guard, Envoy's jwt_authn+rbac; streams, bodies, time to first byte (about 7 min)"
 	@echo "make fuzz   8 cargo-fuzz targets, FUZZ_SECONDS each (default 60; needs rustup's nightly)"
@@ -54,7 +55,7 @@ run: setup build
 
 ## ---- test ---------------------------------------------------------------------------------
 
-test: check unit wasm-tests examples validate e2e
+test: check unit wasm-tests examples validate observability e2e
 	@echo "make test: all green"
 
 check: fmt-check clippy clippy-wasm
@@ -93,7 +94,32 @@ validate: setup build
 	  "$(ENVOY)" --mode validate -c "$$f" --log-level warn >/dev/null || { "$(ENVOY)" --mode validate -c "$$f"; exit 1; }; \
 	done
 
-e2e: setup build
+# Debian's prometheus package (prometheus + promtool), installed on demand. Its service must not
+# start: a policy-rc.d that refuses service starts is put in place for the install when the
+# machine has none, and any prometheus the install started anyway is stopped. The end-to-end test
+# (tests/test_e2e_prometheus.py) runs its own prometheus on loopback.
+prometheus-tools:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+	  added=; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && added=1; \
+	  fi; \
+	  rc=0; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } || rc=$$?; \
+	  if [ -n "$$added" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then \
+	    systemctl disable --now prometheus; \
+	  elif [ -x /etc/init.d/prometheus ]; then /etc/init.d/prometheus stop >/dev/null 2>&1 || true; fi; \
+	  exit $$rc; \
+	fi
+
+# The recording and alert rules are valid (promtool check rules) and every alert fires and stays
+# quiet as its unit tests say (promtool test rules). Seconds.
+observability: prometheus-tools
+	promtool check rules envoy/observability/rules.yaml
+	promtool test rules envoy/observability/rules.test.yaml
+
+e2e: setup build prometheus-tools
 	$(PY) -m pytest -q tests
 
 ## ---- benchmarks (not part of make test) -------------------------------------------------

@@ -2,9 +2,10 @@
 `/stats/prometheus` after a known mix of traffic.
 
 Envoy 1.40 names a wasm-defined stat `wasmcustom.<name>` in `/stats` and `<name>` (dots and
-dashes as `_`, no `envoy_` prefix) in `/stats/prometheus`, where Envoy's default tag extractors
-still apply: `bedrock_guard.upstream_rq_2xx` becomes
-`bedrock_guard_upstream_rq_xx{envoy_response_code_class="2"}`. Each worker has its own VM, and
+dashes as `_`, no `envoy_` prefix) in `/stats/prometheus`, where the demo config's
+`stats_config.stats_tags` (envoy/observability/stats_tags.yaml) turn the labelled families into
+labels: `bedrock_guard.requests.operation.Converse.model.other.decision.deny.reason.model_denied.rule.no-opus.group.none`
+becomes `bedrock_guard_requests{operation="Converse",model="other",...}`. Each worker has its own VM, and
 same-named stats are one stat in Envoy's store: the test spreads requests over both workers
 (`--concurrency 2`) and checks the totals.
 
@@ -70,22 +71,35 @@ def custom(stack) -> dict[str, int]:
     return {k[len("wasmcustom."):]: v for k, v in stack.envoy.stats(r"^wasmcustom\.").items()}
 
 
+def series_key(name: str, labels: dict[str, str]) -> str:
+    """One spelling per series: the name, then its labels sorted."""
+    if not labels:
+        return name
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
 def prometheus(stack) -> dict[str, float]:
     status, body = stack.envoy.admin("GET", "/stats/prometheus")
     assert status == 200
     out = {}
     for line in body.decode().splitlines():
         if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name.replace("{}", "")] = float(value)
+            series, _, value = line.rpartition(" ")
+            name, _, rest = series.partition("{")
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+            out[series_key(name, labels)] = float(value)
     return out
 
 
 def prom_name(stat: str) -> str:
-    """The Prometheus series of a `/stats` name of ours (without `wasmcustom.`)."""
-    m = re.fullmatch(rf"{P}\.upstream_rq_(\d)xx", stat)
+    """The Prometheus series of a `/stats` name of ours (without `wasmcustom.`): a labelled
+    family's `.<label>.<value>` pairs become labels (the shipped stats_tags)."""
+    m = re.fullmatch(rf"{P}\.(requests|tokens|upstream_responses|upstream_throttled)\.(.+)", stat)
     if m:
-        return f'{P}_upstream_rq_xx{{envoy_response_code_class="{m.group(1)}"}}'
+        parts = m.group(2).split(".")
+        labels = dict(zip(parts[::2], parts[1::2]))
+        assert len(parts) % 2 == 0 and len(labels) * 2 == len(parts), stat
+        return series_key(f"{P}_{m.group(1)}", labels)
     return re.sub(r"[^A-Za-z0-9_]", "_", stat)
 
 
@@ -130,33 +144,33 @@ class Traffic:
         self.expect: Counter = Counter()
         self.sent = 0
 
-    def _count(self, op, model_label, verdict, reason):
+    def _count(self, op, model_label, verdict, reason, rule):
         self.sent += 1
         self.expect[f"{P}.requests_total"] += 1
-        self.expect[f"{P}.decision.{verdict}.{reason}"] += 1
-        self.expect[f"{P}.operation.{op}.model.{model_label}.{verdict}"] += 1
+        self.expect[f"{P}.requests.operation.{op}.model.{model_label}.decision.{verdict}"
+                    f".reason.{reason}.rule.{rule}.group.none"] += 1
         if verdict == "dry_run_deny":
             self.expect[f"{P}.dry_run_denials"] += 1
 
-    def _upstream(self, status):
-        self.expect[f"{P}.upstream_rq_{status // 100}xx"] += 1
+    def _upstream(self, status, model_label):
+        self.expect[f"{P}.upstream_responses.class.{status // 100}xx.model.{model_label}"] += 1
         if status == 429:
-            self.expect[f"{P}.upstream_throttled"] += 1
+            self.expect[f"{P}.upstream_throttled.model.{model_label}"] += 1
 
     def client(self):
         return boto_client(self.stack, ACCESS_KEY, SECRET_KEY)[0]
 
-    def converse(self, model, label, verdict="allow", reason="allowed", text="Say hello.",
-                 upstream=200):
+    def converse(self, model, label, verdict="allow", reason="allowed", rule="claude-and-titan",
+                 text="Say hello.", upstream=200):
         c = self.client()
         if verdict == "deny" or upstream != 200:
             with pytest.raises(ClientError):
                 c.converse(modelId=model, messages=_messages(text))
         else:
             c.converse(modelId=model, messages=_messages(text))
-        self._count("Converse", label, verdict, reason)
+        self._count("Converse", label, verdict, reason, rule)
         if verdict != "deny":
-            self._upstream(upstream)
+            self._upstream(upstream, label)
 
     def streamed(self, op):
         c = self.client()
@@ -168,8 +182,8 @@ class Traffic:
         else:
             c.invoke_model(modelId=LITERAL, body=INVOKE_BODY,
                            contentType="application/json")["body"].read()
-        self._count(op, LITERAL_LABEL, "allow", "allowed")
-        self._upstream(200)
+        self._count(op, LITERAL_LABEL, "allow", "allowed", "claude-and-titan")
+        self._upstream(200, LITERAL_LABEL)
 
 
 def test_stats_after_a_known_mix_of_traffic(live):
@@ -195,11 +209,11 @@ def test_stats_after_a_known_mix_of_traffic(live):
     assert len(per_worker) == 2 and all(v > 0 for v in per_worker.values()), per_worker
 
     t.converse(WILDCARD, "other")  # allowed by `anthropic.claude-sonnet-4-*`: label `other`
-    t.converse(DENIED, "other", "deny", "model_not_allowed")
-    t.converse(DENIED, "other", "deny", "model_not_allowed")
-    t.converse(OPUS, "other", "deny", "model_denied")
-    t.converse(DRY_RUN, DRY_RUN_LABEL, "dry_run_deny", "model_denied")
-    t.converse(DRY_RUN, DRY_RUN_LABEL, "dry_run_deny", "model_denied")
+    t.converse(DENIED, "other", "deny", "model_not_allowed", "none")
+    t.converse(DENIED, "other", "deny", "model_not_allowed", "none")
+    t.converse(OPUS, "other", "deny", "model_denied", "no-opus")
+    t.converse(DRY_RUN, DRY_RUN_LABEL, "dry_run_deny", "model_denied", "titan-dry-run")
+    t.converse(DRY_RUN, DRY_RUN_LABEL, "dry_run_deny", "model_denied", "titan-dry-run")
     for op in ("ConverseStream", "InvokeModelWithResponseStream", "InvokeModel"):
         t.streamed(op)
     t.converse(LITERAL, LITERAL_LABEL, text=THROTTLE, upstream=429)
@@ -216,8 +230,8 @@ def test_stats_after_a_known_mix_of_traffic(live):
     tout = sum(usage_for(u.body_len)[1] for u in counted)
     assert tin == sum(r["inputTokens"] or 0 for r in records)
     assert tout == sum(r["outputTokens"] or 0 for r in records)
-    t.expect[f"{P}.tokens.input"] += tin
-    t.expect[f"{P}.tokens.output"] += tout
+    t.expect[f"{P}.tokens.direction.input.model.{LITERAL_LABEL}.group.none"] += tin
+    t.expect[f"{P}.tokens.direction.output.model.{LITERAL_LABEL}.group.none"] += tout
 
     after = custom(stack)
     got = delta(after, before)
@@ -236,8 +250,12 @@ def test_stats_after_a_known_mix_of_traffic(live):
     # Envoy's own upstream counters agree with the filter's.
     cluster = delta(stack.envoy.stats(r"^cluster\.bedrock_runtime_us_east_1\.upstream_rq_\dxx$"),
                     cluster_before)
-    assert {k.rsplit(".", 1)[1]: v for k, v in cluster.items()} == {
-        k.rsplit(".", 1)[1]: v for k, v in want.items() if re.search(r"upstream_rq_\dxx$", k)}
+    by_class = Counter()
+    for k, v in want.items():
+        m = re.search(r"\.upstream_responses\.class\.(\dxx)\.", k)
+        if m:
+            by_class[f"upstream_rq_{m.group(1)}"] += v
+    assert {k.rsplit(".", 1)[1]: v for k, v in cluster.items()} == dict(by_class)
 
     # One latency sample per request, none absurd (every one under 60 s).
     hist = latency(stack, hist_before.get(f"{P}_latency_ms_count", 0) + t.sent)
@@ -256,6 +274,11 @@ def test_bundle_in_force_gauges_have_fixed_names(live):
     assert stats[f"{P}.bundle_revision"] == 317
     assert stats[f"{P}.bundle_signed"] == 0  # unsigned, no keys pinned
     assert stats[f"{P}.bundle_anchored"] == 0
+    # Every unlabelled stat exists from configuration on (at 0 until its first event), so a
+    # Prometheus increase() sees that first event.
+    for name in ("bundle_rejected", "alerts_dropped", "alerts_failed", "upstream_not_privatelink",
+                 "destination_quarantined", "stream_malformed_frames", "jwks_age_seconds"):
+        assert stats[f"{P}.{name}"] == 0, name
     # The digest is in the audit records and Envoy's log, never in a stat name: each bundle
     # would otherwise start a new series.
     short = DIGEST.removeprefix("sha256:")[:12]

@@ -295,6 +295,7 @@ MANIFESTS = [
     ("istio/serviceentry.yaml", "istio-serviceentries.networking.istio.io.yaml"),
     ("envoy-gateway/envoyextensionpolicy.yaml",
      "gateway.envoyproxy.io_envoyextensionpolicies.yaml"),
+    ("envoy-gateway/envoyproxy-stats.yaml", "gateway.envoyproxy.io_envoyproxies.yaml"),
 ]
 needs_crds = pytest.mark.skipif(
     not CRD_DIR.is_dir(),
@@ -374,3 +375,65 @@ def test_fips_required_with_a_non_fips_endpoint_fails_configuration(tmp_path):
     proc = _validate(path)
     assert proc.returncode != 0
     assert "Unable to create Wasm plugin bedrock_guard" in proc.stderr + proc.stdout
+
+
+# -- labelled stats: one list of stats_tags, in every shipped config ------------------------------
+
+STATS_TAGS = yaml.safe_load((REPO_ROOT / "envoy" / "observability" / "stats_tags.yaml").read_text())
+
+
+def test_stats_tags_source_is_one_tag_per_label():
+    names = [t["tag_name"] for t in STATS_TAGS]
+    assert names == ["operation", "model", "decision", "reason", "rule", "group", "direction",
+                     "class"]
+    assert all(set(t) == {"tag_name", "regex"} for t in STATS_TAGS)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=ids(CONFIGS))
+def test_config_carries_the_stats_tags(path):
+    cfg = yaml.safe_load(path.read_text())
+    assert cfg["stats_config"]["stats_tags"] == STATS_TAGS
+    # Envoy's default tags stay on (they tag Envoy's own stats); none of ours shadows one.
+    assert cfg["stats_config"].get("use_all_default_tags", True) is True
+
+
+def test_istio_bootstrap_override_carries_the_stats_tags():
+    doc = yaml.safe_load((REPO_ROOT / "envoy" / "istio" / "stats-bootstrap.yaml").read_text())
+    assert doc["kind"] == "ConfigMap"
+    override = json.loads(doc["data"]["custom_bootstrap.json"])
+    assert override == {"stats_config": {"stats_tags": STATS_TAGS}}
+    text = (REPO_ROOT / "envoy" / "istio" / "stats-bootstrap.yaml").read_text()
+    assert f"sidecar.istio.io/bootstrapOverride: {doc['metadata']['name']}" in text
+    assert "inclusionPrefixes:\n#           - wasmcustom.bedrock_guard." in text
+
+
+def test_envoy_gateway_bootstrap_merge_carries_the_stats_tags():
+    doc = yaml.safe_load((REPO_ROOT / "envoy" / "envoy-gateway" / "envoyproxy-stats.yaml")
+                         .read_text())
+    assert doc["kind"] == "EnvoyProxy"
+    assert doc["spec"]["bootstrap"]["type"] == "Merge"
+    assert yaml.safe_load(doc["spec"]["bootstrap"]["value"]) == {
+        "stats_config": {"stats_tags": STATS_TAGS}}
+
+
+def test_stats_tags_turn_family_names_into_labels():
+    """The tag regexes, applied the way Envoy applies them (each to the stat name, its first
+    group removed, its second the value), turn every family's name into its labels; a value
+    equal to a label name is never taken for one."""
+    import re
+    name = ("wasmcustom.bedrock_guard.requests.operation.Converse.model.reason.decision.deny"
+            ".reason.model_denied.rule.model.group.rule")
+    removed = []
+    tags = {}
+    for t in STATS_TAGS:
+        m = re.search(t["regex"], name)
+        if m:
+            tags[t["tag_name"]] = m.group(2)
+            removed.append(m.span(1))
+    rest = "".join(c for i, c in enumerate(name) if not any(a <= i < b for a, b in removed))
+    assert rest == "wasmcustom.bedrock_guard.requests"
+    assert tags == {"operation": "Converse", "model": "reason", "decision": "deny",
+                    "reason": "model_denied", "rule": "model", "group": "rule"}
+    for other in ("wasmcustom.bedrock_guard.requests_total", "wasmcustom.bedrock_guard.bundle_key.x",
+                  "cluster.bedrock_guard.requests.operation.x"):
+        assert not any(re.search(t["regex"], other) for t in STATS_TAGS), other

@@ -25,7 +25,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
 use crate::host::Host;
-use crate::metrics::{Stat, Tally};
+use crate::metrics::{Label, Stat, Tally};
 use crate::quarantine::{self, QUARANTINE_SECONDS};
 use crate::{response, Shared};
 
@@ -51,6 +51,8 @@ pub struct GuardHttp<H: Host> {
     record: Option<AuditRecord>,
     /// The final decision, as the stats count it (in `on_log`, once).
     tally: Option<Tally>,
+    /// The caller's `group` stat label (`none` until a caller is verified).
+    group: Label,
     stream: Option<EventStreamReader>,
     /// The request was refused (locally, or its answer withheld).
     refused: bool,
@@ -70,6 +72,7 @@ impl<H: Host> GuardHttp<H> {
             target: None,
             record: None,
             tally: None,
+            group: Label::default(),
             stream: None,
             refused: false,
             logged: false,
@@ -129,7 +132,7 @@ impl<H: Host> GuardHttp<H> {
             .get_or_insert_with(|| AuditRecord::from_decision(decision, self.started_ms));
         record.apply_decision(decision);
         if let Some(shared) = &self.shared {
-            self.tally = Some(shared.metrics.borrow().tally(decision));
+            self.tally = Some(shared.metrics.borrow().tally(decision, self.group));
         }
         if !decision.is_allow() {
             self.alert(decision);
@@ -318,6 +321,10 @@ impl<H: Host> HttpContext for GuardHttp<H> {
         };
         self.host.mark("authenticated");
         let evaluation = evaluate(policy, &facts);
+        self.group = shared
+            .metrics
+            .borrow()
+            .group(evaluation.principal.as_deref());
         self.host.mark("evaluated");
         let mut record = AuditRecord::from_evaluation(policy, &evaluation, self.started_ms);
         record
@@ -424,19 +431,11 @@ impl<H: Host> HttpContext for GuardHttp<H> {
             .and_then(|s| s.parse::<u16>().ok());
         let throttled = status == Some(429)
             || find("x-amzn-errortype").is_some_and(|t| t.starts_with(b"ThrottlingException"));
-        {
-            let mut metrics = shared.metrics.borrow_mut();
-            match status {
-                Some(s) if (400..500).contains(&s) => {
-                    metrics.record(&self.host, Stat::Upstream4xx, 1)
-                }
-                Some(s) if s >= 500 => metrics.record(&self.host, Stat::Upstream5xx, 1),
-                Some(_) => metrics.record(&self.host, Stat::Upstream2xx, 1),
-                None => {}
-            }
-            if throttled {
-                metrics.record(&self.host, Stat::UpstreamThrottled, 1);
-            }
+        if let Some(s) = status {
+            shared
+                .metrics
+                .borrow_mut()
+                .upstream(&self.host, self.tally, s, throttled);
         }
         if let Some(record) = &mut self.record {
             // What the upstream said, also when the client is answered otherwise below.
@@ -520,8 +519,7 @@ impl<H: Host> HttpContext for GuardHttp<H> {
         metrics.record(&self.host, Stat::LatencyMs, latency);
         if let Some(record) = &self.record {
             if let Some((input, output)) = record.token_counts() {
-                metrics.record(&self.host, Stat::TokensInput, input);
-                metrics.record(&self.host, Stat::TokensOutput, output);
+                metrics.tokens(&self.host, self.tally, input, output);
             }
             if let Some(n) = record.malformed_frames().filter(|n| *n > 0) {
                 metrics.record(&self.host, Stat::StreamMalformedFrames, n);

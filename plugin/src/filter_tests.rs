@@ -69,7 +69,7 @@ fn shared(bundle: &Value, anchor_id: Option<&str>) -> Rc<Shared> {
     ));
     let identity = IdentityState::new(&policy).map(RefCell::new);
     let alerts = policy.alerts().map(|a| RefCell::new(AlertQueue::new(a)));
-    let metrics = RefCell::new(Metrics::new(policy.literal_models()));
+    let metrics = RefCell::new(Metrics::new(&policy));
     Rc::new(Shared {
         policy: Rc::new(policy),
         bundle: info,
@@ -123,12 +123,19 @@ fn answer_from(host: &FakeHost, address: &str) {
     host.property_is("upstream.address", address);
 }
 
-/// The sum of every per-reason decision stat (each request is counted in exactly one).
+/// The sum of every `requests` stat (each request is counted in exactly one).
 fn decisions(host: &FakeHost) -> i64 {
+    decided(host, "", "")
+}
+
+/// The sum of the `requests` stats with this decision and reason (any, when empty).
+fn decided(host: &FakeHost, decision: &str, reason: &str) -> i64 {
     host.stats
         .borrow()
         .iter()
-        .filter(|(n, _, _)| n.starts_with(&format!("{P}.decision.")))
+        .filter(|(n, _, _)| n.starts_with(&format!("{P}.requests.")))
+        .filter(|(n, _, _)| decision.is_empty() || n.contains(&format!(".decision.{decision}.")))
+        .filter(|(n, _, _)| reason.is_empty() || n.contains(&format!(".reason.{reason}.")))
         .map(|(_, _, v)| v)
         .sum()
 }
@@ -168,10 +175,10 @@ fn an_allowed_request_continues_and_is_recorded_and_counted_once() {
     assert_eq!(audit["upstreamRequestId"], BEDROCK_RID);
     assert_ne!(audit["requestID"], BEDROCK_RID);
     assert_eq!(host.stat(&format!("{P}.requests_total")), 1);
-    assert_eq!(host.stat(&format!("{P}.decision.allow.allowed")), 1);
+    assert_eq!(decided(&host, "allow", "allowed"), 1);
     assert_eq!(
         host.stat(&format!(
-            "{P}.operation.InvokeModel.model.amazon_titan-text-express-v1.allow"
+            "{P}.requests.operation.InvokeModel.model.amazon_titan-text-express-v1.decision.allow.reason.allowed.rule.titan.group.none"
         )),
         1
     );
@@ -202,10 +209,7 @@ fn a_refused_request_is_answered_locally_recorded_and_counted_once() {
     assert_eq!(audit["reason"], "model_not_allowed");
     assert_eq!(audit["status"], 403);
     assert_eq!(host.stat(&format!("{P}.requests_total")), 1);
-    assert_eq!(
-        host.stat(&format!("{P}.decision.deny.model_not_allowed")),
-        1
-    );
+    assert_eq!(decided(&host, "deny", "model_not_allowed"), 1);
     assert_eq!(decisions(&host), 1);
     let alerts = queued_alerts(&shared);
     assert_eq!(alerts.len(), 1);
@@ -235,10 +239,7 @@ fn a_failed_identity_header_removal_is_one_refusal_counted_once() {
     );
     f.on_log();
     assert_eq!(host.stat(&format!("{P}.requests_total")), 1);
-    assert_eq!(
-        host.stat(&format!("{P}.decision.deny.policy_unavailable")),
-        1
-    );
+    assert_eq!(decided(&host, "deny", "policy_unavailable"), 1);
     assert_eq!(host.stat(&format!("{P}.dry_run_denials")), 0);
     assert_eq!(decisions(&host), 1);
     let audit = host.audit().unwrap();
@@ -261,10 +262,7 @@ fn an_unmarkable_request_in_an_anchored_module_is_refused_once() {
     assert_eq!(f.on_http_request_headers(7, true), Action::Pause);
     assert_eq!(host.sent.borrow().len(), 1);
     f.on_log();
-    assert_eq!(
-        host.stat(&format!("{P}.decision.deny.policy_unavailable")),
-        1
-    );
+    assert_eq!(decided(&host, "deny", "policy_unavailable"), 1);
     assert_eq!(decisions(&host), 1);
 }
 
@@ -310,14 +308,11 @@ fn a_withheld_answer_is_counted_and_alerted_as_the_refusal_and_quarantines() {
     );
     f.on_log();
     assert_eq!(host.stat(&format!("{P}.requests_total")), 1);
-    assert_eq!(host.stat(&format!("{P}.decision.allow.allowed")), 0);
-    assert_eq!(
-        host.stat(&format!("{P}.decision.deny.destination_not_privatelink")),
-        1
-    );
+    assert_eq!(decided(&host, "allow", "allowed"), 0);
+    assert_eq!(decided(&host, "deny", "destination_not_privatelink"), 1);
     assert_eq!(
         host.stat(&format!(
-            "{P}.operation.InvokeModel.model.amazon_titan-text-express-v1.deny"
+            "{P}.requests.operation.InvokeModel.model.amazon_titan-text-express-v1.decision.deny.reason.destination_not_privatelink.rule.none.group.none"
         )),
         1
     );
@@ -340,10 +335,7 @@ fn a_withheld_answer_is_counted_and_alerted_as_the_refusal_and_quarantines() {
     assert_eq!(next.on_http_request_headers(7, true), Action::Pause);
     assert_eq!(host.sent.borrow().len(), 2);
     next.on_log();
-    assert_eq!(
-        host.stat(&format!("{P}.decision.deny.destination_not_privatelink")),
-        2
-    );
+    assert_eq!(decided(&host, "deny", "destination_not_privatelink"), 2);
 }
 
 #[test]
@@ -402,7 +394,7 @@ fn an_oversized_or_unreadable_body_is_refused_once() {
     assert_eq!(f.on_http_request_body(limit + 2, true), Action::Continue);
     assert_eq!(host.sent.borrow().len(), 1);
     f.on_log();
-    assert_eq!(host.stat(&format!("{P}.decision.deny.body_too_large")), 1);
+    assert_eq!(decided(&host, "deny", "body_too_large"), 1);
     assert_eq!(decisions(&host), 1);
 
     let host = Rc::new(FakeHost::new());
@@ -412,7 +404,7 @@ fn an_oversized_or_unreadable_body_is_refused_once() {
     f.on_http_request_headers(5, false);
     assert_eq!(f.on_http_request_body(20, true), Action::Pause);
     f.on_log();
-    assert_eq!(host.stat(&format!("{P}.decision.deny.body_unparseable")), 1);
+    assert_eq!(decided(&host, "deny", "body_unparseable"), 1);
     assert_eq!(decisions(&host), 1);
 }
 
@@ -482,5 +474,5 @@ fn a_stream_response_is_read_for_the_record() {
     f.on_log();
     let audit = host.audit().unwrap();
     assert!(audit["streamErrors"].as_u64().unwrap() >= 1, "{audit}");
-    assert_eq!(host.stat(&format!("{P}.decision.allow.allowed")), 1);
+    assert_eq!(decided(&host, "allow", "allowed"), 1);
 }

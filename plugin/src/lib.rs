@@ -210,6 +210,7 @@ impl RootContext for GuardRoot {
             Ok(raw) => raw,
             Err(err) => {
                 log::error!("bedrock-guard: cannot read the plugin configuration: {err:?}");
+                Metrics::bundle_rejected(&Envoy);
                 return false;
             }
         };
@@ -218,6 +219,7 @@ impl RootContext for GuardRoot {
             Err(err) => {
                 // Envoy rejects this configuration; the previous one (if any) stays in force.
                 log::error!("bedrock-guard: bundle refused: {err}");
+                Metrics::bundle_rejected(&Envoy);
                 return false;
             }
         };
@@ -226,6 +228,7 @@ impl RootContext for GuardRoot {
             Ok(revision) => revision,
             Err(err) => {
                 log::error!("bedrock-guard: bundle refused: {err}");
+                Metrics::bundle_rejected(&Envoy);
                 return false;
             }
         };
@@ -245,7 +248,7 @@ impl RootContext for GuardRoot {
                 .signed_by(loaded.signed_by.as_deref()),
         );
         let identity = IdentityState::new(&policy);
-        let mut metrics = Metrics::new(policy.literal_models());
+        let mut metrics = Metrics::new(&policy);
         metrics.bundle_in_force(
             &Envoy,
             revision.or_else(|| policy.revision().parse::<u64>().ok()),
@@ -257,12 +260,14 @@ impl RootContext for GuardRoot {
         if identity.as_ref().is_some_and(IdentityState::has_remotes) || alerts.is_some() {
             if let Err(status) = hostcalls::set_tick_period(Duration::from_secs(1)) {
                 log::error!("bedrock-guard: cannot start the timer: {status:?}");
+                Metrics::bundle_rejected(&Envoy);
                 return false;
             }
         }
         if let Some(revision) = revision {
             if let Err(err) = trust::raise_floor(policy.name(), revision, &loaded.digest) {
                 log::error!("bedrock-guard: bundle refused: {err}");
+                Metrics::bundle_rejected(&Envoy);
                 return false;
             }
         }

@@ -189,3 +189,31 @@ fn the_literal_models_are_the_rules_names_without_wildcards_once_each() {
         ]
     );
 }
+
+#[test]
+fn the_rule_ids_are_in_bundle_order_and_the_literal_groups_once_each() {
+    let bundle = json!({
+        "apiVersion": "bedrock-guard/v1", "kind": "PolicyBundle",
+        "metadata": {"name": "labels", "revision": "1"},
+        "identity": {"providers": [{"name": "idp", "issuer": "https://idp.example",
+            "audiences": ["bedrock"], "algorithms": ["ES256"], "jwks": {"keys": [{
+                "kty": "EC", "crv": "P-256", "kid": "k1",
+                "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}}]},
+        "endpoints": [{"host": REGIONAL, "region": "us-east-1", "cidrs": ["10.20.0.0/16"]}],
+        "rules": [
+            {"id": "team-a", "effect": "allow", "models": ["*"],
+             "principals": {"groups": ["team-a", "ml-*"]}},
+            {"id": "no.llama", "effect": "deny", "models": ["meta.*"],
+             "principals": {"groups": ["contractors", "team-a"], "subjects": ["bob"]}},
+            {"id": "everyone", "effect": "allow", "models": ["amazon.*"]}
+        ]
+    });
+    let p = CompiledPolicy::from_json(bundle.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        p.rule_ids().collect::<Vec<_>>(),
+        ["team-a", "no.llama", "everyone"]
+    );
+    assert_eq!(p.literal_groups(), ["team-a", "contractors"]);
+    assert!(policy().literal_groups().is_empty());
+}

@@ -56,6 +56,8 @@ pub struct CompiledPolicy {
     alerts: Option<Alerts>,
     /// The model ids the rules name literally (no wildcard), in bundle order, once each.
     literal_models: Vec<String>,
+    /// The groups the rules' `principals.groups` name literally, in bundle order, once each.
+    literal_groups: Vec<String>,
     /// Deny rules first, in bundle order; then allow rules, in bundle order.
     pub(crate) deny_rules: Vec<CompiledRule>,
     pub(crate) allow_rules: Vec<CompiledRule>,
@@ -137,6 +139,20 @@ impl CompiledPolicy {
     /// set of stat names is bounded by the bundle).
     pub fn literal_models(&self) -> &[String] {
         &self.literal_models
+    }
+
+    /// The groups the rules' `principals.groups` name literally (no `*` or `?`), in bundle
+    /// order, each once: the only caller groups the shell gives their own stat label.
+    pub fn literal_groups(&self) -> &[String] {
+        &self.literal_groups
+    }
+
+    /// Every rule's id, in bundle order (ids are unique): the shell's rule stat labels.
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut rules: Vec<&CompiledRule> =
+            self.deny_rules.iter().chain(&self.allow_rules).collect();
+        rules.sort_by_key(|r| r.index);
+        rules.into_iter().map(|r| r.id.as_str())
     }
 
     /// The allowed accounts, when the bundle restricts them.
@@ -294,6 +310,17 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
             literal_models.push(pattern.clone());
         }
     }
+    let mut literal_groups: Vec<String> = Vec::new();
+    let groups = bundle
+        .rules
+        .iter()
+        .flat_map(|r| r.principals.iter())
+        .flat_map(|p| &p.groups);
+    for pattern in groups {
+        if crate::matcher::is_literal(pattern) && !literal_groups.contains(pattern) {
+            literal_groups.push(pattern.clone());
+        }
+    }
     Ok(CompiledPolicy {
         name,
         revision,
@@ -311,6 +338,7 @@ pub fn compile(bundle: &Bundle) -> Result<CompiledPolicy, BundleError> {
         max_body_bytes,
         alerts: bundle.alerts.clone(),
         literal_models,
+        literal_groups,
         deny_rules,
         allow_rules,
         rule_index,
