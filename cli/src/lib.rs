@@ -1,6 +1,6 @@
 //! The `bedrock-guard` command line: validate, digest, sign and verify bundles,
 //! explain one request, run a file of test cases, write the ECDS resource Envoy watches, and
-//! print the bundle's JSON Schema.
+//! print the bundle's JSON Schema, and check an Envoy configuration that runs the guard.
 //!
 //! Exit codes: 0 success; 1 a policy, verification or test failure; 2 a usage error or input
 //! that cannot be read.
@@ -12,6 +12,7 @@
 mod anchor;
 mod args;
 mod cases;
+mod check_envoy;
 mod ecds;
 mod explain;
 mod http;
@@ -110,6 +111,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "schema",
         "print the JSON Schema (draft 2020-12) of bundle v1",
     ),
+    (
+        "check-envoy",
+        "check an Envoy config or /config_dump that runs the guard",
+    ),
 ];
 
 fn main_help() -> String {
@@ -118,7 +123,7 @@ fn main_help() -> String {
          Usage: bedrock-guard <COMMAND> [OPTIONS]\n\nCommands:\n",
     );
     for (name, what) in COMMANDS {
-        out.push_str(&format!("  {name:<9} {what}\n"));
+        out.push_str(&format!("  {name:<11} {what}\n"));
     }
     out.push_str(
         "\nRun `bedrock-guard <COMMAND> --help` for a command's options.\n\
@@ -179,6 +184,7 @@ fn run(args: impl IntoIterator<Item = OsString>) -> CliResult<u8> {
         "ecds" => ecds::ecds_command(&mut parser),
         "anchor" => anchor::anchor_command(&mut parser),
         "schema" => schema::schema_command(&mut parser),
+        "check-envoy" => check_envoy::check_envoy_command(&mut parser),
         "help" => {
             let topic = parser.next().ok().flatten().and_then(|a| match a {
                 Value(v) => v.into_string().ok(),
