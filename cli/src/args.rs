@@ -42,6 +42,7 @@ pub(crate) fn help_for(command: &str) -> Option<&'static str> {
         "anchor" => ANCHOR,
         "iam" => IAM,
         "schema" => SCHEMA,
+        "check-envoy" => CHECK_ENVOY,
         _ => return None,
     })
 }
@@ -317,4 +318,27 @@ Usage: bedrock-guard schema
 
 Options:
   -h, --help     print this help
+";
+
+const CHECK_ENVOY: &str = "\
+Check an Envoy configuration that runs the guard for settings that let requests around it,
+change what it decides on, or lose its audit record.
+
+Usage: bedrock-guard check-envoy FILE [--json]
+
+FILE (`-` for stdin) is an Envoy bootstrap (YAML or JSON), an admin /config_dump, the output of
+`istioctl proxy-config all -o json`, or of `egctl config envoy-proxy all` (JSON or YAML). Prints
+one line per finding, `error|warning  PATH  CODE: message`, where PATH names the listener,
+filter chain, HTTP filter, route or cluster, then a count. The codes, and how to fix each, are in
+docs/cli.md (\"check-envoy\"). An ECDS filter configuration is read from the dump's
+EcdsConfigDump, or, for a bootstrap, from its path_config_source file (relative to the
+working directory, as Envoy reads it).
+
+Options:
+      --json     machine-readable output: {\"findings\": [{\"severity\", \"path\", \"code\",
+                 \"message\"}], \"errors\": N, \"warnings\": N}
+  -h, --help     print this help
+
+Exit status: 0 no errors (warnings alone pass), 1 an error finding, 2 unreadable or
+unrecognised input.
 ";

@@ -1,6 +1,7 @@
 //! The `bedrock-guard` command line: validate, digest, sign and verify bundles,
 //! explain one request, run a file of test cases, write the ECDS resource Envoy watches, write
-//! the AWS-side IAM policies that mirror a bundle, and print the bundle's JSON Schema.
+//! the AWS-side IAM policies that mirror a bundle, check an Envoy configuration that runs the
+//! guard, and print the bundle's JSON Schema.
 //!
 //! Exit codes: 0 success; 1 a policy, verification or test failure; 2 a usage error or input
 //! that cannot be read.
@@ -12,6 +13,7 @@
 mod anchor;
 mod args;
 mod cases;
+mod check_envoy;
 mod ecds;
 mod explain;
 mod http;
@@ -115,6 +117,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "schema",
         "print the JSON Schema (draft 2020-12) of bundle v1",
     ),
+    (
+        "check-envoy",
+        "check an Envoy config or /config_dump that runs the guard",
+    ),
 ];
 
 fn main_help() -> String {
@@ -123,7 +129,7 @@ fn main_help() -> String {
          Usage: bedrock-guard <COMMAND> [OPTIONS]\n\nCommands:\n",
     );
     for (name, what) in COMMANDS {
-        out.push_str(&format!("  {name:<9} {what}\n"));
+        out.push_str(&format!("  {name:<11} {what}\n"));
     }
     out.push_str(
         "\nRun `bedrock-guard <COMMAND> --help` for a command's options.\n\
@@ -185,6 +191,7 @@ fn run(args: impl IntoIterator<Item = OsString>) -> CliResult<u8> {
         "anchor" => anchor::anchor_command(&mut parser),
         "iam" => iam::iam_command(&mut parser),
         "schema" => schema::schema_command(&mut parser),
+        "check-envoy" => check_envoy::check_envoy_command(&mut parser),
         "help" => {
             let topic = parser.next().ok().flatten().and_then(|a| match a {
                 Value(v) => v.into_string().ok(),

@@ -13,6 +13,7 @@ mod support;
 
 mod anchor;
 mod caller;
+mod check_envoy;
 mod digest;
 mod docs_policy_reference;
 mod ecds;
