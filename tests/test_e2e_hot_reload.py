@@ -17,8 +17,9 @@ import time
 import pytest
 
 from tests.conftest import WASM_PATH
-from tests.harness.ecds import (Pusher, bundle, client, config_fail, ensure_cli, outcome, render,
-                                wait_config_fail, wait_for_policy, with_plugin_config)
+from tests.harness.ecds import (Pusher, bundle, bundle_rejected, client, config_fail, ensure_cli,
+                                outcome, render, wait_config_fail, wait_for_policy,
+                                with_plugin_config)
 from tests.harness.envoy import free_port
 from tests.harness.mock_bedrock import MockBedrock
 from tests.harness.stack import envoy_stack
@@ -87,13 +88,15 @@ def test_signed_but_invalid_bundle_is_rejected_and_old_policy_stays(setup):
     pusher.push(bundle(200, MODEL_A))
     probe = client(proc.listener_port)
     wait_for_policy(probe, MODEL_A, MODEL_B)
-    before = config_fail(proc)
+    before, rejected = config_fail(proc), bundle_rejected(proc)
     bad = bundle(201, MODEL_B)
     bad["rules"][0]["operations"] = ["Invoke"]  # not an operation: a validation error
     plugin_config = json.dumps({"bundle": bad, "signature": pusher.sign_raw(bad)})
     pusher.write_raw(with_plugin_config(pusher.resource(), plugin_config))
     wait_config_fail(proc, before)
     assert "rules[0].operations[0]" in proc.log_text()
+    # The guard counts the refusal itself (the dashboard's "rejected pushes").
+    assert bundle_rejected(proc) > rejected
     for _ in range(20):
         assert outcome(probe, MODEL_A) == "ok"
         assert outcome(probe, MODEL_B) == "model_not_allowed"
@@ -108,9 +111,10 @@ def test_tampered_or_unsigned_bundle_is_rejected_and_old_policy_stays(setup):
     config = json.loads(signed["resources"][0]["typed_config"]["config"]["configuration"]["value"])
     config["bundle"]["rules"][0]["models"].append(MODEL_B)  # tampered after signing
     for plugin_config in (json.dumps(config), json.dumps(config["bundle"])):  # tampered, unsigned
-        before = config_fail(proc)
+        before, rejected = config_fail(proc), bundle_rejected(proc)
         pusher.write_raw(with_plugin_config(signed, plugin_config))
         wait_config_fail(proc, before)
+        assert bundle_rejected(proc) > rejected
         for _ in range(10):
             assert outcome(probe, MODEL_A) == "ok"
             assert outcome(probe, MODEL_B) == "model_not_allowed"

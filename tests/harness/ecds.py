@@ -170,6 +170,14 @@ def config_fail(proc: EnvoyProcess) -> int:
     return sum(found)
 
 
+def bundle_rejected(proc: EnvoyProcess) -> int:
+    """The guard's own count of configurations it refused in `on_configure` (every VM's)."""
+    stats = proc.stats()
+    key = "wasmcustom.bedrock_guard.bundle_rejected"
+    assert key in stats, sorted(k for k in stats if k.startswith("wasmcustom."))
+    return stats[key]
+
+
 def wait_config_fail(proc: EnvoyProcess, before: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while config_fail(proc) <= before and time.monotonic() < deadline:
