@@ -391,6 +391,7 @@ proptest! {
         group in bytes(),
         source in bytes(),
         upstream in bytes(),
+        upstream_request_id in bytes(),
         detail in any::<String>(),
     ) {
         let decision = Decision::deny(Reason::ModelNotAllowed, detail.clone())
@@ -402,22 +403,24 @@ proptest! {
             .endpoint(&endpoint)
             .identity(&issuer, &subject, [&group])
             .source_address(&source)
-            .upstream_address(&upstream);
+            .upstream_address(&upstream)
+            .upstream_request_id(&upstream_request_id);
         let line = record.to_json_line();
         prop_assert!(line.bytes().all(|b| (0x20..0x7f).contains(&b)));
         let parsed: Value = serde_json::from_str(&line).unwrap();
-        prop_assert_eq!(parsed.as_object().unwrap().len(), 31);
+        prop_assert_eq!(parsed.as_object().unwrap().len(), 32);
         prop_assert_eq!(&parsed["decision"], "deny");
         prop_assert_eq!(&parsed["reason"], "model_not_allowed");
         prop_assert_eq!(&parsed["eventName"], "InvokeModel");
         prop_assert_eq!(&parsed["status"], 403);
-        let checks: [(&Value, &[u8]); 6] = [
+        let checks: [(&Value, &[u8]); 7] = [
             (&parsed["requestID"], &request_id),
             (&parsed["awsRegion"], &region),
             (&parsed["endpoint"], &endpoint),
             (&parsed["userIdentity"]["issuer"], &issuer),
             (&parsed["userIdentity"]["subject"], &subject),
             (&parsed["detail"], detail.as_bytes()),
+            (&parsed["upstreamRequestId"], &upstream_request_id),
         ];
         for (got, input) in checks {
             match expected(input) {
