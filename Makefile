@@ -16,7 +16,7 @@ CARGO   ?= cargo
 
 export ENVOY
 
-.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate observability prometheus-tools e2e bench fuzz clean
+.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate observability prometheus-tools e2e bench bench-scale fuzz clean
 
 help:
 	@echo "make run    build everything, start Envoy + the filter + a mock Bedrock, show requests"
@@ -25,6 +25,7 @@ help:
 	@echo "make observability  promtool check/test the alert and recording rules (envoy/observability/)"
 	@echo "make wasm-tests  engine tests compiled to wasm32 (32-bit usize, no clock) run in Node; $(WASM) links no wasm-bindgen"
 	@echo "make bench  Envoy CPU/request, proxied: no filter, a trivial wasm filter, bedrock_guard, Envoy's jwt_authn+rbac; streams, bodies, time to first byte (about 7 min)"
+	@echo "make bench-scale  1,000 concurrent ConverseStream answers through one worker: memory per stream, requests decided meanwhile (about 2 min)"
 	@echo "make fuzz   8 cargo-fuzz targets, FUZZ_SECONDS each (default 60; needs rustup's nightly)"
 
 ## ---- set-up -------------------------------------------------------------------------------
@@ -134,6 +135,15 @@ bench: setup build
 	  --guard $(WASM) --floor "$$(scripts/cargo-wasm.sh target-dir)/wasm32-wasip1/release/bedrock_guard_floor.wasm" \
 	  $${BENCH_ARGS:-}
 	$(CARGO) bench -q -p bedrock-guard-policies --bench decide
+
+# bench/scale.py: 1,000 concurrent ConverseStream answers through one worker (no filter, the
+# floor, the guard): memory per active stream, the guard VM's linear memory, new requests decided
+# meanwhile, no errors. SCALE_ARGS for more (--streams N, --hold S); about 2 minutes.
+bench-scale: setup build
+	scripts/cargo-wasm.sh build --release -p bedrock-guard-floor
+	$(PY) bench/scale.py --guard $(WASM) \
+	  --floor "$$(scripts/cargo-wasm.sh target-dir)/wasm32-wasip1/release/bedrock_guard_floor.wasm" \
+	  $${SCALE_ARGS:-}
 
 FUZZ_SECONDS ?= 60
 

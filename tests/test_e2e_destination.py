@@ -100,8 +100,16 @@ class PublicSidecar:
         self.listeners = rendered.listeners
 
     def stat(self, name: str) -> int:
-        """A `wasmcustom.bedrock_guard.<name>` counter (summed over workers by Envoy)."""
-        return self.proc.stats().get(f"wasmcustom.bedrock_guard.{name}", 0)
+        """A `wasmcustom.bedrock_guard.<name>` counter (summed over workers by Envoy); every
+        unlabelled stat exists from configuration on, so a missing name is an error."""
+        return self.proc.stats()[f"wasmcustom.bedrock_guard.{name}"]
+
+    def refusals(self, reason: str) -> int:
+        """Enforced refusals for `reason`: the `requests` family summed over its other labels
+        (operation, model, rule, group)."""
+        pattern = re.compile(r"^wasmcustom\.bedrock_guard\.requests\..*\.decision\.deny\.reason\."
+                             + re.escape(reason) + r"\.")
+        return sum(v for k, v in self.proc.stats().items() if pattern.match(k))
 
     def worker_connections(self, listener: str = "egress_proxy") -> dict[str, int]:
         """`downstream_cx_total` per Envoy worker of one listener."""
@@ -338,7 +346,7 @@ def test_outside_answer_is_refused_once_and_the_endpoint_quarantined_on_every_wo
 
     # 2. Every later request to that endpoint is refused before it leaves, on every worker:
     # fresh connections (Connection: close) until both workers have taken some.
-    denied_before = sidecar.stat("decision.deny.destination_not_privatelink")
+    denied_before = sidecar.refusals("destination_not_privatelink")
     workers_before = sidecar.worker_connections()
     assert len(workers_before) == 2, workers_before  # --concurrency 2
     mark = sidecar.audit.mark()
@@ -373,7 +381,7 @@ def test_outside_answer_is_refused_once_and_the_endpoint_quarantined_on_every_wo
     assert len(public_mock.requests) == 1, [r.summary() for r in public_mock.requests]
     assert_nothing_reached(eni_mock)
     _quarantine_records(sidecar, mark, sent)
-    assert sidecar.stat("decision.deny.destination_not_privatelink") == denied_before + sent
+    assert sidecar.refusals("destination_not_privatelink") == denied_before + sent
     # One quarantine, not one per refusal or per worker.
     assert sidecar.stat("destination_quarantined") == quarantined_before + 1
     assert sidecar.stat("upstream_not_privatelink") == outside_before + 1

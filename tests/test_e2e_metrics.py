@@ -290,6 +290,15 @@ def test_bundle_in_force_gauges_have_fixed_names(live):
     assert prom[f"{P}_bundle_signed"] == 0
 
 
+def test_wasm_memory_gauge_is_the_vms_linear_memory(live):
+    """`wasm_memory_bytes`: a VM's linear memory (whole 64 KiB pages), set at configuration
+    and from the tick; far below the 8 MiB a VM may use under load (docs/operations.md)."""
+    value = custom(live)[f"{P}.wasm_memory_bytes"]
+    assert value > 0 and value % 65536 == 0, value
+    assert value <= 8 * 2**20, value
+    assert prometheus(live)[f"{P}_wasm_memory_bytes"] == value
+
+
 def test_requests_envoy_refuses_before_the_filter_leave_the_filter_stats_alone(live):
     """A request Envoy's codec refuses (a control byte in a header value) never reaches the
     filter: no decision, no record (`-` in the access log), and no latency sample."""

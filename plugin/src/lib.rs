@@ -256,13 +256,13 @@ impl RootContext for GuardRoot {
             self.trust.keys(),
             loaded.signed_by.as_deref(),
         );
+        metrics.wasm_memory(&Envoy, metrics::linear_memory_bytes());
         let alerts = policy.alerts().map(|a| RefCell::new(AlertQueue::new(a)));
-        if identity.as_ref().is_some_and(IdentityState::has_remotes) || alerts.is_some() {
-            if let Err(status) = hostcalls::set_tick_period(Duration::from_secs(1)) {
-                log::error!("bedrock-guard: cannot start the timer: {status:?}");
-                Metrics::bundle_rejected(&Envoy);
-                return false;
-            }
+        // The tick drives JWKS fetches and deny alerts, and keeps `wasm_memory_bytes` current.
+        if let Err(status) = hostcalls::set_tick_period(Duration::from_secs(1)) {
+            log::error!("bedrock-guard: cannot start the timer: {status:?}");
+            Metrics::bundle_rejected(&Envoy);
+            return false;
         }
         if let Some(revision) = revision {
             if let Err(err) = trust::raise_floor(policy.name(), revision, &loaded.digest) {
@@ -286,6 +286,10 @@ impl RootContext for GuardRoot {
 
     fn on_tick(&mut self) {
         let Some(shared) = &self.shared else { return };
+        shared
+            .metrics
+            .borrow_mut()
+            .wasm_memory(&Envoy, metrics::linear_memory_bytes());
         let now = now_ms() / 1000;
         if let Some(alerts) = &shared.alerts {
             let mut alerts = alerts.borrow_mut();

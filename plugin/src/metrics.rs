@@ -48,10 +48,11 @@ pub enum Stat {
     BundleAnchored,
     BundleRejected,
     JwksAgeSeconds,
+    WasmMemoryBytes,
 }
 
 impl Stat {
-    const ALL: [Stat; 14] = [
+    const ALL: [Stat; 15] = [
         Stat::RequestsTotal,
         Stat::DryRunDenials,
         Stat::UpstreamNotPrivatelink,
@@ -66,6 +67,7 @@ impl Stat {
         Stat::BundleAnchored,
         Stat::BundleRejected,
         Stat::JwksAgeSeconds,
+        Stat::WasmMemoryBytes,
     ];
 
     fn name(self) -> &'static str {
@@ -84,6 +86,7 @@ impl Stat {
             Stat::BundleAnchored => "bundle_anchored",
             Stat::BundleRejected => "bundle_rejected",
             Stat::JwksAgeSeconds => "jwks_age_seconds",
+            Stat::WasmMemoryBytes => "wasm_memory_bytes",
         }
     }
 
@@ -93,7 +96,8 @@ impl Stat {
             Stat::BundleRevision
             | Stat::BundleSigned
             | Stat::BundleAnchored
-            | Stat::JwksAgeSeconds => MetricType::Gauge,
+            | Stat::JwksAgeSeconds
+            | Stat::WasmMemoryBytes => MetricType::Gauge,
             _ => MetricType::Counter,
         }
     }
@@ -230,6 +234,21 @@ pub struct Metrics {
     models: Labels,
     rules: Labels,
     groups: Labels,
+    /// The `wasm_memory_bytes` last recorded.
+    wasm_memory: u64,
+}
+
+/// Bytes of this VM's linear memory (`memory.size` × 64 KiB); 0 off wasm32 (unit tests).
+pub fn linear_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        u64::try_from(core::arch::wasm32::memory_size::<0>())
+            .map_or(u64::MAX, |pages| pages.saturating_mul(65_536))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
 }
 
 impl Metrics {
@@ -312,6 +331,18 @@ impl Metrics {
             if let Some(id) = Metrics::define(host, MetricType::Gauge, &name) {
                 let _ = host.record_metric(id, u64::from(signed_by == Some(key.kid())));
             }
+        }
+    }
+
+    /// `wasm_memory_bytes`: the VM's linear memory (see [`linear_memory_bytes`]), set from the
+    /// root context's tick when it changed since the last one (no host call otherwise). A
+    /// VM's linear memory never shrinks, so this is its high-water mark. Every VM (one per
+    /// worker, and the main thread's) writes the same gauge: it shows the last VM whose memory
+    /// grew, the busiest in practice.
+    pub fn wasm_memory(&mut self, host: &impl Host, bytes: u64) {
+        if bytes != self.wasm_memory {
+            self.wasm_memory = bytes;
+            self.record(host, Stat::WasmMemoryBytes, bytes);
         }
     }
 
@@ -574,5 +605,22 @@ mod tests {
         assert_eq!(refused.group, OTHER);
         let unknown = Decision::deny(Reason::OperationUnknown, "");
         assert_eq!(m.rules.name(m.tally(&unknown, NONE).rule), "none");
+    }
+
+    #[test]
+    fn wasm_memory_is_recorded_only_when_it_changed() {
+        let host = crate::fake_host::FakeHost::new();
+        let mut m = Metrics::default();
+        let name = format!("{PREFIX}.wasm_memory_bytes");
+        m.wasm_memory(&host, 17 * 65_536);
+        assert_eq!(host.stat(&name), 17 * 65_536);
+        // Unchanged: no host call (the fake's value, overwritten here, stays).
+        host.stats.borrow_mut().iter_mut().for_each(|s| s.2 = -1);
+        m.wasm_memory(&host, 17 * 65_536);
+        assert_eq!(host.stat(&name), -1);
+        m.wasm_memory(&host, 18 * 65_536);
+        assert_eq!(host.stat(&name), 18 * 65_536);
+        // Off wasm32 (here) there is no linear memory to read.
+        assert_eq!(linear_memory_bytes(), 0);
     }
 }
