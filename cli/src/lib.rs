@@ -11,13 +11,17 @@
 
 mod anchor;
 mod args;
+mod auditlog;
 mod cases;
+mod cloudtrail;
 mod ecds;
 mod explain;
 mod http;
 mod keys;
 mod lint;
 mod load;
+mod reconcile;
+mod report;
 mod schema;
 mod source;
 
@@ -110,6 +114,14 @@ const COMMANDS: &[(&str, &str)] = &[
         "schema",
         "print the JSON Schema (draft 2020-12) of bundle v1",
     ),
+    (
+        "report",
+        "summarise an audit log: callers, models, refusals, tokens per hour (--html page)",
+    ),
+    (
+        "reconcile",
+        "join an audit log with CloudTrail: calls around the guard, missing, disagreeing",
+    ),
 ];
 
 fn main_help() -> String {
@@ -179,6 +191,8 @@ fn run(args: impl IntoIterator<Item = OsString>) -> CliResult<u8> {
         "ecds" => ecds::ecds_command(&mut parser),
         "anchor" => anchor::anchor_command(&mut parser),
         "schema" => schema::schema_command(&mut parser),
+        "report" => report::report_command(&mut parser),
+        "reconcile" => reconcile::reconcile_command(&mut parser),
         "help" => {
             let topic = parser.next().ok().flatten().and_then(|a| match a {
                 Value(v) => v.into_string().ok(),

@@ -17,6 +17,8 @@ mod digest;
 mod docs_policy_reference;
 mod ecds;
 mod explain;
+mod reconcile;
+mod report;
 mod schema;
 mod signing;
 mod strict_input;
