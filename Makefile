@@ -16,7 +16,7 @@ CARGO   ?= cargo
 
 export ENVOY
 
-.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate e2e bench fuzz clean
+.PHONY: help setup chromium build run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate e2e bench fuzz clean
 
 help:
 	@echo "make run    build everything, start Envoy + the filter + a mock Bedrock, show requests"
@@ -38,6 +38,11 @@ $(PKI)/ca.pem: $(VENV)/.installed tests/harness/pki.py
 
 setup: $(VENV)/.installed $(PKI)/ca.pem
 	@"$(ENVOY)" --version | head -1
+
+# Headless Chromium (Debian package) renders `bedrock-guard report --html` in
+# tests/test_e2e_report.py. Installed only when missing (about 20 s with apt-get update).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 ## ---- build --------------------------------------------------------------------------------
 
@@ -93,7 +98,7 @@ validate: setup build
 	  "$(ENVOY)" --mode validate -c "$$f" --log-level warn >/dev/null || { "$(ENVOY)" --mode validate -c "$$f"; exit 1; }; \
 	done
 
-e2e: setup build
+e2e: setup build chromium
 	$(PY) -m pytest -q tests
 
 ## ---- benchmarks (not part of make test) -------------------------------------------------
