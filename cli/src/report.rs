@@ -360,7 +360,9 @@ th{background:#f3f3f3;text-align:left}td.n{text-align:right;font-variant-numeric
 dl#totals{display:flex;flex-wrap:wrap;gap:1em}dl#totals div{border:1px solid #ccc;padding:.4em .8em}\
 dt{font-size:.85em;color:#555}dd{margin:0;font-size:1.3em}\
 svg text{font:12px system-ui,sans-serif}.in{fill:#4a78b5}.out{fill:#e39b3b}.bar{fill:#4a78b5}\
-.deny{fill:#c0504d}";
+td[data-col=hour]{white-space:nowrap}\
+.legend span{display:inline-block;width:.8em;height:.8em;margin:0 .3em 0 1em}\
+.legend .in{background:#4a78b5}.legend .out{background:#e39b3b}";
 
 /// A horizontal bar chart: one bar per (label, value), or two stacked (input, output).
 fn bar_chart(id: &str, title: &str, items: &[(String, u64, u64)], stacked: bool) -> String {
@@ -423,6 +425,9 @@ fn bar_chart(id: &str, title: &str, items: &[(String, u64, u64)], stacked: bool)
         );
     }
     svg.push_str("</svg>");
+    if stacked {
+        svg.push_str("<p class=\"legend\"><span class=\"in\"></span>input tokens<span class=\"out\"></span>output tokens</p>");
+    }
     svg
 }
 
