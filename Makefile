@@ -16,7 +16,7 @@ CARGO   ?= cargo
 
 export ENVOY
 
-.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate observability prometheus-tools e2e bench bench-scale fuzz clean
+.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate observability prometheus-tools chromium e2e bench bench-scale fuzz clean
 
 help:
 	@echo "make run    build everything, start Envoy + the filter + a mock Bedrock, show requests"
@@ -40,6 +40,11 @@ $(PKI)/ca.pem: $(VENV)/.installed tests/harness/pki.py
 
 setup: $(VENV)/.installed $(PKI)/ca.pem
 	@"$(ENVOY)" --version | head -1
+
+# Headless Chromium (Debian package) renders `bedrock-guard report --html` in
+# tests/test_e2e_report.py. Installed only when missing (about 20 s with apt-get update).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 ## ---- build --------------------------------------------------------------------------------
 
@@ -120,7 +125,7 @@ observability: prometheus-tools
 	promtool check rules envoy/observability/rules.yaml
 	promtool test rules envoy/observability/rules.test.yaml
 
-e2e: setup build prometheus-tools
+e2e: setup build prometheus-tools chromium
 	$(PY) -m pytest -q tests
 
 ## ---- benchmarks (not part of make test) -------------------------------------------------

@@ -43,6 +43,8 @@ pub(crate) fn help_for(command: &str) -> Option<&'static str> {
         "iam" => IAM,
         "schema" => SCHEMA,
         "check-envoy" => CHECK_ENVOY,
+        "report" => REPORT,
+        "reconcile" => RECONCILE,
         _ => return None,
     })
 }
@@ -341,4 +343,54 @@ Options:
 
 Exit status: 0 no errors (warnings alone pass), 1 an error finding, 2 unreadable or
 unrecognised input.
+";
+
+const REPORT: &str = "\
+Summarise an audit log (Envoy's access log of the guard's audit records, one JSON line each).
+
+Usage: bedrock-guard report AUDIT_LOG [--html FILE] [--json]
+
+Prints the totals (allowed, denied, dry-run denials let through, forwarded, tokens), the
+callers (the verified identity's subject `sub:...`, else the access key id `key:...`, else
+`(anonymous)`), the models, the refusal reasons, and the requests and tokens per caller and
+model per UTC hour. Lines that are not records (blank, `-`, not starting with `{`) are counted
+and reported as one warning; a line that starts with `{` but is not a well-formed record stops
+the command with FILE:LINE and the field.
+
+Options:
+      --html FILE   also write a self-contained HTML page (inline CSS and SVG charts, no
+                    script, nothing fetched) with the same numbers
+      --json        print the summary as JSON instead of text
+  -h, --help        print this help
+
+Exit status: 0 done, 2 unreadable or malformed log.
+";
+
+const RECONCILE: &str = "\
+Join an audit log with CloudTrail on Bedrock's request id and report what does not agree.
+
+Usage: bedrock-guard reconcile --audit LOG --cloudtrail FILE... [--slack SECONDS] [--json]
+
+CloudTrail FILEs are log files as a trail delivers them to S3 (`{\"Records\": [...]}`, gzip or
+plain). Bedrock runtime events (eventSource bedrock.amazonaws.com, eventName InvokeModel,
+Converse, ...) are joined on CloudTrail's requestID = the audit record's upstreamRequestId
+(Bedrock's x-amzn-RequestId). Reported:
+  - calls in CloudTrail the guard never saw (egress around the guard), with counts by
+    principal, source IP and VPC endpoint;
+  - calls the guard forwarded (records with an upstreamStatus: allowed, or denied in dry-run)
+    that CloudTrail does not have, and forwarded records without an upstreamRequestId;
+  - disagreements in operation, model (ARNs of base models and system profiles compared as
+    their ids) or Region (awsRegion; an inferenceRegion elsewhere is accepted for
+    cross-Region profiles and opaque ARNs only).
+Only records inside the overlap of the two inputs' time ranges, shrunk by --slack at each end,
+can be flagged as unseen or missing; the others are counted as not judged.
+
+Options:
+      --audit LOG         the audit log (`-`: stdin)
+      --cloudtrail FILE   CloudTrail log files (one or more values; repeatable)
+      --slack SECONDS     margin for CloudTrail's delivery delay and clock skew (default 300)
+      --json              machine-readable output
+  -h, --help              print this help
+
+Exit status: 0 reconciled, 1 findings, 2 bad usage or input that cannot be read.
 ";

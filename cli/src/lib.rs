@@ -12,8 +12,10 @@
 
 mod anchor;
 mod args;
+mod auditlog;
 mod cases;
 mod check_envoy;
+mod cloudtrail;
 mod ecds;
 mod explain;
 mod http;
@@ -21,6 +23,8 @@ mod iam;
 mod keys;
 mod lint;
 mod load;
+mod reconcile;
+mod report;
 mod schema;
 mod source;
 
@@ -121,6 +125,14 @@ const COMMANDS: &[(&str, &str)] = &[
         "check-envoy",
         "check an Envoy config or /config_dump that runs the guard",
     ),
+    (
+        "report",
+        "summarise an audit log: callers, models, refusals, tokens per hour (--html page)",
+    ),
+    (
+        "reconcile",
+        "join an audit log with CloudTrail: calls around the guard, missing, disagreeing",
+    ),
 ];
 
 fn main_help() -> String {
@@ -192,6 +204,8 @@ fn run(args: impl IntoIterator<Item = OsString>) -> CliResult<u8> {
         "iam" => iam::iam_command(&mut parser),
         "schema" => schema::schema_command(&mut parser),
         "check-envoy" => check_envoy::check_envoy_command(&mut parser),
+        "report" => report::report_command(&mut parser),
+        "reconcile" => reconcile::reconcile_command(&mut parser),
         "help" => {
             let topic = parser.next().ok().flatten().and_then(|a| match a {
                 Value(v) => v.into_string().ok(),

@@ -19,6 +19,8 @@ mod docs_policy_reference;
 mod ecds;
 mod explain;
 mod iam;
+mod reconcile;
+mod report;
 mod schema;
 mod signing;
 mod strict_input;

@@ -24,7 +24,17 @@ fn demo_bundle_is_valid_with_rule_count_and_digest() {
 #[test]
 fn every_command_has_help() {
     for cmd in [
-        "validate", "digest", "keygen", "sign", "verify", "explain", "test", "ecds", "schema",
+        "validate",
+        "digest",
+        "keygen",
+        "sign",
+        "verify",
+        "explain",
+        "test",
+        "ecds",
+        "schema",
+        "report",
+        "reconcile",
     ] {
         let out = run(&[cmd, "--help"]);
         assert_eq!(out.code, 0, "{cmd}: {}", out.all());
