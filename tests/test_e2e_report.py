@@ -14,11 +14,10 @@ Chromium is the Debian package (`make e2e` installs it when missing); run as roo
 `--no-sandbox`.
 
 `reconcile` is covered by the CLI's own tests (cli/tests/cli/reconcile.rs) on CloudTrail
-fixtures. An end-to-end run of it needs the record's `upstreamRequestId` (Bedrock's
-`x-amzn-RequestId`, which the mock sends), which this branch's filter does not write yet:
-`test_reconcile_on_the_run` builds a CloudTrail file from the mock's request ids and checks
-the join once the field is in the records, and until then checks that reconcile refuses the
-log as unjoinable (exit 2) instead of reporting every call as missing.
+fixtures. Here, `test_reconcile_on_the_run` builds a gzip CloudTrail file from the records'
+`upstreamRequestId` (Bedrock's `x-amzn-RequestId`, which the mock sends and the filter records)
+plus one call that never went through the guard, and checks the join finds every forwarded
+call and exactly that one bypass.
 """
 
 from __future__ import annotations
@@ -285,18 +284,10 @@ def test_reconcile_on_the_run(run, cli, tmp_path):
     stack, records = run
     forwarded = [r for r in records if r["upstreamStatus"] is not None]
     assert len(forwarded) == 12, len(forwarded)
-    if not any("upstreamRequestId" in r for r in records):
-        # This branch's filter does not write Bedrock's request id yet: reconcile must refuse
-        # the log as unjoinable rather than call every forwarded request missing.
-        trail = tmp_path / "trail.json"
-        trail.write_text(json.dumps({"Records": []}))
-        proc = subprocess.run([str(cli), "reconcile", "--audit", str(stack.stdout_path),
-                               "--cloudtrail", str(trail)],
-                              capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 2, proc.stdout + proc.stderr
-        assert "without an upstreamRequestId member" in proc.stderr, proc.stderr
-        return
-    # With the field: CloudTrail as Bedrock would write it for every request the mock answered,
+    # Every record carries Bedrock's request id beside Envoy's (null when never forwarded).
+    assert all("upstreamRequestId" in r for r in records)
+    assert all(r["upstreamRequestId"] is None for r in records if r["upstreamStatus"] is None)
+    # CloudTrail as Bedrock would write it for every request the mock answered,
     # plus one call that did not go through the guard.
     events = []
     for r in forwarded:
