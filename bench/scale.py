@@ -119,8 +119,9 @@ class Upstream:
                                  + str(len(CONVERSE_REPLY)).encode() + b"\r\n\r\n"
                                  + CONVERSE_REPLY)
                     await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError,
+                asyncio.CancelledError):
+            pass  # the peer closed, or the run is over (keep-alive connections still open)
         finally:
             writer.close()
 
@@ -250,6 +251,10 @@ async def measure(setup: str, args, work: Path, upstream: Upstream, jwks: dict,
                 raise SystemExit(f"{setup}: warm-up request answered {status}")
         await asyncio.sleep(0.5)
         warm = rss_kib(envoy.proc.pid)
+        warm_gauge = None
+        if setup == "guard":
+            await asyncio.sleep(1.2)  # a tick records the gauge
+            warm_gauge = wasm_memory(envoy)
         before_requests = dict(upstream.requests)
         run = Run(envoy.port, expected)
         started = time.monotonic()
@@ -301,11 +306,25 @@ async def measure(setup: str, args, work: Path, upstream: Upstream, jwks: dict,
             errors.append(f"upstream saw {converse_up} Converse calls, {let_through} let through")
         if forwarded.get(CONVERSE_STREAM, 0) != args.streams:
             errors.append(f"upstream saw {forwarded.get(CONVERSE_STREAM, 0)} streams")
-        time.sleep(1.0)  # the access log's flush interval
         total = 20 + args.streams + len(probes)
+        deadline = time.monotonic() + 10  # the access log is flushed once a second
+        while access_lines(log) < total and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
         lines = access_lines(log)
         if lines != total:
             errors.append(f"access log: {lines} lines for {total} requests")
+        if setup == "guard":
+            # One audit record per request: every stream allowed, its tokens read from the
+            # stream's metadata event as it passed; every refused probe refused.
+            recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            streamed = sum(1 for r in recs if r["eventName"] == "ConverseStream"
+                           and r["decision"] == "allow" and r["outputTokens"] == args.deltas)
+            if streamed != args.streams:
+                errors.append(f"{streamed} ConverseStream audit records with the stream's "
+                              f"token counts, for {args.streams} streams")
+            denied = sum(1 for r in recs if r["reason"] == "model_not_allowed")
+            if denied != len(refused):
+                errors.append(f"{denied} model_not_allowed records for {len(refused)} refused")
         latencies = sorted(ms for _, _, _, ms in probes)
         return {
             "streams": args.streams, "opened_within_s": round(all_open_after, 2),
@@ -313,7 +332,9 @@ async def measure(setup: str, args, work: Path, upstream: Upstream, jwks: dict,
             "idle_rss_kib": idle, "warm_rss_kib": warm, "peak_rss_kib": peak,
             "after_rss_kib": after,
             "per_stream_kib": round((peak - warm) / args.streams, 2),
-            "wasm_memory_bytes": gauge,
+            "wasm_memory_bytes": gauge, "wasm_memory_warm_bytes": warm_gauge,
+            "wasm_per_stream_bytes": (round((gauge - warm_gauge) / args.streams)
+                                      if gauge and warm_gauge else None),
             "probes": {"allowed": len(allowed), "refused": len(refused),
                        "p50_ms": round(statistics.median(latencies), 2),
                        "max_ms": round(latencies[-1], 2)},
@@ -342,6 +363,7 @@ async def main_async(args) -> dict:
               f"probes p50 {r['probes']['p50_ms']} ms max {r['probes']['max_ms']} ms; "
               f"errors {r['error_count']}", flush=True)
     upstream.server.close()
+    await upstream.server.wait_closed()
     return out
 
 
@@ -374,6 +396,7 @@ def main():
             (guard["idle_rss_kib"] - floor["idle_rss_kib"]) / 1024, 1),
         "guard_wasm_memory_mib": (round(guard["wasm_memory_bytes"] / 2**20, 2)
                                   if guard["wasm_memory_bytes"] else None),
+        "guard_wasm_per_stream_bytes": guard["wasm_per_stream_bytes"],
     }
     results = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -389,9 +412,10 @@ def main():
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nguard above floor: {summary['guard_per_stream_above_floor_kib']:+.1f} KiB per "
           f"active stream; idle RSS {summary['guard_idle_rss_above_floor_mib']:+.1f} MiB; guard "
-          f"VM linear memory at peak: {summary['guard_wasm_memory_mib']} MiB")
+          f"VM linear memory at peak: {summary['guard_wasm_memory_mib']} MiB, "
+          f"{summary['guard_wasm_per_stream_bytes']} bytes per stream above warm")
     failed = {s: r["errors"] for s, r in setups.items() if r["error_count"]}
-    print(f"wrote {args.out.relative_to(ROOT)}")
+    print(f"wrote {args.out}")
     if failed:
         print(f"errors: {json.dumps(failed, indent=1)}")
         sys.exit(1)
