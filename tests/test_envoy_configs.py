@@ -296,6 +296,12 @@ MANIFESTS = [
     ("envoy-gateway/envoyextensionpolicy.yaml",
      "gateway.envoyproxy.io_envoyextensionpolicies.yaml"),
     ("envoy-gateway/envoyproxy-stats.yaml", "gateway.envoyproxy.io_envoyproxies.yaml"),
+    ("istio/envoyfilter-buffer.yaml", "istio-envoyfilters.networking.istio.io.yaml"),
+    ("istio/envoyfilter-ecds.yaml", "istio-envoyfilters.networking.istio.io.yaml"),
+    ("istio/destinationrule.yaml", "istio-destinationrules.networking.istio.io.yaml"),
+    ("envoy-gateway/backendtrafficpolicy-buffer.yaml",
+     "gateway.envoyproxy.io_backendtrafficpolicies.yaml"),
+    ("envoy-gateway/envoyproxy-filter-order.yaml", "gateway.envoyproxy.io_envoyproxies.yaml"),
 ]
 needs_crds = pytest.mark.skipif(
     not CRD_DIR.is_dir(),
