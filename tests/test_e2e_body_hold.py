@@ -42,6 +42,7 @@ from tests.harness.assertions import (
 )
 from tests.harness.awsreq import sign, to_http11, wire_parts
 from tests.harness.clients import bedrock_client
+from tests.harness.ecds import ensure_cli, run_cli
 from tests.harness.envoy import REPO_ROOT, free_port
 from tests.harness.stack import WASM_PATH, envoy_stack
 
@@ -154,7 +155,8 @@ def _drop_buffer(cfg) -> int:
 
 
 def render_shape(shape: Shape, work: Path, pki_dir: Path, upstream: int, bundle: dict, *,
-                 drop_buffer: bool = False) -> tuple[Path, int, int, dict[str, str]]:
+                 drop_buffer: bool = False, buffer_max: int = BUFFER_MAX,
+                 ) -> tuple[Path, int, int, dict[str, str]]:
     listener, admin = free_port(), free_port()
     ecds_dir = work / "ecds"
     ecds_dir.mkdir(exist_ok=True)
@@ -162,7 +164,7 @@ def render_shape(shape: Shape, work: Path, pki_dir: Path, upstream: int, bundle:
         "__ADMIN_PORT__": str(admin), "__LISTENER_PORT__": str(listener),
         "__UPSTREAM_PORT__": str(upstream), "__CA_FILE__": str(Path(pki_dir).resolve() / "ca.pem"),
         "__WASM__": str(WASM_PATH), "__ECDS_DIR__": str(ecds_dir),
-        "__BUFFER_MAX__": str(BUFFER_MAX), "__HOLD_BODY__": shape.hold_body or "",
+        "__BUFFER_MAX__": str(buffer_max), "__HOLD_BODY__": shape.hold_body or "",
     }
     cfg = yaml.safe_load(_fill((SHAPES / f"{shape.name}.yaml").read_text(), tokens))
     if drop_buffer:
@@ -344,6 +346,51 @@ def test_without_the_buffer_filter_a_refused_requests_headers_leave(tmp_path, pk
         assert resp.status == 403, (resp.status, resp.body[:300])
         assert during[0] == before[0] + 1, (before, during)
         assert upstream_counts(proc)[0] == before[0] + 1
+
+
+def test_a_buffer_limit_below_the_bundles_gets_envoys_own_413(tmp_path, pki_dir, mock_server,
+                                                              demo_bundle, mock):
+    """Misconfigured sizes (the buffer filter's max_request_bytes below the bundle's
+    max_body_bytes): a body between the two gets Envoy's own 413 from the buffer filter, not
+    the guard's `body_too_large`; nothing leaves either. Why the manifests keep the buffer's
+    limit above the bundle's."""
+    shape = next(s for s in SHAPE_LIST if s.name == "envoy-gateway")
+    cfg, admin, listener, env = render_shape(shape, tmp_path, pki_dir, mock_server.port,
+                                             hold_bundle(demo_bundle), buffer_max=32768)
+    with envoy_stack(cfg, admin, listener, tmp_path, env=env) as proc:
+        before = upstream_counts(proc)
+        body = chat(ALLOWED_CHAT_MODEL, pad=48 * 1024)
+        assert 32768 < len(body) < MAX_BODY
+        resp, _ = send_split(proc, CHAT, body, chunked_body=False, pause=0.1)
+        assert resp.status == 413, (resp.status, resp.body[:300])
+        assert resp.header("x-amzn-errortype") is None, resp.headers
+        assert b"bedrock-guard" not in resp.body, resp.body[:300]
+        assert_mock_saw_nothing(mock)
+        assert upstream_counts(proc) == before
+
+
+@pytest.mark.parametrize("shape", SHAPE_LIST, ids=[s.name for s in SHAPE_LIST])
+def test_check_envoy_sees_how_each_shape_holds_bodies(tmp_path, pki_dir, demo_bundle, shape):
+    """`bedrock-guard check-envoy` on each shape: nothing about holding bodies as shipped;
+    without the buffer filter, the WasmPlugin shape (setting inline, in key_values) is an error
+    and the Envoy Gateway one (setting from the host, unknown here) a warning."""
+    ensure_cli()
+
+    def body_findings(drop: bool) -> list[tuple[str, str]]:
+        work = tmp_path / f"drop-{drop}"
+        work.mkdir()
+        cfg, *_ = render_shape(shape, work, pki_dir, 8443, hold_bundle(demo_bundle),
+                               drop_buffer=drop)
+        out = run_cli("check-envoy", "--json", str(cfg))
+        findings = json.loads(out.stdout)["findings"]
+        return [(f["code"], f["severity"]) for f in findings
+                if f["code"] in ("body-not-held", "body-headers-leave", "hold-body-invalid")]
+
+    assert body_findings(False) == []
+    if shape.name == "istio-wasmplugin-buffer":
+        assert body_findings(True) == [("body-headers-leave", "error")]
+    elif shape.name == "envoy-gateway":
+        assert body_findings(True) == [("body-not-held", "warning")]
 
 
 def test_the_shapes_cite_their_sources():
