@@ -15,7 +15,8 @@ plane generates (the files cite the translator code and test data they follow):
 * `envoy-gateway`: EnvoyExtensionPolicy (inline wasm filter, env from `env.hostKeys`) +
   BackendTrafficPolicy `requestBuffer` placed after it by EnvoyProxy `filterOrder`.
 
-On each: allowed body-carried operations reach the mock; refused ones never reach it, not even
+On each: allowed body-carried operations (ChatCompletions, Anthropic messages, StartAsyncInvoke,
+bedrock-agent-runtime's InvokeInlineAgent) reach the mock; refused ones never reach it, not even
 their headers (the cluster's `upstream_rq_total` and `upstream_cx_total` stay put, and the mock
 logs nothing), with Content-Length and chunked bodies split across writes; an oversized body
 gets 413 and nothing leaves; path-carried operations behave as before. The negative control
@@ -79,11 +80,22 @@ def async_invoke(model: str) -> bytes:
                            "s3Uri": "s3://acme-bedrock-async/outputs/run-1"}}}).encode()
 
 
-ALLOWED = [(CHAT, chat(ALLOWED_CHAT_MODEL)), (MESSAGES, anthropic(ALLOWED_CLAUDE)),
-           (ASYNC, async_invoke("amazon.titan-text-express-v1"))]
-REFUSED = [(CHAT, chat(REFUSED_CHAT_MODEL)), (MESSAGES, anthropic(REFUSED_CLAUDE)),
-           (ASYNC, async_invoke("amazon.nova-reel-v1:0"))]
-IDS = ["chat-completions", "anthropic-messages", "async-invoke"]
+def inline_agent(model: str) -> bytes:
+    return json.dumps({"foundationModel": model, "instruction": "You are a helpful assistant.",
+                       "inputText": "hi"}).encode()
+
+
+AGENT_HOST = "bedrock-agent-runtime.us-east-1.amazonaws.com"
+AGENT = "/agents/session-1"
+ALLOWED = [(BEDROCK_HOST, CHAT, chat(ALLOWED_CHAT_MODEL)),
+           (BEDROCK_HOST, MESSAGES, anthropic(ALLOWED_CLAUDE)),
+           (BEDROCK_HOST, ASYNC, async_invoke("amazon.titan-text-express-v1")),
+           (AGENT_HOST, AGENT, inline_agent("anthropic.claude-3-5-sonnet-20240620-v1:0"))]
+REFUSED = [(BEDROCK_HOST, CHAT, chat(REFUSED_CHAT_MODEL)),
+           (BEDROCK_HOST, MESSAGES, anthropic(REFUSED_CLAUDE)),
+           (BEDROCK_HOST, ASYNC, async_invoke("amazon.nova-reel-v1:0")),
+           (AGENT_HOST, AGENT, inline_agent(REFUSED_CLAUDE))]
+IDS = ["chat-completions", "anthropic-messages", "async-invoke", "inline-agent"]
 
 
 def hold_bundle(demo: dict) -> dict:
@@ -92,6 +104,11 @@ def hold_bundle(demo: dict) -> dict:
     b["rules"].insert(0, {"id": "claude-messages", "effect": "allow",
                           "models": ["anthropic.claude-sonnet-4-*"],
                           "operations": ["AnthropicMessages"]})
+    b["endpoints"].append({"host": AGENT_HOST, "region": "us-east-1", "private_dns": True,
+                           "cidrs": ["127.0.0.0/8"]})
+    b["rules"].insert(0, {"id": "inline-agents", "effect": "allow",
+                          "models": ["anthropic.claude-3-5-sonnet-20240620-v1:0"],
+                          "operations": ["InvokeInlineAgent"]})
     return b
 
 
@@ -186,9 +203,9 @@ def render_shape(shape: Shape, work: Path, pki_dir: Path, upstream: int, bundle:
 
 # -- requests ---------------------------------------------------------------------------------
 
-def signed_head(target: str, body: bytes, *, chunked: bool) -> bytes:
-    """The head of a request botocore signed for `target` and `body`."""
-    url = f"http://{BEDROCK_HOST}{target}"
+def signed_head(host: str, target: str, body: bytes, *, chunked: bool) -> bytes:
+    """The head of a request botocore signed for `host`, `target` and `body`."""
+    url = f"http://{host}{target}"
     _, headers, _ = wire_parts(sign("POST", url, body, {"Content-Type": "application/json"}))
     headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
     headers.append(("Transfer-Encoding", "chunked") if chunked
@@ -211,11 +228,11 @@ def upstream_counts(proc) -> tuple[int, int]:
     return rq, cx
 
 
-def send_split(proc, target: str, body: bytes, *, chunked_body: bool,
+def send_split(proc, target: str, body: bytes, *, chunked_body: bool, host: str = BEDROCK_HOST,
                pause: float = 0.3) -> tuple[rawhttp.RawResponse, tuple[int, int]]:
     """Send the head and the first half of the body, wait, and return the upstream counts seen
     while the body is incomplete; then the rest, and the response."""
-    head = signed_head(target, body, chunked=chunked_body)
+    head = signed_head(host, target, body, chunked=chunked_body)
     half = len(body) // 2
     parts = [body[:half], body[half:]]
     wire = chunked(parts) if chunked_body else parts
@@ -255,11 +272,11 @@ def stack(shape_envoy, mock):
 # -- the shapes ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("chunked_body", [False, True], ids=["content-length", "chunked"])
-@pytest.mark.parametrize("target,body", ALLOWED, ids=IDS)
-def test_allowed_body_carried_operations_reach_the_mock(stack, target, body, chunked_body):
+@pytest.mark.parametrize("host,target,body", ALLOWED, ids=IDS)
+def test_allowed_body_carried_operations_reach_the_mock(stack, host, target, body, chunked_body):
     _, proc, mock = stack
     before = upstream_counts(proc)
-    resp, during = send_split(proc, target, body, chunked_body=chunked_body)
+    resp, during = send_split(proc, target, body, chunked_body=chunked_body, host=host)
     assert resp.status == 200, (resp.status, resp.body[:300])
     # Held while the body was incomplete: not even the headers had left.
     assert during[0] == before[0], (before, during)
@@ -270,11 +287,12 @@ def test_allowed_body_carried_operations_reach_the_mock(stack, target, body, chu
 
 
 @pytest.mark.parametrize("chunked_body", [False, True], ids=["content-length", "chunked"])
-@pytest.mark.parametrize("target,body", REFUSED, ids=IDS)
-def test_refused_body_carried_operations_never_reach_the_mock(stack, target, body, chunked_body):
+@pytest.mark.parametrize("host,target,body", REFUSED, ids=IDS)
+def test_refused_body_carried_operations_never_reach_the_mock(stack, host, target, body,
+                                                             chunked_body):
     _, proc, mock = stack
     before = upstream_counts(proc)
-    resp, during = send_split(proc, target, body, chunked_body=chunked_body)
+    resp, during = send_split(proc, target, body, chunked_body=chunked_body, host=host)
     assert resp.status == 403, (resp.status, resp.body[:300])
     assert_raw_refusal(resp, json.loads(resp.body)["message"].split(":")[1].strip())
     assert during == before
