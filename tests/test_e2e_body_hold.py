@@ -315,7 +315,7 @@ def test_an_oversized_body_gets_413_and_nothing_leaves(stack, chunked_body):
 def test_a_body_above_the_connection_buffer_is_still_held_and_allowed(stack):
     """Envoy Gateway's listeners have per_connection_buffer_limit_bytes 32768; the buffer filter
     raises the request's buffer limit to its max_request_bytes, so bodies up to the bundle's
-    limit are held whole (the other shapes have Envoy's 1 MiB default)."""
+    limit are held whole (the Istio shapes keep Envoy's 1 MiB default)."""
     _, proc, mock = stack
     body = chat(ALLOWED_CHAT_MODEL, pad=48 * 1024)
     assert 32768 < len(body) < MAX_BODY
