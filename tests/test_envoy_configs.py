@@ -296,6 +296,12 @@ MANIFESTS = [
     ("envoy-gateway/envoyextensionpolicy.yaml",
      "gateway.envoyproxy.io_envoyextensionpolicies.yaml"),
     ("envoy-gateway/envoyproxy-stats.yaml", "gateway.envoyproxy.io_envoyproxies.yaml"),
+    ("istio/envoyfilter-buffer.yaml", "istio-envoyfilters.networking.istio.io.yaml"),
+    ("istio/envoyfilter-ecds.yaml", "istio-envoyfilters.networking.istio.io.yaml"),
+    ("istio/destinationrule.yaml", "istio-destinationrules.networking.istio.io.yaml"),
+    ("envoy-gateway/backendtrafficpolicy-buffer.yaml",
+     "gateway.envoyproxy.io_backendtrafficpolicies.yaml"),
+    ("envoy-gateway/envoyproxy-filter-order.yaml", "gateway.envoyproxy.io_envoyproxies.yaml"),
 ]
 needs_crds = pytest.mark.skipif(
     not CRD_DIR.is_dir(),
@@ -346,6 +352,46 @@ def test_manifests_fail_closed_and_carry_the_sidecar_bundle():
     assert se["hosts"] == [ep["host"] for ep in bundle["endpoints"] if ep.get("private_dns")]
     assert [e["address"] for e in se["endpoints"]] == [
         ep["host"] for ep in bundle["endpoints"] if ep["host"].endswith(".vpce.amazonaws.com")]
+
+
+def test_manifests_hold_body_carried_requests():
+    """Istio and Envoy Gateway hold body-carried requests with BEDROCK_GUARD_HOLD_BODY and a
+    buffer filter after the guard whose limit is above the bundle's, or (Istio's EnvoyFilter-only
+    form) with the flag; every form fails closed and carries the sidecar bundle."""
+    client = load(REPO_ROOT / "envoy" / "sidecar-client-signed.yaml")
+    bundle = topo.plugin_configuration(topo.guard_configs(client)[0])[0]
+    limit = bundle["limits"]["max_body_bytes"]
+    istio = load(REPO_ROOT / "envoy" / "istio" / "wasmplugin.yaml")["spec"]
+    assert istio["vmConfig"]["env"] == [{"name": "BEDROCK_GUARD_HOLD_BODY",
+                                         "value": "buffer_filter"}]
+    (patch,) = load(REPO_ROOT / "envoy" / "istio" / "envoyfilter-buffer.yaml")["spec"][
+        "configPatches"]
+    assert patch["applyTo"] == "HTTP_FILTER" and patch["patch"]["operation"] == "INSERT_BEFORE"
+    assert patch["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"] == \
+        "envoy.filters.http.router"
+    assert patch["match"]["listener"]["portNumber"] == istio["match"][0]["ports"][0]["number"]
+    assert patch["patch"]["value"]["typed_config"]["max_request_bytes"] > limit
+    ext, http = load(REPO_ROOT / "envoy" / "istio" / "envoyfilter-ecds.yaml")["spec"][
+        "configPatches"]
+    assert ext["applyTo"] == "EXTENSION_CONFIG" and ext["patch"]["operation"] == "ADD"
+    cfg = ext["patch"]["value"]["typed_config"]["config"]
+    assert cfg["allow_on_headers_stop_iteration"] is True
+    assert cfg["failure_policy"] == "FAIL_CLOSED"
+    assert json.loads(cfg["configuration"]["value"]) == bundle
+    assert http["patch"]["value"]["name"] == ext["patch"]["value"]["name"]
+    assert "config_discovery" in http["patch"]["value"]
+    (eg,) = load(REPO_ROOT / "envoy" / "envoy-gateway" / "envoyextensionpolicy.yaml")["spec"][
+        "wasm"]
+    assert eg["env"]["hostKeys"] == ["BEDROCK_GUARD_HOLD_BODY"]
+    proxy = load(REPO_ROOT / "envoy" / "envoy-gateway" / "envoyproxy-filter-order.yaml")["spec"]
+    assert proxy["filterOrder"] == [{"name": "envoy.filters.http.buffer",
+                                     "after": "envoy.filters.http.wasm"}]
+    env = proxy["provider"]["kubernetes"]["envoyDeployment"]["container"]["env"]
+    assert {"name": "BEDROCK_GUARD_HOLD_BODY", "value": "buffer_filter"} in env
+    btp = load(REPO_ROOT / "envoy" / "envoy-gateway" / "backendtrafficpolicy-buffer.yaml")["spec"]
+    assert btp["targetRefs"] == load(
+        REPO_ROOT / "envoy" / "envoy-gateway" / "envoyextensionpolicy.yaml")["spec"]["targetRefs"]
+    assert btp["requestBuffer"]["limit"] == "2Mi" and 2 * 1024 * 1024 > limit
 
 
 # -- FIPS endpoints (envoy/fips.md) ---------------------------------------------------------------

@@ -8,10 +8,59 @@
 //! The VM configuration (operator-owned, next to the module) may pin the public keys bundles
 //! must be signed with: `{"bundle_public_keys": [<JWK>, ...]}`. With keys pinned, an unsigned
 //! or tampered bundle is refused and Envoy keeps the previous one.
+//!
+//! How a request whose model is in its body is held while the body arrives is set by the VM
+//! environment variable `BEDROCK_GUARD_HOLD_BODY` ([`hold_body`]): operator-owned, beside the
+//! module, out of reach of whoever pushes bundles (the plugin configuration), so a bundle push
+//! cannot weaken holding. It is an environment variable rather than a VM-configuration field
+//! because Istio's WasmPlugin (`vmConfig.env`) and Envoy Gateway's EnvoyExtensionPolicy
+//! (`env.hostKeys`) can set a VM's environment but not its configuration, and those are the
+//! platforms that need the setting.
 
 use policies::signing::{self, PublicKey};
 use policies::CompiledPolicy;
 use serde_json::Value;
+
+/// How the filter holds a request whose model is in its body until the body is complete.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HoldBody {
+    /// `stop_iteration` (default): the header phase returns StopIteration, which needs the
+    /// wasm filter's `allow_on_headers_stop_iteration: true`.
+    #[default]
+    StopIteration,
+    /// `buffer_filter`: the header phase continues and `envoy.filters.http.buffer`, placed
+    /// after this filter, keeps the headers from leaving; the body phase holds the body as
+    /// with `stop_iteration`. For Istio WasmPlugin and Envoy Gateway, which cannot set the flag.
+    BufferFilter,
+}
+
+/// The VM environment variable that sets [`HoldBody`].
+pub const HOLD_BODY_ENV: &str = "BEDROCK_GUARD_HOLD_BODY";
+
+/// Parse `BEDROCK_GUARD_HOLD_BODY` (`None`: unset, the default `stop_iteration`). Any other
+/// value refuses the VM: a misspelt setting must not silently pick a way of holding.
+pub fn hold_body(value: Option<&str>) -> Result<HoldBody, String> {
+    match value {
+        None | Some("stop_iteration") => Ok(HoldBody::StopIteration),
+        Some("buffer_filter") => Ok(HoldBody::BufferFilter),
+        Some(other) => Err(format!(
+            "VM environment {HOLD_BODY_ENV}={other:?}: expected \"stop_iteration\" (the default) \
+             or \"buffer_filter\""
+        )),
+    }
+}
+
+/// `BEDROCK_GUARD_HOLD_BODY` from the VM's environment (WASI `environ_get`, filled by Envoy
+/// from `vm_config.environment_variables`).
+pub fn hold_body_from_env() -> Result<HoldBody, String> {
+    match std::env::var(HOLD_BODY_ENV) {
+        Ok(value) => hold_body(Some(&value)),
+        Err(std::env::VarError::NotPresent) => hold_body(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(format!("VM environment {HOLD_BODY_ENV} is not valid UTF-8"))
+        }
+    }
+}
 
 pub struct Loaded {
     pub policy: CompiledPolicy,
@@ -76,4 +125,32 @@ pub fn load(raw: &[u8], trusted: &[PublicKey]) -> Result<Loaded, String> {
         original_destination: config.original_destination,
         signed_by,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::{hold_body, HoldBody};
+
+    #[test]
+    fn hold_body_values() {
+        assert_eq!(hold_body(None), Ok(HoldBody::StopIteration));
+        assert_eq!(
+            hold_body(Some("stop_iteration")),
+            Ok(HoldBody::StopIteration)
+        );
+        assert_eq!(hold_body(Some("buffer_filter")), Ok(HoldBody::BufferFilter));
+        for bad in [
+            "",
+            "buffer",
+            "Buffer_Filter",
+            " buffer_filter",
+            "stop_iteration ",
+        ] {
+            let err = hold_body(Some(bad)).unwrap_err();
+            assert!(err.contains("BEDROCK_GUARD_HOLD_BODY"), "{err}");
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+            assert!(err.contains("\"buffer_filter\""), "{err}");
+        }
+    }
 }

@@ -374,6 +374,10 @@ impl<H: Host> HttpContext for GuardHttp<H> {
                 if end_of_stream {
                     // No body will follow: decide on the empty body now.
                     self.decide_body()
+                } else if shared.hold_body == crate::config::HoldBody::BufferFilter {
+                    // The buffer filter after this one holds the headers; the body phase
+                    // holds the body until it is complete and decided.
+                    Action::Continue
                 } else {
                     // Hold the request (upstream is not contacted) until the body is complete.
                     Action::Pause

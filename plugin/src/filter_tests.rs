@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::GuardHttp;
 use crate::alerts::AlertQueue;
+use crate::config::HoldBody;
 use crate::fake_host::FakeHost;
 use crate::identity::IdentityState;
 use crate::metrics::Metrics;
@@ -61,6 +62,10 @@ fn identity_bundle(mode: &str) -> Value {
 }
 
 fn shared(bundle: &Value, anchor_id: Option<&str>) -> Rc<Shared> {
+    shared_holding(bundle, anchor_id, HoldBody::StopIteration)
+}
+
+fn shared_holding(bundle: &Value, anchor_id: Option<&str>, hold_body: HoldBody) -> Rc<Shared> {
     let policy = CompiledPolicy::from_json(bundle.to_string().as_bytes()).unwrap();
     let info = Arc::new(BundleInfo::new(
         policy.name(),
@@ -74,6 +79,7 @@ fn shared(bundle: &Value, anchor_id: Option<&str>) -> Rc<Shared> {
         policy: Rc::new(policy),
         bundle: info,
         original_destination: false,
+        hold_body,
         identity,
         alerts,
         metrics,
@@ -406,6 +412,86 @@ fn an_oversized_or_unreadable_body_is_refused_once() {
     f.on_log();
     assert_eq!(decided(&host, "deny", "body_unparseable"), 1);
     assert_eq!(decisions(&host), 1);
+}
+
+/// `BEDROCK_GUARD_HOLD_BODY=buffer_filter`: the header phase lets a body-carried request's
+/// head continue (the buffer filter after the guard holds it), the body phase still holds the
+/// body until it is complete and decides on it; the default stops at the header phase.
+#[test]
+fn the_hold_body_setting_chooses_where_a_body_carried_request_is_held() {
+    for (hold, at_headers) in [
+        (HoldBody::StopIteration, Action::Pause),
+        (HoldBody::BufferFilter, Action::Continue),
+    ] {
+        for (model, verdict) in [
+            ("openai.gpt-oss-20b-1:0", "allow"),
+            ("meta.llama3-8b-instruct-v1:0", "deny"),
+        ] {
+            let host = Rc::new(FakeHost::new());
+            let shared = shared_holding(&bundle(), None, hold);
+            let mut f = filter(&host, &shared);
+            chat_completions(&host);
+            assert_eq!(f.on_http_request_headers(5, false), at_headers, "{hold:?}");
+            assert!(
+                host.sent.borrow().is_empty(),
+                "{hold:?}: decided before the body"
+            );
+            let body = json!({"model": model, "messages": []}).to_string();
+            *host.request_body.borrow_mut() = body.as_bytes().to_vec();
+            // Part of the body: held (StopIterationAndBuffer), whatever the setting.
+            assert_eq!(f.on_http_request_body(10, false), Action::Pause, "{hold:?}");
+            assert!(host.sent.borrow().is_empty());
+            let last = f.on_http_request_body(body.len(), true);
+            f.on_log();
+            let audit = host.audit().unwrap();
+            assert_eq!(audit["decision"], verdict, "{hold:?} {audit}");
+            assert_eq!(audit["requestParameters"]["modelId"], model);
+            assert_eq!(decisions(&host), 1);
+            if verdict == "allow" {
+                assert_eq!(last, Action::Continue, "{hold:?}");
+                assert!(host.sent.borrow().is_empty());
+            } else {
+                assert_eq!(last, Action::Pause, "{hold:?}");
+                let sent = host.sent.borrow();
+                assert_eq!(sent.len(), 1);
+                assert_eq!(sent[0].status, 403);
+            }
+        }
+        // A path-carried request is decided at the header phase, as before.
+        let host = Rc::new(FakeHost::new());
+        let shared = shared_holding(&bundle(), None, hold);
+        let mut f = filter(&host, &shared);
+        invoke(&host, TITAN, &[]);
+        assert_eq!(f.on_http_request_headers(7, false), Action::Continue);
+        invoke(&host, "meta.llama3-8b-instruct-v1:0", &[]);
+        let mut f = filter(&host, &shared);
+        assert_eq!(f.on_http_request_headers(7, false), Action::Pause);
+        assert_eq!(host.sent.borrow()[0].status, 403);
+        // A body-carried request without a body is decided at once with either setting.
+        let host = Rc::new(FakeHost::new());
+        let mut f = filter(&host, &shared);
+        chat_completions(&host);
+        assert_eq!(f.on_http_request_headers(5, true), Action::Pause);
+        assert_eq!(host.sent.borrow().len(), 1, "{hold:?}");
+    }
+}
+
+/// With the buffer-filter setting an oversized body is still refused by the guard with 413,
+/// as soon as what has arrived exceeds `limits.max_body_bytes` (before the end of the stream).
+#[test]
+fn an_oversized_body_is_refused_with_413_with_the_buffer_filter_setting() {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared_holding(&bundle(), None, HoldBody::BufferFilter);
+    let mut f = filter(&host, &shared);
+    chat_completions(&host);
+    assert_eq!(f.on_http_request_headers(5, false), Action::Continue);
+    let limit = usize::try_from(shared.policy.max_body_bytes()).unwrap();
+    assert_eq!(f.on_http_request_body(limit, false), Action::Pause);
+    assert!(host.sent.borrow().is_empty());
+    assert_eq!(f.on_http_request_body(limit + 1, false), Action::Pause);
+    assert_eq!(host.sent.borrow()[0].status, 413);
+    f.on_log();
+    assert_eq!(decided(&host, "deny", "body_too_large"), 1);
 }
 
 #[test]

@@ -59,6 +59,8 @@ pub struct Shared {
     pub bundle: Arc<BundleInfo>,
     /// Transparent listener: Envoy's `destination.address` is the original destination.
     pub original_destination: bool,
+    /// How a body-carried request is held (the VM environment's `BEDROCK_GUARD_HOLD_BODY`).
+    pub hold_body: config::HoldBody,
     pub identity: Option<RefCell<IdentityState>>,
     pub alerts: Option<RefCell<AlertQueue>>,
     pub metrics: RefCell<Metrics>,
@@ -73,6 +75,8 @@ struct GuardRoot {
     /// What bundles are checked against: the anchor stamped into the module, or the keys the
     /// VM configuration pins (neither: unsigned bundles load).
     trust: trust::Trust,
+    /// Fixed when the VM starts (see `config::hold_body`).
+    hold_body: config::HoldBody,
 }
 
 /// Milliseconds since the Unix epoch, from the host clock.
@@ -179,6 +183,23 @@ impl Context for GuardRoot {
 
 impl RootContext for GuardRoot {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        match config::hold_body_from_env() {
+            Ok(hold) => {
+                if hold == config::HoldBody::BufferFilter {
+                    log::info!(
+                        "bedrock-guard: {}=buffer_filter: body-carried requests continue from \
+                         the header phase; envoy.filters.http.buffer after this filter must hold \
+                         them",
+                        config::HOLD_BODY_ENV
+                    );
+                }
+                self.hold_body = hold;
+            }
+            Err(err) => {
+                log::error!("bedrock-guard: {err}");
+                return false;
+            }
+        }
         match start_trust() {
             Ok(trust) => {
                 match &trust.anchor {
@@ -276,6 +297,7 @@ impl RootContext for GuardRoot {
             policy: Rc::new(policy),
             bundle,
             original_destination: loaded.original_destination,
+            hold_body: self.hold_body,
             identity: identity.map(RefCell::new),
             alerts,
             metrics: RefCell::new(metrics),

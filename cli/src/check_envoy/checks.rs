@@ -16,6 +16,8 @@ const HCM: &str =
 const WASM: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
 const BUFFER_FILTER: &str = "envoy.filters.http.buffer";
 const BUFFER: &str = "envoy.extensions.filters.http.buffer.v3.Buffer";
+/// The guard's VM environment variable that chooses how bodies are held (plugin/src/config.rs).
+const HOLD_BODY_ENV: &str = "BEDROCK_GUARD_HOLD_BODY";
 const UPSTREAM_TLS: &str = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
 const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 /// The filter-state key the guard writes its audit record to.
@@ -341,6 +343,79 @@ impl Checker<'_> {
         }
     }
 
+    /// How the guard holds body-carried requests: `BEDROCK_GUARD_HOLD_BODY` in the VM's
+    /// environment (`stop_iteration`, the default, needs the flag; `buffer_filter` needs a buffer
+    /// filter after the guard). A value taken from the host's environment is not visible here:
+    /// either way of holding is then accepted.
+    fn check_body_held(&mut self, guard: &Guard, config: &Value, flag: bool, buffer_after: bool) {
+        let env = config
+            .get("vm_config")
+            .and_then(|vm| vm.get("environment_variables"));
+        let inline = env
+            .and_then(|e| e.get("key_values"))
+            .and_then(|kv| kv.get(HOLD_BODY_ENV))
+            .and_then(Value::as_str);
+        let from_host = env
+            .and_then(|e| e.get("host_env_keys"))
+            .and_then(Value::as_array)
+            .is_some_and(|keys| keys.iter().any(|k| k.as_str() == Some(HOLD_BODY_ENV)));
+        let env_path = format!(
+            "{}/vm_config/environment_variables/key_values/{HOLD_BODY_ENV}",
+            guard.path
+        );
+        match (inline, from_host) {
+            (Some("buffer_filter"), _) if !buffer_after => self.error(
+                env_path,
+                "body-headers-leave",
+                format!(
+                    "{HOLD_BODY_ENV}=buffer_filter but no envoy.filters.http.buffer filter after \
+                     the guard: the headers of a request that carries the model in the body \
+                     reach the upstream before the guard decides"
+                ),
+            ),
+            (Some("buffer_filter"), _) => {}
+            (Some("stop_iteration"), _) | (None, false) if !flag => {
+                let hint = if buffer_after {
+                    format!(
+                        " (the buffer filter after the guard holds them only with \
+                         {HOLD_BODY_ENV}=buffer_filter in the VM's environment)"
+                    )
+                } else {
+                    String::new()
+                };
+                self.warning(
+                    guard.path.clone(),
+                    "body-not-held",
+                    format!(
+                        "allow_on_headers_stop_iteration is not true and {HOLD_BODY_ENV} is not \
+                         buffer_filter: requests that carry the model in the body are never \
+                         decided (held until the client times out){hint}"
+                    ),
+                );
+            }
+            (Some("stop_iteration"), _) | (None, false) => {}
+            (Some(other), _) => self.error(
+                env_path,
+                "hold-body-invalid",
+                format!(
+                    "{HOLD_BODY_ENV}={other:?}: the guard refuses to start (expected \
+                     \"stop_iteration\" or \"buffer_filter\")"
+                ),
+            ),
+            (None, true) if !flag && !buffer_after => self.warning(
+                guard.path.clone(),
+                "body-not-held",
+                format!(
+                    "{HOLD_BODY_ENV} comes from the host's environment, and neither \
+                     allow_on_headers_stop_iteration: true nor an envoy.filters.http.buffer \
+                     filter after the guard holds bodies: requests that carry the model in the \
+                     body are never decided, or their headers leave before the decision"
+                ),
+            ),
+            (None, true) => {}
+        }
+    }
+
     fn check_guarded(
         &mut self,
         path: &str,
@@ -389,16 +464,7 @@ impl Checker<'_> {
                     || f.get("typed_config")
                         .is_some_and(|tc| typed(tc).0 == BUFFER)
             });
-            if !flag && !buffer_after {
-                self.warning(
-                    guard.path.clone(),
-                    "body-not-held",
-                    "neither allow_on_headers_stop_iteration: true nor an envoy.filters.http.buffer \
-                     filter after the guard: requests that carry the model in the body are never \
-                     decided (held until the client times out)"
-                        .into(),
-                );
-            }
+            self.check_body_held(guard, config, flag, buffer_after);
         }
         if let Some(b) = bundle {
             match self.bundles.get(&b.name) {

@@ -106,6 +106,8 @@ const OPAQUE: &[&str] = &[
     "typed_filter_metadata",
     "typed_per_filter_config",
     "typed_extension_protocol_options",
+    // A Wasm VM's environment variables (`vm_config.environment_variables.key_values`).
+    "key_values",
 ];
 
 /// Rename lowerCamelCase members (protojson) to the proto's snake_case names. The values of

@@ -46,6 +46,24 @@ fn expected() -> Vec<(&'static str, &'static str, &'static str, String)> {
         ),
         ("guard-config-unseen", "warning", "guard-config-unseen", GUARD.into()),
         ("body-not-held", "warning", "body-not-held", GUARD.into()),
+        (
+            "body-not-held-buffer-only",
+            "warning",
+            "body-not-held",
+            GUARD.into(),
+        ),
+        (
+            "body-headers-leave",
+            "error",
+            "body-headers-leave",
+            format!("{GUARD}/vm_config/environment_variables/key_values/BEDROCK_GUARD_HOLD_BODY"),
+        ),
+        (
+            "hold-body-invalid",
+            "error",
+            "hold-body-invalid",
+            format!("{GUARD}/vm_config/environment_variables/key_values/BEDROCK_GUARD_HOLD_BODY"),
+        ),
         ("bundle-invalid", "error", "bundle-invalid", GUARD.into()),
         (
             "bundle-copies-differ",
