@@ -136,7 +136,10 @@ def assert_vm_refusal(exc: ClientError) -> None:
     """Envoy's own answer for a request whose wasm VM has failed (not the filter's deny)."""
     meta = exc.response["ResponseMetadata"]
     assert meta["HTTPStatusCode"] == 503, exc.response
-    assert "x-bedrock-guard-reason" not in meta["HTTPHeaders"], meta["HTTPHeaders"]
+    headers = meta["HTTPHeaders"]
+    assert "x-bedrock-guard-reason" not in headers, headers
+    # Envoy's own empty 503 (Envoy 1.40 also closes the connection).
+    assert headers.get("content-length") == "0" and headers.get("server") == "envoy", headers
 
 
 def allowed_goes_through(stack: Stack) -> None:
@@ -196,7 +199,9 @@ def test_fail_closed_a_panicked_vm_refuses_and_stays_closed(tmp_path, pki_dir, m
     with Stack(tmp_path, pki_dir, mock, panic_module, demo_bundle) as stack:
         allowed_goes_through(stack)  # control: the panic build decides like the shipped one
         panics(stack)
-        assert panic_message() in stack.app_log()
+        log = stack.app_log()
+        assert panic_message() in log
+        assert "Function: proxy_on_request_headers failed: Uncaught RuntimeError" in log
         # FAIL_CLOSED: the failed VM is not replaced; allowed and refused alike get the 503.
         for model in (ALLOWED, DENIED, ALLOWED):
             vm_closed(stack, model)
