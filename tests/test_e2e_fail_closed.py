@@ -18,9 +18,20 @@ afterwards) and run in the demo config with one worker, so every request meets t
     is decided normally: an allowed request reaches the upstream, a refused one gets its reason.
     A request inside the back-off still gets the 503 (`vm_reload_backoff`).
 
-**An invalid bundle at start-up.** Envoy starts (the filter refuses the bundle in
-`on_configure`) and every request, whatever its operation, is refused: see the module's tests
-below for what exactly answers.
+**An invalid bundle at start-up.** The filter refuses it in `on_configure`, so no request is
+ever decided under it, and none reaches the upstream:
+
+* inline in a static bootstrap (demo, sidecars), five kinds (not JSON, empty, no endpoints, an
+  allow rule without models, an unknown mode): Envoy refuses the whole config and does not
+  start; its log names the fault; nothing listens;
+* as the first ECDS resource (`hot-reload.yaml`): Envoy starts, counts `config_fail`, and
+  answers every request itself with a 500 (Converse, ConverseStream, InvokeModel,
+  ListAsyncInvokes), the access log writing `-`; the first valid push is then applied and
+  requests are decided (an allowed one goes through, a denied one is refused with its reason and
+  its audit record).
+
+Neither path produces `policy_unavailable`: that 403 is the filter's answer when it holds no
+usable policy at request time (e.g. remote JWKS past their staleness bound).
 """
 
 from __future__ import annotations
