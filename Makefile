@@ -10,19 +10,22 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 ENVOY   ?= $(VENV)/bin/envoy
 WASM    := dist/bedrock_guard.wasm
+SBOM    := dist/bedrock_guard.cdx.json
 PKI     := .build/pki
 # Host cargo (rustup's when present); the wasm build picks its own toolchain.
 CARGO   ?= cargo
 
 export ENVOY
 
-.PHONY: help setup build run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate observability prometheus-tools chromium e2e bench bench-scale fuzz clean
+.PHONY: help setup build sbom deny run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate observability prometheus-tools chromium e2e bench bench-scale fuzz clean
 
 help:
 	@echo "make run    build everything, start Envoy + the filter + a mock Bedrock, show requests"
-	@echo "make test   fmt, clippy (host + wasm), unit tests (host and wasm32), envoy --mode validate, end-to-end tests"
+	@echo "make test   fmt, clippy (host + wasm), cargo deny, unit tests (host and wasm32), envoy --mode validate, end-to-end tests"
 	@echo "make build  build $(WASM)"
 	@echo "make observability  promtool check/test the alert and recording rules (envoy/observability/)"
+	@echo "make sbom   CycloneDX SBOM of the module's crates: $(SBOM)"
+	@echo "make deny   cargo deny: licences, bans, sources (advisories when the RustSec database is reachable)"
 	@echo "make wasm-tests  engine tests compiled to wasm32 (32-bit usize, no clock) run in Node; $(WASM) links no wasm-bindgen"
 	@echo "make bench  Envoy CPU/request, proxied: no filter, a trivial wasm filter, bedrock_guard, Envoy's jwt_authn+rbac; streams, bodies, time to first byte (about 7 min)"
 	@echo "make bench-scale  1,000 concurrent ConverseStream answers through one worker: memory per stream, requests decided meanwhile (about 2 min)"
@@ -54,6 +57,10 @@ build:
 	@cp -p "$$(scripts/cargo-wasm.sh target-dir)/wasm32-wasip1/release/bedrock_guard.wasm" $(WASM)
 	@echo "built $(WASM) ($$(stat -c %s $(WASM)) bytes)"
 
+# CycloneDX 1.5 JSON of the crates linked into $(WASM) (scripts/sbom.py; docs/operations.md).
+sbom: build
+	$(PYTHON) scripts/sbom.py --module $(WASM) --out $(SBOM)
+
 ## ---- run ----------------------------------------------------------------------------------
 
 run: setup build
@@ -61,7 +68,7 @@ run: setup build
 
 ## ---- test ---------------------------------------------------------------------------------
 
-test: check unit wasm-tests examples validate observability e2e
+test: check deny unit wasm-tests examples validate observability e2e
 	@echo "make test: all green"
 
 check: fmt-check clippy clippy-wasm
@@ -127,6 +134,23 @@ observability: prometheus-tools
 
 e2e: setup build prometheus-tools chromium
 	$(PY) -m pytest -q tests
+
+# cargo-deny (deny.toml): installed from crates.io into ~/.cargo/bin when missing. The advisory
+# database is fetched from GitHub: advisories run only when it answers within a few seconds,
+# otherwise this says that they were skipped and why.
+CARGO_DENY_VERSION ?= 0.20.2
+ADVISORY_DB := https://github.com/rustsec/advisory-db
+
+deny:
+	@command -v cargo-deny >/dev/null || { \
+	  echo "installing cargo-deny $(CARGO_DENY_VERSION) from crates.io (a few minutes, once)"; \
+	  $(CARGO) install cargo-deny --version $(CARGO_DENY_VERSION) --locked; }
+	$(CARGO) deny --locked check --hide-inclusion-graph licenses bans sources
+	@if timeout 10 git ls-remote --exit-code $(ADVISORY_DB) HEAD >/dev/null 2>&1; then \
+	  echo "cargo deny check advisories"; $(CARGO) deny --locked check --hide-inclusion-graph advisories; \
+	else \
+	  echo "cargo deny: advisories SKIPPED: the RustSec advisory database ($(ADVISORY_DB)) is not reachable from here"; \
+	fi
 
 ## ---- benchmarks (not part of make test) -------------------------------------------------
 

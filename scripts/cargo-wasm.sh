@@ -21,6 +21,16 @@ if [ "$sub" = target-dir ]; then
   exit 0
 fi
 
+# Reproducible module: the same sources and toolchain give the same bytes whatever the checkout
+# path, the target dir or the cargo home. Paths compiled into the module (panic locations of
+# the workspace, of registry crates, of generated files in the target dir and of the standard
+# library's source) are rewritten to fixed prefixes. tests/test_reproducible_build.py checks it.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$PWD=/bedrock-guard \
+--remap-path-prefix=$cargo_home/registry/src=/cargo/registry/src \
+--remap-path-prefix=$CARGO_TARGET_DIR=/target \
+--remap-path-prefix=/usr/lib/rustlib/src/rust=/rustc/src"
+
 if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
   exec cargo "$sub" --target wasm32-wasip1 "$@"
 fi

@@ -264,6 +264,8 @@ impl<H: Host> HttpContext for GuardHttp<H> {
                 return self.refuse_now(Reason::HeaderInvalid, "request headers could not be read");
             }
         };
+        #[cfg(feature = "test-panic")]
+        crate::test_panic::on_request_headers(&headers);
         let find = |name: &str| {
             headers
                 .iter()

@@ -28,6 +28,8 @@ mod identity;
 mod metrics;
 pub mod quarantine;
 mod response;
+#[cfg(feature = "test-panic")]
+mod test_panic;
 #[cfg(feature = "bench-trace")]
 mod trace;
 mod trust;

@@ -135,7 +135,9 @@ class EnvoyProcess:
 
     def __init__(self, config_path: Path, admin_port: int, listener_port: int,
                  log_path: Path, binary: Path | None = None, extra_args: list[str] | None = None,
-                 *, app_log_path: Path | None = None, env: dict[str, str] | None = None):
+                 *, app_log_path: Path | None = None, env: dict[str, str] | None = None,
+                 concurrency: int = 2):
+        self.concurrency = concurrency
         self.config_path = Path(config_path)
         self.admin_port = admin_port
         self.listener_port = listener_port
@@ -151,8 +153,8 @@ class EnvoyProcess:
 
     def start(self, timeout: float = 30.0) -> "EnvoyProcess":
         self._log = open(self.log_path, "ab")
-        cmd = [str(self.binary), "-c", str(self.config_path), "--concurrency", "2",
-               "--log-level", "info", "--base-id", str(_unique_base_id())]
+        cmd = [str(self.binary), "-c", str(self.config_path),
+               "--concurrency", str(self.concurrency), "--log-level", "info", "--base-id", str(_unique_base_id())]
         if self.app_log_path is not None:
             cmd += ["--log-path", str(self.app_log_path)]
         cmd += self.extra_args

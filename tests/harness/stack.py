@@ -8,7 +8,8 @@ Each test renders its own config (`envoy.render_config`, `topology.render_sideca
 
 * the binary is `envoy.envoy_binary()` (`$ENVOY`, else the venv's); without it, or without
   `dist/bedrock_guard.wasm`, the test fails saying what to build, before anything starts;
-* `--concurrency 2`, `--log-level info`, a unique `--base-id` (`EnvoyProcess`);
+* `--concurrency 2` (or `concurrency`: 1 pins every request to one worker and its VM),
+  `--log-level info`, a unique `--base-id` (`EnvoyProcess`);
 * logs in the stack's own `work` directory: `envoy.log` (stdout and stderr) or, with
   `split_logs=True`, `envoy-stdout.log` (only what the config writes to stdout: the access
   log, one audit record per line) and `envoy-app.log` (Envoy's application log, `--log-path`),
@@ -53,28 +54,30 @@ def require_envoy() -> Path:
 def envoy_process(config: os.PathLike | str, admin_port: int, listener_port: int,
                   work: os.PathLike | str, *, split_logs: bool = False,
                   extra_args: list[str] | tuple[str, ...] = (), env: dict[str, str] | None = None,
-                  binary: Path | None = None) -> EnvoyProcess:
+                  binary: Path | None = None, concurrency: int = 2) -> EnvoyProcess:
     """The `EnvoyProcess` for `config`, not started (see the module docstring for the options)."""
     work = Path(work)
     binary = binary or require_envoy()
     if split_logs:
         return EnvoyProcess(config, admin_port, listener_port, work / "envoy-stdout.log",
                             binary=binary, app_log_path=work / "envoy-app.log", env=env,
+                            concurrency=concurrency,
                             extra_args=["--file-flush-interval-msec", str(ACCESS_LOG_FLUSH_MS),
                                         *extra_args])
     return EnvoyProcess(config, admin_port, listener_port, work / "envoy.log", binary=binary,
-                        extra_args=list(extra_args), env=env)
+                        extra_args=list(extra_args), env=env, concurrency=concurrency)
 
 
 @contextlib.contextmanager
 def envoy_stack(config: os.PathLike | str, admin_port: int, listener_port: int,
                 work: os.PathLike | str, *, split_logs: bool = False,
                 extra_args: list[str] | tuple[str, ...] = (), env: dict[str, str] | None = None,
-                binary: Path | None = None, timeout: float = 30.0) -> Iterator[EnvoyProcess]:
+                binary: Path | None = None, timeout: float = 30.0,
+                concurrency: int = 2) -> Iterator[EnvoyProcess]:
     """Start Envoy on `config` and yield it once ready; stop it when the block ends (also when
     the block raises). A start-up failure fails the test (`pytest.fail`) with the log."""
     proc = envoy_process(config, admin_port, listener_port, work, split_logs=split_logs,
-                         extra_args=extra_args, env=env, binary=binary)
+                         extra_args=extra_args, env=env, binary=binary, concurrency=concurrency)
     try:
         proc.start(timeout=timeout)
     except EnvoyError as e:
