@@ -10,13 +10,14 @@ afterwards) and run in the demo config with one worker, so every request meets t
 * the access log still writes its line for that request: `-`, because the filter never set its
   audit record (no record is invented for a request the filter did not decide);
 * what happens next is Envoy's `failure_policy`:
-  - `FAIL_CLOSED` (what every shipped config uses): the VM stays failed, every later request on
-    that worker gets the same 503 (allowed ones too) and nothing reaches the upstream, until
-    Envoy restarts or the filter configuration is pushed again (a new VM);
-  - `FAIL_RELOAD`: the next request after the reload back-off (`reload_config.backoff`,
-    default base 1 s, measured from the last load) gets a fresh VM that loads the bundle again and
-    is decided normally: an allowed request reaches the upstream, a refused one gets its reason.
-    A request inside the back-off still gets the 503 (`vm_reload_backoff`).
+  - `FAIL_RELOAD` (what every shipped config uses, with `reload_config.backoff.base_interval`
+    1 s; run here exactly as envoy/demo.yaml ships it): the next request after the reload
+    back-off (measured from the last load) gets a fresh VM that loads the bundle again and is
+    decided normally: an allowed request reaches the upstream, a refused one gets its reason. A
+    request inside the back-off still gets the 503 (`vm_reload_backoff`);
+  - `FAIL_CLOSED` (set here for the test): the VM stays failed, every later request on that
+    worker gets the same 503 (allowed ones too) and nothing reaches the upstream, until Envoy
+    restarts or the filter configuration is pushed again (a new VM).
 
 **An invalid bundle at start-up.** The filter refuses it in `on_configure`, so no request is
 ever decided under it, and none reaches the upstream:
@@ -92,19 +93,22 @@ def panic_module(tmp_path_factory) -> Path:
 
 class Stack:
     """Envoy (demo config, one worker, audit access log on its own stdout file) in front of the
-    session's mock, with `module`, `bundle` and the wasm filter's `failure_policy`."""
+    session's mock, with `module`, `bundle`, and the demo's failure policy unless
+    `failure_policy` overrides it."""
 
     def __init__(self, work: Path, pki_dir, mock, module: Path, bundle: dict | str | None,
-                 failure_policy: str = "FAIL_CLOSED", reload_base: str | None = None):
+                 failure_policy: str | None = None):
         self.work, self.mock = work, mock
         listener, admin = free_port(), free_port()
         cfg_path = render_config(listener, admin, mock.port, pki_dir, module,
                                  bundle if isinstance(bundle, dict) else None, out_dir=work)
         cfg = yaml.safe_load(cfg_path.read_text())
         plugin = wasm_plugin_config(cfg)
-        plugin["failure_policy"] = failure_policy
-        if reload_base:
-            plugin["reload_config"] = {"backoff": {"base_interval": reload_base}}
+        self.shipped_policy = (plugin["failure_policy"], plugin.get("reload_config"))
+        if failure_policy:
+            plugin["failure_policy"] = failure_policy
+            if failure_policy != "FAIL_RELOAD":
+                plugin.pop("reload_config", None)
         if isinstance(bundle, str):
             plugin["configuration"]["value"] = bundle
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -207,7 +211,8 @@ def counters(stack: Stack) -> dict[str, int]:
 
 def test_fail_closed_a_panicked_vm_refuses_and_stays_closed(tmp_path, pki_dir, mock,
                                                             panic_module, demo_bundle):
-    with Stack(tmp_path, pki_dir, mock, panic_module, demo_bundle) as stack:
+    with Stack(tmp_path, pki_dir, mock, panic_module, demo_bundle,
+               failure_policy="FAIL_CLOSED") as stack:
         allowed_goes_through(stack)  # control: the panic build decides like the shipped one
         panics(stack)
         log = stack.app_log()
@@ -222,11 +227,14 @@ def test_fail_closed_a_panicked_vm_refuses_and_stays_closed(tmp_path, pki_dir, m
 
 def test_fail_reload_the_next_request_is_decided_normally(tmp_path, pki_dir, mock, panic_module,
                                                           demo_bundle):
-    # Envoy's reload back-off is jittered: between 1 and 1.5 times the base, counted from the
-    # last load (start-up, then each reload).
-    base, past_backoff = 2.0, 3.2
-    with Stack(tmp_path, pki_dir, mock, panic_module, demo_bundle,
-               failure_policy="FAIL_RELOAD", reload_base=f"{base:.0f}s") as stack:
+    # The shipped policy, as envoy/demo.yaml (and every shipped config) sets it. Envoy's reload
+    # back-off is jittered: between 1 and 1.5 times the base, counted from the last load
+    # (start-up, then each reload).
+    with Stack(tmp_path, pki_dir, mock, panic_module, demo_bundle) as stack:
+        policy, reload = stack.shipped_policy
+        assert policy == "FAIL_RELOAD", policy
+        base = float(reload["backoff"]["base_interval"].rstrip("s"))
+        past_backoff = base * 1.5 + 0.6
         allowed_goes_through(stack)
         time.sleep(max(0.0, stack.started + past_backoff - time.monotonic()))
         before = counters(stack)

@@ -100,7 +100,9 @@ def test_guard_filter_is_fail_closed_in_its_own_vm(path):
     assert "fail_open" not in json.dumps(cfg), "fail_open must not appear anywhere"
     vm_ids = [g["vm_config"]["vm_id"] for g in guards]
     for g in guards:
-        assert g["failure_policy"] == "FAIL_CLOSED"
+        # Closed on failure, and back by itself after a bounded back-off.
+        assert g["failure_policy"] == "FAIL_RELOAD"
+        assert g["reload_config"]["backoff"]["base_interval"] == "1s"
         assert g["allow_on_headers_stop_iteration"] is True
         assert g["root_id"] == "bedrock_guard"
         assert g["vm_config"]["vm_id"].startswith("bedrock_guard")
@@ -340,7 +342,7 @@ def test_manifests_fail_closed_and_carry_the_sidecar_bundle():
     client = load(REPO_ROOT / "envoy" / "sidecar-client-signed.yaml")
     bundle = topo.plugin_configuration(topo.guard_configs(client)[0])[0]
     istio = load(REPO_ROOT / "envoy" / "istio" / "wasmplugin.yaml")["spec"]
-    assert istio["failStrategy"] == "FAIL_CLOSE"
+    assert istio["failStrategy"] == "FAIL_RELOAD"
     assert istio["pluginName"] == "bedrock_guard"
     assert [m["mode"] for m in istio["match"]] == ["CLIENT"]
     assert istio["pluginConfig"] == bundle
@@ -376,7 +378,7 @@ def test_manifests_hold_body_carried_requests():
     assert ext["applyTo"] == "EXTENSION_CONFIG" and ext["patch"]["operation"] == "ADD"
     cfg = ext["patch"]["value"]["typed_config"]["config"]
     assert cfg["allow_on_headers_stop_iteration"] is True
-    assert cfg["failure_policy"] == "FAIL_CLOSED"
+    assert cfg["failure_policy"] == "FAIL_RELOAD"
     assert json.loads(cfg["configuration"]["value"]) == bundle
     assert http["patch"]["value"]["name"] == ext["patch"]["value"]["name"]
     assert "config_discovery" in http["patch"]["value"]

@@ -143,19 +143,20 @@ def test_the_generated_ecds_resource_does_not_fail_open(tmp_path):
                    cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
     out = tmp_path / "bedrock_guard.json"
     text = out.read_text()
-    assert '"failure_policy": "FAIL_CLOSED"' in text, "control: the resource names its policy"
+    assert '"failure_policy": "FAIL_RELOAD"' in text, "control: the resource names its policy"
     assert scan_config(text, ".json") == []
 
 
 def test_every_wasm_filter_names_a_closed_policy():
-    """Positive side: each Envoy wasm filter config says FAIL_CLOSED (not merely "not open")."""
+    """Positive side: each Envoy wasm filter config names a closed policy, FAIL_RELOAD (not merely
+    "not open")."""
     seen = 0
     for path in shipped_configs():
         for doc in yaml.safe_load_all(path.read_text()):
             for _, node in _walk(doc):
                 if node.get("@type", "").endswith("filters.http.wasm.v3.Wasm") and "config" in node:
                     seen += 1
-                    assert node["config"].get("failure_policy") == "FAIL_CLOSED", path
+                    assert node["config"].get("failure_policy") == "FAIL_RELOAD", path
     assert seen >= 5
 
 

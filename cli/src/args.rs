@@ -226,7 +226,7 @@ Usage: bedrock-guard ecds FILE --out-dir DIR [--name NAME] [--sig FILE.jws [--pu
 
 Writes DIR/NAME.json atomically (a temporary file in DIR renamed over the target), creating DIR
 if it does not exist: a DiscoveryResponse with one envoy.config.core.v3.TypedExtensionConfig
-named NAME whose typed_config is the Wasm HTTP filter (root_id bedrock_guard, FAIL_CLOSED,
+named NAME whose typed_config is the Wasm HTTP filter (root_id bedrock_guard, FAIL_RELOAD,
 runtime v8). Its plugin configuration is the canonical bundle JSON, or
 {\"bundle\": <bundle>, \"signature\": \"<jws>\"} with --sig. With --pin, the VM configuration pins
 those public keys: the filter then refuses any bundle not signed by one of them (and Envoy

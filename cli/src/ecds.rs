@@ -51,7 +51,8 @@ pub(crate) fn discovery_response(
                 "config": {
                     "name": "bedrock_guard",
                     "root_id": "bedrock_guard",
-                    "failure_policy": "FAIL_CLOSED",
+                    "failure_policy": "FAIL_RELOAD",
+                    "reload_config": {"backoff": {"base_interval": "1s", "max_interval": "30s"}},
                     "allow_on_headers_stop_iteration": true,
                     "vm_config": vm_config,
                     "configuration": {

@@ -448,13 +448,15 @@ impl Checker<'_> {
                 "UNSPECIFIED" | "FAIL_POLICY_UNSPECIFIED" => "FAIL_CLOSED",
                 other => other,
             };
-            if effective != "FAIL_CLOSED" {
+            // Both closed policies refuse the request a failed VM was handling; FAIL_RELOAD
+            // then brings a new VM up for the next ones.
+            if !matches!(effective, "FAIL_CLOSED" | "FAIL_RELOAD") {
                 self.error(
                     format!("{}/failure_policy", guard.path),
                     "guard-fail-open",
                     format!(
                         "failure policy {effective}: a failed VM must refuse requests \
-                         (failure_policy: FAIL_CLOSED)"
+                         (failure_policy: FAIL_RELOAD, or FAIL_CLOSED)"
                     ),
                 );
             }

@@ -35,7 +35,8 @@ fn writes_a_discovery_response_with_the_wasm_filter_and_the_bundle() {
     );
     let config = &tc["config"];
     assert_eq!(config["root_id"], "bedrock_guard");
-    assert_eq!(config["failure_policy"], "FAIL_CLOSED");
+    assert_eq!(config["failure_policy"], "FAIL_RELOAD");
+    assert_eq!(config["reload_config"]["backoff"]["base_interval"], "1s");
     assert_eq!(config["vm_config"]["runtime"], "envoy.wasm.runtime.v8");
     assert_eq!(
         config["vm_config"]["code"]["local"]["filename"],
