@@ -16,7 +16,8 @@ from tests.harness import topology as topo
 from tests.harness.envoy import REPO_ROOT, WASM_FILTER_TYPE, _walk, envoy_binary
 
 CONFIGS = sorted((REPO_ROOT / "envoy").glob("*.yaml"))
-SIDECARS = [p for p in CONFIGS if p.name.startswith("sidecar-")]
+# The cross-region shape is a client-signed sidecar whose endpoint is in another region.
+SIDECARS = [p for p in CONFIGS if p.name.startswith("sidecar-") or p.name == "cross-region.yaml"]
 HCM_TYPE = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
             "HttpConnectionManager")
 TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
