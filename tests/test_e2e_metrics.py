@@ -276,7 +276,8 @@ def test_bundle_in_force_gauges_have_fixed_names(live):
     assert stats[f"{P}.bundle_anchored"] == 0
     # Every unlabelled stat exists from configuration on (at 0 until its first event), so a
     # Prometheus increase() sees that first event.
-    for name in ("bundle_rejected", "alerts_dropped", "alerts_failed", "upstream_not_privatelink",
+    for name in ("bundle_rejected", "alerts_dropped", "alerts_failed", "alerts_retried",
+                 "alerts_failed_entries", "upstream_not_privatelink",
                  "destination_quarantined", "stream_malformed_frames", "jwks_age_seconds"):
         assert stats[f"{P}.{name}"] == 0, name
     # The digest is in the audit records and Envoy's log, never in a stat name: each bundle

@@ -242,7 +242,8 @@ def test_proxy_signed_signing_filter_and_identity(name):
     cfg = load(REPO_ROOT / "envoy" / name)
     bundle = topo.plugin_configuration(topo.guard_configs(cfg)[0])[0]
     regions = {ep["region"] for ep in bundle["endpoints"]}
-    signers = [n for n in _walk(cfg) if n.get("@type") == topo.SIGNING_FILTER_TYPE]
+    signers = [n for n in _walk(cfg["static_resources"]["listeners"])
+               if n.get("@type") == topo.SIGNING_FILTER_TYPE]
     assert len(signers) == len(hcms(cfg))
     for s in signers:
         assert s["service_name"] == "bedrock"
@@ -255,6 +256,40 @@ def test_proxy_signed_signing_filter_and_identity(name):
         if "remote_jwks" in p:
             assert p["remote_jwks"]["cluster"] in {
                 c["name"] for c in cfg["static_resources"]["clusters"]}
+
+
+UPSTREAM_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+def test_proxy_signed_alerts_go_to_eventbridge_signed_by_the_alerts_cluster():
+    """Deny alerts leave as PutEvents calls through a cluster whose upstream HTTP filters sign
+    them (service `events`) before the upstream codec; the cluster is pinned to an events VPC
+    endpoint with verified TLS for the host the calls are addressed to."""
+    cfg = load(REPO_ROOT / "envoy" / "sidecar-proxy-signed.yaml")
+    by_name = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
+    bundles = [topo.plugin_configuration(g)[0] for g in topo.guard_configs(cfg)]
+    alerts = bundles[0]["alerts"]
+    assert all(b["alerts"] == alerts for b in bundles)
+    assert alerts["format"] == "eventbridge"
+    assert alerts["batch_size"] <= 10
+    cluster = by_name[alerts["cluster"]]
+    filters = cluster["typed_extension_protocol_options"][UPSTREAM_OPTIONS]["http_filters"]
+    assert [f["name"] for f in filters] == ["envoy.filters.http.aws_request_signing",
+                                            "envoy.filters.http.upstream_codec"]
+    signer = filters[0]["typed_config"]
+    assert signer["service_name"] == "events"
+    region = {ep["region"] for ep in bundles[0]["endpoints"]}
+    assert {signer["region"]} == region
+    assert signer["use_unsigned_payload"] is False
+    assert not signer.get("host_rewrite"), "the signed host is the bundle's alerts.endpoint"
+    tls = cluster["transport_socket"]["typed_config"]
+    assert tls["sni"] == alerts["endpoint"]
+    sans = tls["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"]
+    assert [s["matcher"]["exact"] for s in sans] == [alerts["endpoint"]]
+    for n in _walk(cluster["load_assignment"]):
+        if "socket_address" in n:
+            assert n["socket_address"]["address"].endswith(".events.us-east-1.vpce.amazonaws.com")
+            assert n["socket_address"]["port_value"] == 443
 
 
 def test_identity_injected_sidecar():

@@ -166,15 +166,25 @@ fn alerts() -> Value {
     json!({
         "type": "object",
         "additionalProperties": false,
-        "required": ["cluster", "path"],
-        "description": "deny events POSTed in batches to an Envoy cluster",
+        "required": ["cluster"],
+        "description": "deny events POSTed in batches to an Envoy cluster: a JSON array (format \"json\", path required) or EventBridge PutEvents calls (format \"eventbridge\", event_bus and endpoint required, batch_size at most 10)",
         "properties": {
             "cluster": { "type": "string", "pattern": "^[A-Za-z0-9_.-]+$" },
+            "format": { "enum": ["json", "eventbridge"], "default": "json" },
             "path": { "type": "string", "pattern": "^/[!-\"$->@-~]*$",
-                      "description": "starts with '/'; no spaces, query or fragment" },
-            "batch_size": { "type": "integer", "minimum": 1, "maximum": 500, "default": 20 },
+                      "description": "starts with '/'; no spaces, query or fragment; required for json, only \"/\" for eventbridge" },
+            "event_bus": { "type": "string", "minLength": 1, "maxLength": 1600,
+                           "description": "eventbridge: the bus name or ARN" },
+            "endpoint": { "type": "string", "minLength": 1, "maxLength": 253,
+                          "description": "eventbridge: the events endpoint host (:authority, signed as host)" },
+            "source": { "type": "string", "minLength": 1, "maxLength": 256, "default": "bedrock-guard" },
+            "detail_type": { "type": "string", "minLength": 1, "maxLength": 128, "default": "Bedrock request denied" },
+            "batch_size": { "type": "integer", "minimum": 1, "maximum": 500,
+                            "description": "default 20 (json) or 10 (eventbridge, at most 10)" },
             "flush_interval_seconds": { "type": "integer", "minimum": 1, "maximum": 60, "default": 1 },
             "queue_capacity": { "type": "integer", "minimum": 1, "maximum": 100000, "default": 1000 },
+            "max_attempts": { "type": "integer", "minimum": 1, "maximum": 10, "default": 4,
+                              "description": "eventbridge: sends of one event before it is dropped" },
             "include_dry_run": { "type": "boolean", "default": true }
         }
     })

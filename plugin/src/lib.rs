@@ -170,14 +170,41 @@ impl Context for GuardRoot {
             }
         }
         if let Some(alerts) = &shared.alerts {
-            if let Some(n) = alerts.borrow_mut().on_response(token_id) {
-                let ok = status().is_some_and(|s| s.first() == Some(&b'2'));
-                let stat = if ok {
-                    Stat::AlertsSent
-                } else {
-                    Stat::AlertsFailed
-                };
-                shared.metrics.borrow_mut().record(&Envoy, stat, n);
+            let mut alerts = alerts.borrow_mut();
+            let code = status().and_then(|s| {
+                std::str::from_utf8(&s)
+                    .ok()
+                    .and_then(|s| s.parse::<u16>().ok())
+            });
+            let body = match code {
+                Some(_) if body_size > 0 => Envoy
+                    .buffer(
+                        BufferType::HttpCallResponseBody,
+                        0,
+                        body_size.min(alerts::MAX_RESPONSE_BYTES),
+                    )
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let response = match code {
+                Some(status) => alerts::Response::Answered {
+                    status,
+                    body: &body,
+                },
+                None => alerts::Response::NoAnswer,
+            };
+            if let Some(outcome) = alerts.on_response(token_id, response, now_ms() / 1000) {
+                let mut metrics = shared.metrics.borrow_mut();
+                for (stat, n) in [
+                    (Stat::AlertsSent, outcome.sent),
+                    (Stat::AlertsFailed, outcome.failed),
+                    (Stat::AlertsRetried, outcome.retried),
+                    (Stat::AlertsFailedEntries, outcome.failed_entries),
+                ] {
+                    if n > 0 {
+                        metrics.record(&Envoy, stat, n);
+                    }
+                }
             }
         }
     }

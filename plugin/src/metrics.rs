@@ -42,6 +42,8 @@ pub enum Stat {
     AlertsSent,
     AlertsFailed,
     AlertsDropped,
+    AlertsRetried,
+    AlertsFailedEntries,
     LatencyMs,
     BundleRevision,
     BundleSigned,
@@ -52,7 +54,7 @@ pub enum Stat {
 }
 
 impl Stat {
-    const ALL: [Stat; 15] = [
+    const ALL: [Stat; 17] = [
         Stat::RequestsTotal,
         Stat::DryRunDenials,
         Stat::UpstreamNotPrivatelink,
@@ -61,6 +63,8 @@ impl Stat {
         Stat::AlertsSent,
         Stat::AlertsFailed,
         Stat::AlertsDropped,
+        Stat::AlertsRetried,
+        Stat::AlertsFailedEntries,
         Stat::LatencyMs,
         Stat::BundleRevision,
         Stat::BundleSigned,
@@ -80,6 +84,8 @@ impl Stat {
             Stat::AlertsSent => "alerts_sent",
             Stat::AlertsFailed => "alerts_failed",
             Stat::AlertsDropped => "alerts_dropped",
+            Stat::AlertsRetried => "alerts_retried",
+            Stat::AlertsFailedEntries => "alerts_failed_entries",
             Stat::LatencyMs => "latency_ms",
             Stat::BundleRevision => "bundle_revision",
             Stat::BundleSigned => "bundle_signed",

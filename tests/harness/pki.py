@@ -24,6 +24,8 @@ SERVER_DNS_NAMES = (
     "bedrock-runtime.us-east-1.amazonaws.com",
     "*.bedrock-runtime.us-east-1.vpce.amazonaws.com",
     "bedrock-runtime-fips.us-east-1.amazonaws.com",
+    # The EventBridge endpoint deny alerts are signed for (tests/harness/mock_eventbridge.py).
+    "events.us-east-1.amazonaws.com",
     "localhost",
 )
 SERVER_IPS = ("127.0.0.1",)

@@ -57,34 +57,95 @@ pub struct Bundle {
 }
 
 /// Deny alerts: each refusal is POSTed (batched, asynchronously) as a JSON event to an Envoy
-/// cluster, e.g. a relay into EventBridge. An unavailable sink never slows or fails requests.
+/// cluster: a JSON array (`format: "json"`, e.g. to a relay) or Amazon EventBridge `PutEvents`
+/// calls (`format: "eventbridge"`, signed by Envoy on the cluster). An unavailable sink never
+/// slows or fails requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alerts {
     /// Required: the Envoy cluster that receives the events (letters, digits, `_`, `.`, `-`).
     #[serde(default)]
     pub cluster: Option<String>,
-    /// Required: the path of the POST, starting with `/`, without query or fragment.
+    /// `json` (default): a JSON array POSTed to `path`; `eventbridge`: `PutEvents` calls.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// The path of the POST, starting with `/`, without query or fragment. Required for `json`;
+    /// `eventbridge` posts to `/` and accepts only `/` here.
     #[serde(default)]
     pub path: Option<String>,
-    /// Events per POST (1 to 500).
-    #[serde(default = "default_alert_batch")]
-    pub batch_size: u64,
+    /// `eventbridge` only, required: the event bus, a name or an `arn:...:events:...` ARN.
+    #[serde(default)]
+    pub event_bus: Option<String>,
+    /// `eventbridge` only, required: the events endpoint host the calls are addressed to (the
+    /// `:authority`, which the signer signs as `host`), e.g. `events.us-east-1.amazonaws.com`
+    /// or the events VPC endpoint's DNS name.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The events' source (default `bedrock-guard`).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The events' detail-type (default `Bedrock request denied`).
+    #[serde(default)]
+    pub detail_type: Option<String>,
+    /// Events per POST: 1 to 500 for `json` (default 20), 1 to 10 for `eventbridge` (default
+    /// 10, the `PutEvents` limit).
+    #[serde(default)]
+    pub batch_size: Option<u64>,
     /// Longest time an event waits before it is sent, in seconds (1 to 60).
     #[serde(default = "default_alert_flush")]
     pub flush_interval_seconds: u64,
-    /// Events held per worker while the sink is slow (1 to 100 000); beyond this they are
-    /// dropped and counted.
+    /// Events held per worker while the sink is slow, in flight and waiting for a retry
+    /// included (1 to 100 000); beyond this they are dropped and counted.
     #[serde(default = "default_alert_queue")]
     pub queue_capacity: u64,
+    /// `eventbridge` only: sends of one event before it is given up (1 to 10, default 4); the
+    /// waits between them double from 1 s.
+    #[serde(default)]
+    pub max_attempts: Option<u64>,
     /// Also alert on dry-run (would-be) denials.
     #[serde(default = "default_true")]
     pub include_dry_run: bool,
 }
 
-fn default_alert_batch() -> u64 {
-    20
+/// The default `alerts.source`.
+pub const DEFAULT_ALERT_SOURCE: &str = "bedrock-guard";
+/// The default `alerts.detail_type`.
+pub const DEFAULT_ALERT_DETAIL_TYPE: &str = "Bedrock request denied";
+
+impl Alerts {
+    /// Whether the events go out as EventBridge `PutEvents` calls.
+    pub fn is_eventbridge(&self) -> bool {
+        self.format.as_deref() == Some("eventbridge")
+    }
+
+    /// Events per POST, the format's default when unset.
+    pub fn batch_size(&self) -> u64 {
+        self.batch_size
+            .unwrap_or(if self.is_eventbridge() { 10 } else { 20 })
+    }
+
+    /// Sends of one event before it is given up (always 1 for `json`).
+    pub fn max_attempts(&self) -> u64 {
+        if self.is_eventbridge() {
+            self.max_attempts.unwrap_or(4)
+        } else {
+            1
+        }
+    }
+
+    /// The events' source.
+    pub fn source(&self) -> &str {
+        self.source.as_deref().unwrap_or(DEFAULT_ALERT_SOURCE)
+    }
+
+    /// The events' detail-type.
+    pub fn detail_type(&self) -> &str {
+        self.detail_type
+            .as_deref()
+            .unwrap_or(DEFAULT_ALERT_DETAIL_TYPE)
+    }
 }
+
 fn default_alert_flush() -> u64 {
     1
 }

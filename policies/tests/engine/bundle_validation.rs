@@ -1033,3 +1033,86 @@ fn an_unusable_inline_key_is_reported_with_errors_elsewhere() {
     assert!(e.has_path("identity.providers[0].jwks"), "{e}");
     assert!(e.to_string().contains("RSA modulus"), "{e}");
 }
+
+// ---- alerts --------------------------------------------------------------------------------
+
+fn eventbridge_alerts() -> Value {
+    json!({
+        "cluster": "eventbridge",
+        "format": "eventbridge",
+        "event_bus": "arn:aws:events:us-east-1:123456789012:event-bus/security",
+        "endpoint": "vpce-0123456789abcdef0-abcd1234.events.us-east-1.vpce.amazonaws.com"
+    })
+}
+
+#[test]
+fn eventbridge_alerts_compile_with_their_defaults() {
+    let mut v = base();
+    v["alerts"] = eventbridge_alerts();
+    let policy = compile_value(&v).expect("valid");
+    let alerts = policy.alerts().expect("alerts");
+    assert!(alerts.is_eventbridge());
+    assert_eq!(alerts.batch_size(), 10, "the PutEvents limit");
+    assert_eq!(alerts.max_attempts(), 4);
+    assert_eq!(alerts.source(), "bedrock-guard");
+    assert_eq!(alerts.detail_type(), "Bedrock request denied");
+    // A plain bus name and an explicit "/" path are fine too.
+    v["alerts"]["event_bus"] = json!("security-alerts");
+    v["alerts"]["path"] = json!("/");
+    v["alerts"]["batch_size"] = json!(3);
+    v["alerts"]["source"] = json!("acme.bedrock-guard");
+    assert_eq!(
+        compile_value(&v)
+            .expect("valid")
+            .alerts()
+            .expect("alerts")
+            .batch_size(),
+        3
+    );
+}
+
+#[test]
+fn json_alerts_keep_their_defaults() {
+    let mut v = base();
+    v["alerts"] = json!({ "cluster": "sink", "path": "/events" });
+    let policy = compile_value(&v).expect("valid");
+    let alerts = policy.alerts().expect("alerts");
+    assert!(!alerts.is_eventbridge());
+    assert_eq!(alerts.batch_size(), 20);
+    assert_eq!(alerts.max_attempts(), 1);
+}
+
+#[test]
+fn rejects_bad_eventbridge_alerts_naming_each_field() {
+    let e = invalid(|v| {
+        v["alerts"] = json!({ "cluster": "eventbridge", "format": "eventbridge", "batch_size": 11 })
+    });
+    assert_field(&e, "alerts.event_bus", "required");
+    assert_field(&e, "alerts.endpoint", "required");
+    assert_field(&e, "alerts.batch_size", "at most 10 entries");
+    let e = invalid(|v| {
+        let mut a = eventbridge_alerts();
+        a["event_bus"] = json!("arn:aws:sqs:us-east-1:123456789012:queue");
+        a["endpoint"] = json!("https://events.us-east-1.amazonaws.com");
+        a["path"] = json!("/events");
+        a["max_attempts"] = json!(11);
+        a["source"] = json!("aws.bedrock");
+        a["detail_type"] = json!("");
+        v["alerts"] = a;
+    });
+    assert_field(&e, "alerts.event_bus", "not an event bus");
+    assert_field(&e, "alerts.endpoint", "not a host name");
+    assert_field(&e, "alerts.path", "go to \"/\"");
+    assert_field(&e, "alerts.max_attempts", "1 to 10");
+    assert_field(&e, "alerts.source", "reserved");
+    assert_field(&e, "alerts.detail_type", "1 to 128");
+    let e = invalid(|v| v["alerts"] = json!({ "cluster": "c", "path": "/", "format": "sns" }));
+    assert_field(&e, "alerts.format", "\"json\" or \"eventbridge\"");
+    let e = invalid(|v| {
+        v["alerts"] = json!({ "cluster": "c", "path": "/e", "event_bus": "b", "max_attempts": 2 })
+    });
+    assert_field(&e, "alerts.event_bus", "only with");
+    assert_field(&e, "alerts.max_attempts", "only with");
+    let e = invalid(|v| v["alerts"] = json!({ "cluster": "c", "path": "/e", "batch_size": 501 }));
+    assert_field(&e, "alerts.batch_size", "1 to 500");
+}
