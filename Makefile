@@ -14,15 +14,19 @@ SBOM    := dist/bedrock_guard.cdx.json
 PKI     := .build/pki
 # Host cargo (rustup's when present); the wasm build picks its own toolchain.
 CARGO   ?= cargo
+# `make oci`: where the image is pushed (written into the rendered manifests) and its tag.
+OCI_REPO ?= registry.example.com/security/bedrock-guard
+OCI_TAG  ?= $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
 
 export ENVOY
 
-.PHONY: help setup build sbom deny run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate observability prometheus-tools chromium e2e bench bench-scale fuzz clean
+.PHONY: help setup build sbom deny run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate observability prometheus-tools chromium skopeo oci e2e bench bench-scale fuzz clean
 
 help:
 	@echo "make run    build everything, start Envoy + the filter + a mock Bedrock, show requests"
 	@echo "make test   fmt, clippy (host + wasm), cargo deny, unit tests (host and wasm32), envoy --mode validate, end-to-end tests"
 	@echo "make build  build $(WASM)"
+	@echo "make oci    reproducible OCI image of $(WASM) in dist/oci/layout (tag OCI_TAG=$(OCI_TAG)), and the Istio/Envoy Gateway manifests pinned to its digest in dist/oci/"
 	@echo "make observability  promtool check/test the alert and recording rules (envoy/observability/)"
 	@echo "make sbom   CycloneDX SBOM of the module's crates: $(SBOM)"
 	@echo "make deny   cargo deny: licences, bans, sources (advisories when the RustSec database is reachable)"
@@ -60,6 +64,23 @@ build:
 # CycloneDX 1.5 JSON of the crates linked into $(WASM) (scripts/sbom.py; docs/operations.md).
 sbom: build
 	$(PYTHON) scripts/sbom.py --module $(WASM) --out $(SBOM)
+
+# The module as an OCI image (Wasm image spec, compat variant: one tar+gzip layer holding
+# plugin.wasm), reproducible: the same module gives the same digest. scripts/oci-image.py writes
+# dist/oci/layout (an OCI image layout), dist/oci/digest and the WasmPlugin and
+# EnvoyExtensionPolicy rendered with that digest as their sha256; skopeo then reads the layout
+# back and must report the same digest. Push with
+# `skopeo copy oci:dist/oci/layout:$(OCI_TAG) docker://$(OCI_REPO):$(OCI_TAG)` (envoy/README.md).
+oci: build skopeo
+	$(PYTHON) scripts/oci-image.py --wasm $(WASM) --out dist/oci --repo $(OCI_REPO) --tag $(OCI_TAG)
+	@test "$$(skopeo inspect --format '{{.Digest}}' oci:dist/oci/layout:$(OCI_TAG))" = "$$(cat dist/oci/digest)" \
+	  || { echo "skopeo reads a different digest from dist/oci/layout than dist/oci/digest" >&2; exit 1; }
+	@echo "skopeo inspect oci:dist/oci/layout:$(OCI_TAG): $$(cat dist/oci/digest)"
+
+# Debian's skopeo (reads and copies OCI image layouts; tests/test_oci_image.py), installed when
+# missing.
+skopeo:
+	@command -v skopeo >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends skopeo; }
 
 ## ---- run ----------------------------------------------------------------------------------
 
@@ -132,7 +153,7 @@ observability: prometheus-tools
 	promtool check rules envoy/observability/rules.yaml
 	promtool test rules envoy/observability/rules.test.yaml
 
-e2e: setup build prometheus-tools chromium
+e2e: setup build prometheus-tools chromium skopeo
 	$(PY) -m pytest -q tests
 
 # cargo-deny (deny.toml): installed from crates.io into ~/.cargo/bin when missing. The advisory
