@@ -21,7 +21,9 @@
 //! dialects, e.g. `inputTokens` and `input_tokens`), a member name with an escape where names
 //! are compared, or a body that is not one well-nested JSON object (unbalanced or mismatched
 //! brackets, an unterminated string, text after the object) gives no counts. It is a scanner,
-//! not a validator: it never counts a member that is not the top-level `usage` object's.
+//! not a validator: it checks structure, not every token's grammar (a misspelt literal or a
+//! missing comma elsewhere in the body goes unnoticed: the body comes from Bedrock over TLS),
+//! and it never counts a member that is not the top-level `usage` object's.
 
 /// Deepest nesting accepted (serde_json's default recursion limit is 128 too).
 pub const MAX_DEPTH: u32 = 128;
