@@ -33,6 +33,10 @@ use crate::{response, Shared};
 /// Filter-state key (Envoy prefixes it with `wasm.`) holding the request's audit record.
 pub const AUDIT_PROPERTY: &str = "bedrock_guard_audit";
 
+/// Filter-state key (`wasm.bedrock_guard_emf`) holding the request's CloudWatch EMF line, when
+/// `BEDROCK_GUARD_EMF_NAMESPACE` is set.
+pub const EMF_PROPERTY: &str = "bedrock_guard_emf";
+
 /// Refusal detail of a request to a quarantined endpoint (see `quarantine`).
 const QUARANTINED_DETAIL: &str =
     "the endpoint answered from an address outside its PrivateLink ranges and is quarantined";
@@ -586,6 +590,26 @@ impl<H: Host> HttpContext for GuardHttp<H> {
             }
             if let Some(n) = record.malformed_frames().filter(|n| *n > 0) {
                 metrics.record(&self.host, Stat::StreamMalformedFrames, n);
+            }
+        }
+        if let Some(ns) = &shared.emf_namespace {
+            // Opt-in: one more set_property per request.
+            let refused = self
+                .tally
+                .filter(|t| t.verdict() == crate::metrics::Verdict::Deny)
+                .map(|t| t.reason().as_str());
+            let figures = crate::emf::Figures {
+                model_id: metrics.model_id(self.tally),
+                upstream: self.upstream.filter(|_| !self.refused),
+                latency_ms: latency,
+                tokens: self.record.as_ref().and_then(|r| r.token_counts()),
+                cache: self.cache_tokens,
+                first_token_ms: self.first_frame_ms,
+                refused,
+            };
+            let line = crate::emf::line(ns, self.started_ms, &figures);
+            if let Err(status) = self.host.set_property(&[EMF_PROPERTY], line.as_bytes()) {
+                log::warn!("bedrock-guard: cannot publish the EMF line: {status:?}");
             }
         }
         drop(metrics);

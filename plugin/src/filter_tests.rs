@@ -80,6 +80,7 @@ fn shared_holding(bundle: &Value, anchor_id: Option<&str>, hold_body: HoldBody) 
         bundle: info,
         original_destination: false,
         hold_body,
+        emf_namespace: None,
         identity,
         alerts,
         metrics,
@@ -736,4 +737,59 @@ fn a_streams_time_to_first_token_is_its_first_complete_frame() {
         host.stat(&format!("{P}.invocation_latency_ms.model.{model}")),
         600
     );
+}
+
+/// With `BEDROCK_GUARD_EMF_NAMESPACE` set, every request's CloudWatch EMF line is published in
+/// the filter state (`wasm.bedrock_guard_emf`), valid by the EMF rules: an answered Converse
+/// with its usage, and a refusal by reason. Without it, nothing is written.
+#[test]
+fn emf_lines_are_published_when_turned_on_and_follow_the_specification() {
+    let mut inner = Rc::try_unwrap(shared(&bundle(), None)).ok().unwrap();
+    inner.emf_namespace = Some("BedrockGuard".into());
+    let shared = Rc::new(inner);
+    let host = Rc::new(FakeHost::new());
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    f.on_http_request_headers(7, true);
+    answer_from(&host, "10.0.0.5:443");
+    f.on_http_response_headers(3, false);
+    *host.response_body.borrow_mut() =
+        br#"{"usage":{"inputTokens":5,"outputTokens":6,"cacheWriteInputTokens":2}}"#.to_vec();
+    let n = host.response_body.borrow().len();
+    f.on_http_response_body(n, true);
+    host.now_ms.set(host.now_ms.get() + 30);
+    f.on_log();
+    let emf = |host: &FakeHost| {
+        let written = host.written.borrow();
+        String::from_utf8(written.get(super::EMF_PROPERTY).unwrap().clone()).unwrap()
+    };
+    let start = 1_760_000_000_000;
+    let v = crate::emf::tests::assert_valid_emf(&emf(&host), start);
+    assert_eq!(v["ModelId"], TITAN);
+    assert_eq!(v["_aws"]["Timestamp"], start);
+    assert_eq!(v["Invocations"], 1);
+    assert_eq!(v["InvocationLatency"], 30);
+    assert_eq!(v["InputTokenCount"], 5);
+    assert_eq!(v["CacheWriteInputTokenCount"], 2);
+
+    let host = Rc::new(FakeHost::new());
+    let mut f = filter(&host, &shared);
+    invoke(&host, "meta.llama3-8b-instruct-v1:0", &[]);
+    f.on_http_request_headers(7, true);
+    f.on_log();
+    let v = crate::emf::tests::assert_valid_emf(&emf(&host), start);
+    assert_eq!(
+        (v["ModelId"].clone(), v["GuardRefusals"].clone()),
+        (json!("other"), json!(1))
+    );
+    assert_eq!(v["Reason"], "model_not_allowed");
+    assert!(v.get("Invocations").is_none());
+
+    let host = Rc::new(FakeHost::new());
+    let plain = self::shared(&bundle(), None);
+    let mut f = filter(&host, &plain);
+    invoke(&host, TITAN, &[]);
+    f.on_http_request_headers(7, true);
+    f.on_log();
+    assert!(!host.written.borrow().contains_key(super::EMF_PROPERTY));
 }

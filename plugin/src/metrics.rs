@@ -141,6 +141,8 @@ const OTHER: Label = 1;
 struct Labels {
     index: HashMap<String, Label>,
     names: Vec<String>,
+    /// The values as the bundle spells them (`none`, `other`, then the values).
+    raw: Vec<String>,
 }
 
 impl Labels {
@@ -148,11 +150,13 @@ impl Labels {
         let mut labels = Labels {
             index: HashMap::new(),
             names: vec!["none".to_string(), "other".to_string()],
+            raw: vec!["none".to_string(), "other".to_string()],
         };
         for value in values {
             if !labels.index.contains_key(value) {
                 labels.index.insert(value.to_string(), labels.names.len());
                 labels.names.push(sanitise(value));
+                labels.raw.push(value.to_string());
             }
         }
         labels
@@ -423,6 +427,12 @@ impl Metrics {
         if let Some(id) = id {
             let _ = host.increment_metric(id, 1);
         }
+    }
+
+    /// A request's model as the bundle spells it (`other`, `none`): EMF's `ModelId`.
+    pub fn model_id(&self, t: Option<Tally>) -> &str {
+        let model = t.map_or(NONE, |t| t.model);
+        self.models.raw.get(model).map_or("other", String::as_str)
     }
 
     /// Count a request's input and output tokens, by model and group.
