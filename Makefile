@@ -33,7 +33,7 @@ help:
 	@echo "make wasm-tests  engine tests compiled to wasm32 (32-bit usize, no clock) run in Node; $(WASM) links no wasm-bindgen"
 	@echo "make bench  Envoy CPU/request, proxied: no filter, a trivial wasm filter, bedrock_guard, Envoy's jwt_authn+rbac; streams, bodies, time to first byte (about 7 min)"
 	@echo "make bench-scale  1,000 concurrent ConverseStream answers through one worker: memory per stream, requests decided meanwhile (about 2 min)"
-	@echo "make fuzz   8 cargo-fuzz targets, FUZZ_SECONDS each (default 60; needs rustup's nightly)"
+	@echo "make fuzz   9 cargo-fuzz targets, FUZZ_SECONDS each (default 60; needs rustup's nightly)"
 
 ## ---- set-up -------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(path body jwt jwks eventstream audit bundle decide)
+ALL_TARGETS=(path body jwt jwks eventstream usage audit bundle decide)
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 TOOLCHAIN=${FUZZ_TOOLCHAIN:-nightly}
 SANITIZER=${FUZZ_SANITIZER:-address}

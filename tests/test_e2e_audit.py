@@ -155,7 +155,8 @@ def _assert_time_and_latency(rec: dict, t0: float, t1: float) -> None:
 def _converse(c, model, text="Say hello."):
     r = c.converse(modelId=model, messages=_messages(text))
     assert r["output"]["message"]["content"][0]["text"].startswith(REPLY_TEXT)
-    return r["ResponseMetadata"]["HTTPHeaders"], None
+    u = r["usage"]  # read by the filter from the JSON body as it passed
+    return r["ResponseMetadata"]["HTTPHeaders"], (u["inputTokens"], u["outputTokens"])
 
 
 def _converse_stream(c, model):
@@ -185,10 +186,11 @@ def _invoke_stream(c, model):
 
 # (id, call, expected record, tokens: None | "mock")
 FORWARDED = [
-    ("converse-allowed", lambda c: _converse(c, LITERAL), _allowed("Converse", LITERAL), None),
+    # Converse's usage is in its JSON body (no token-count headers): read as it passes.
+    ("converse-allowed", lambda c: _converse(c, LITERAL), _allowed("Converse", LITERAL), "mock"),
     ("converse-dry-run-deny", lambda c: _converse(c, DRY_RUN),
      _allowed("Converse", DRY_RUN, rule="titan-dry-run", decision="deny", reason="model_denied",
-              mode="dry-run", detail="denied by rule titan-dry-run"), None),
+              mode="dry-run", detail="denied by rule titan-dry-run"), "mock"),
     ("converse-stream", lambda c: _converse_stream(c, LITERAL),
      _allowed("ConverseStream", LITERAL, streamErrors=0, streamExceptions=0), "mock"),
     ("invoke-with-response-stream", lambda c: _invoke_stream(c, LITERAL),

@@ -31,7 +31,7 @@ from tests.harness.audit_log import (
     NO_RECORD, SERVER_ERROR, THROTTLE, AuditStack, boto_client, bundle_digest, dry_run_variant,
 )
 from tests.harness.awsreq import sign, to_http11, wire_parts
-from tests.harness.mock_bedrock import usage_for
+from tests.harness.mock_bedrock import cache_tokens_for, usage_for
 
 BUNDLE = dry_run_variant(json.loads(DEMO_BUNDLE.read_text()), name="metrics-e2e", revision="317")
 DIGEST = bundle_digest(BUNDLE)
@@ -94,13 +94,30 @@ def prometheus(stack) -> dict[str, float]:
 def prom_name(stat: str) -> str:
     """The Prometheus series of a `/stats` name of ours (without `wasmcustom.`): a labelled
     family's `.<label>.<value>` pairs become labels (the shipped stats_tags)."""
-    m = re.fullmatch(rf"{P}\.(requests|tokens|upstream_responses|upstream_throttled)\.(.+)", stat)
+    m = re.fullmatch(rf"{P}\.(requests|tokens|upstream_responses|upstream_throttled|cache_tokens)"
+                     rf"\.(.+)", stat)
     if m:
         parts = m.group(2).split(".")
         labels = dict(zip(parts[::2], parts[1::2]))
         assert len(parts) % 2 == 0 and len(labels) * 2 == len(parts), stat
         return series_key(f"{P}_{m.group(1)}", labels)
     return re.sub(r"[^A-Za-z0-9_]", "_", stat)
+
+
+HISTOGRAMS = (f"{P}_latency_ms", f"{P}_invocation_latency_ms", f"{P}_time_to_first_token_ms")
+
+
+def histogram_counts(stack, before: dict, expect_total: int, timeout: float = 3.0) -> dict:
+    """The sample counts the per-model histograms gained since `before` (a `latency()`
+    snapshot), once they add up to `expect_total` (workers' histograms merge asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stack.envoy.admin("GET", "/stats?filter=wasmcustom")  # flushes (stats_flush_on_admin)
+        time.sleep(0.05)
+        got = {k: v for k, v in delta(prometheus(stack), before).items()
+               if k.startswith(HISTOGRAMS[1:]) and re.search(r"_count\b", k)}
+        if sum(got.values()) >= expect_total or time.monotonic() > deadline:
+            return got
 
 
 def latency(stack, expect_count: int | None = None, timeout: float = 3.0) -> dict[str, float]:
@@ -111,7 +128,7 @@ def latency(stack, expect_count: int | None = None, timeout: float = 3.0) -> dic
     while True:
         stack.envoy.admin("GET", "/stats?filter=wasmcustom")  # flushes (stats_flush_on_admin)
         time.sleep(0.05)
-        series = {k: v for k, v in prometheus(stack).items() if k.startswith(f"{P}_latency_ms")}
+        series = {k: v for k, v in prometheus(stack).items() if k.startswith(HISTOGRAMS)}
         count = series.get(f"{P}_latency_ms_count", 0)
         settled = series == last and (expect_count is None or count >= expect_count)
         if settled or time.monotonic() > deadline:
@@ -161,13 +178,16 @@ class Traffic:
         return boto_client(self.stack, ACCESS_KEY, SECRET_KEY)[0]
 
     def converse(self, model, label, verdict="allow", reason="allowed", rule="claude-and-titan",
-                 text="Say hello.", upstream=200):
+                 text="Say hello.", upstream=200, cache_point=False):
         c = self.client()
+        messages = _messages(text)
+        if cache_point:
+            messages[0]["content"].append({"cachePoint": {"type": "default"}})
         if verdict == "deny" or upstream != 200:
             with pytest.raises(ClientError):
-                c.converse(modelId=model, messages=_messages(text))
+                c.converse(modelId=model, messages=messages)
         else:
-            c.converse(modelId=model, messages=_messages(text))
+            c.converse(modelId=model, messages=messages)
         self._count("Converse", label, verdict, reason, rule)
         if verdict != "deny":
             self._upstream(upstream, label)
@@ -216,22 +236,35 @@ def test_stats_after_a_known_mix_of_traffic(live):
     t.converse(DRY_RUN, DRY_RUN_LABEL, "dry_run_deny", "model_denied", "titan-dry-run")
     for op in ("ConverseStream", "InvokeModelWithResponseStream", "InvokeModel"):
         t.streamed(op)
+    t.converse(LITERAL, LITERAL_LABEL, cache_point=True)
     t.converse(LITERAL, LITERAL_LABEL, text=THROTTLE, upstream=429)
     t.converse(LITERAL, LITERAL_LABEL, text=SERVER_ERROR, upstream=500)
 
     records = stack.audit.take(t.sent, since=mark)  # also: every request has finished logging
 
-    # Tokens: what the mock reported in token-count headers and in the streams' final events.
+    # Tokens: what the mock reported in token-count headers, in the streams' final events and
+    # in Converse answers' bodies (a Converse with a cache point: its cache counts too).
     ups = stack.mock.requests
     counted = [u for u in ups if u.status == 200 and u.operation in
-               ("InvokeModel", "ConverseStream", "InvokeModelWithResponseStream")]
-    assert len(counted) == 3
+               ("Converse", "InvokeModel", "ConverseStream", "InvokeModelWithResponseStream")]
+    assert len(counted) == t.sent - 3 - 2  # all but 3 refusals and the 429 / 500
     tin = sum(usage_for(u.body_len)[0] for u in counted)
     tout = sum(usage_for(u.body_len)[1] for u in counted)
     assert tin == sum(r["inputTokens"] or 0 for r in records)
     assert tout == sum(r["outputTokens"] or 0 for r in records)
-    t.expect[f"{P}.tokens.direction.input.model.{LITERAL_LABEL}.group.none"] += tin
-    t.expect[f"{P}.tokens.direction.output.model.{LITERAL_LABEL}.group.none"] += tout
+    label_of = {LITERAL: LITERAL_LABEL, DRY_RUN: DRY_RUN_LABEL}
+    for u in counted:
+        n, m = usage_for(u.body_len)
+        label = label_of.get(u.model_id, "other")
+        t.expect[f"{P}.tokens.direction.input.model.{label}.group.none"] += n
+        t.expect[f"{P}.tokens.direction.output.model.{label}.group.none"] += m
+    cached = [u for u in counted if b'"cachePoint"' in u.body]
+    assert len(cached) == 1
+    cache = cache_tokens_for(cached[0].body_len)
+    t.expect[f"{P}.cache_tokens.direction.read.model.{LITERAL_LABEL}"] += cache[
+        "cacheReadInputTokens"]
+    t.expect[f"{P}.cache_tokens.direction.write.model.{LITERAL_LABEL}"] += cache[
+        "cacheWriteInputTokens"]
 
     after = custom(stack)
     got = delta(after, before)
@@ -244,7 +277,7 @@ def test_stats_after_a_known_mix_of_traffic(live):
     # The same numbers under their Prometheus names.
     prom_after = prometheus(stack)
     prom_got = {k: v for k, v in delta(prom_after, prom_before).items()
-                if k.startswith(P + "_") and not k.startswith(f"{P}_latency_ms")}
+                if k.startswith(P + "_") and not k.startswith(HISTOGRAMS)}
     assert prom_got == {prom_name(k): float(v) for k, v in want.items()}, prom_got
 
     # Envoy's own upstream counters agree with the filter's.
@@ -262,6 +295,21 @@ def test_stats_after_a_known_mix_of_traffic(live):
     h = delta(hist, hist_before)
     assert h.get(f"{P}_latency_ms_count") == t.sent, h
     assert h.get(f'{P}_latency_ms_bucket{{le="60000"}}') == t.sent, h
+
+    # AWS/Bedrock's InvocationLatency and TimeToFirstToken, by model: one latency sample per
+    # answer from the upstream that was not a throttle, one time to first token per stream.
+    answered = Counter()
+    for k, v in want.items():
+        m = re.search(r"\.upstream_responses\.class\.\dxx\.model\.(.+)$", k)
+        if m:
+            answered[m.group(1)] += v
+    answered[LITERAL_LABEL] -= 1  # the throttle
+    counts = histogram_counts(stack, hist_before, sum(answered.values()) + 2)
+    assert counts == {
+        **{f'{P}_invocation_latency_ms_count{{model="{k}"}}': float(v)
+           for k, v in answered.items()},
+        f'{P}_time_to_first_token_ms_count{{model="{LITERAL_LABEL}"}}': 2.0,
+    }, counts
 
     # A model the bundle does not name literally never becomes a stat name.
     suffix = WILDCARD.split("-zq")[1].split("-")[0]

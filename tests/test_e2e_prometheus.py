@@ -36,12 +36,13 @@ from tests.conftest import ACCESS_KEY, DEMO_BUNDLE, SECRET_KEY, WASM_PATH
 from tests.harness.audit_log import SERVER_ERROR, THROTTLE, ScriptedMock, boto_client
 from tests.harness.envoy import REPO_ROOT, free_port, render_config
 from tests.harness.jwks_server import JwksServer, add_static_cluster
-from tests.harness.mock_bedrock import usage_for
+from tests.harness.mock_bedrock import cache_tokens_for, usage_for
 from tests.harness.stack import envoy_stack
 from tests.harness.tokens import SigningKey, claims
 
 OBS = REPO_ROOT / "envoy" / "observability"
 DASHBOARD = json.loads((OBS / "dashboard.json").read_text())
+RULES = yaml.safe_load((OBS / "rules.yaml").read_text())
 ISSUER = "https://idp.metrics.example"
 AUDIENCE = "bedrock-egress"
 KEY = SigningKey.ec("metrics-ec-1")
@@ -193,11 +194,15 @@ class Round:
         return boto_client(self, ACCESS_KEY, SECRET_KEY, unsigned_headers=headers)[0]
 
     def send(self, groups, op, model, label, decision, reason, rule, group, text="Say hello.",
-             upstream="2xx"):
+             upstream="2xx", cache_point=False):
         c = self.client(groups)
         messages = [{"role": "user", "content": [{"text": text}]}]
+        if cache_point:
+            messages[0]["content"].append({"cachePoint": {"type": "default"}})
         call = {
             "Converse": lambda: c.converse(modelId=model, messages=messages),
+            "ConverseStream": lambda: list(
+                c.converse_stream(modelId=model, messages=messages)["stream"]),
             "InvokeModel": lambda: c.invoke_model(modelId=model, body=INVOKE_BODY,
                                                   contentType="application/json")["body"].read(),
         }[op]
@@ -221,6 +226,10 @@ class Round:
                       "claude-and-titan", "team-a")
         self.send(team_a, "InvokeModel", LITERAL, LITERAL_LABEL, "allow", "allowed",
                   "claude-and-titan", "team-a")
+        self.send(team_a, "ConverseStream", LITERAL, LITERAL_LABEL, "allow", "allowed",
+                  "claude-and-titan", "team-a")
+        self.send(team_a, "Converse", LITERAL, LITERAL_LABEL, "allow", "allowed",
+                  "claude-and-titan", "team-a", cache_point=True)
         self.send(team_a, "Converse", LLAMA, LLAMA_LABEL, "allow", "allowed", "team-a-llama",
                   "team-a")
         # The caller's first group the bundle names: contractors.
@@ -338,14 +347,43 @@ def test_every_dashboard_panel_returns_what_the_traffic_sent(stack):
     assert q("Requests by principal group and decision", "group", "decision") == total(
         lambda k: (k[group_], k[decision_]))
 
-    # Tokens: what the mock reported (InvokeModel's token-count headers) for the second round.
-    counted = [u for u in mock.requests if u.status == 200 and u.operation == "InvokeModel"]
-    assert len(counted) == 1
-    tin, tout = usage_for(counted[0].body_len)
+    # Tokens: what the mock reported for the second round (InvokeModel's token-count headers,
+    # the stream's metadata event, Converse answers' bodies); every answer was team-a's.
+    counted = [u for u in mock.requests if u.status == 200]
+    assert {u.operation for u in counted} == {"Converse", "ConverseStream", "InvokeModel"}
+    label_of = {LITERAL: LITERAL_LABEL, LLAMA: LLAMA_LABEL, TITAN: TITAN_LABEL}
+    by_model, by_group = Counter(), Counter()
+    for u in counted:
+        for direction, n in zip(("input", "output"), usage_for(u.body_len)):
+            by_model[(direction, label_of[u.model_id])] += n
+            by_group[(direction, "team-a")] += n
     assert q("Tokens in and out by model", "direction", "model") == {
-        ("input", LITERAL_LABEL): tin, ("output", LITERAL_LABEL): tout}
+        k: float(v) for k, v in by_model.items()}
     assert q("Tokens in and out by principal group", "direction", "group") == {
-        ("input", "team-a"): tin, ("output", "team-a"): tout}
+        k: float(v) for k, v in by_group.items()}
+
+    # AWS/Bedrock's names (rules.yaml, bedrock-guard.cloudwatch) over the same window.
+    def cw(name: str, *labels: str) -> dict:
+        (rule,) = [r for g in RULES["groups"] for r in g["rules"]
+                   if r.get("record") == f"bedrock_guard:{name}:rate5m"]
+        expr = rule["expr"].replace("[5m]", f"[{window_ms}ms]")
+        return approx({k: v * window_s for k, v in
+                       series(prom.query(expr, at=t1), *labels).items()})
+
+    answered = Counter(label_of[u.model_id] for u in mock.requests)
+    answered[LITERAL_LABEL] -= 1  # the throttle: not an invocation, as in AWS/Bedrock
+    assert cw("Invocations", "model") == {k: float(v) for k, v in answered.items()}
+    assert cw("InvocationThrottles", "model") == {LITERAL_LABEL: 1.0}
+    assert cw("InvocationClientErrors", "model") == {}
+    assert cw("InvocationServerErrors", "model") == {LITERAL_LABEL: 1.0}
+    assert cw("InputTokenCount", "model") == {
+        m: float(v) for (d, m), v in by_model.items() if d == "input"}
+    (cached,) = [u for u in counted if b'"cachePoint"' in u.body]
+    cache = cache_tokens_for(cached.body_len)
+    assert cw("CacheReadInputTokenCount", "model") == {
+        LITERAL_LABEL: float(cache["cacheReadInputTokens"])}
+    assert cw("CacheWriteInputTokenCount", "model") == {
+        LITERAL_LABEL: float(cache["cacheWriteInputTokens"])}
 
     assert q("Upstream answers by status class", "class") == {
         k: float(v) for k, v in second.upstream.items()}

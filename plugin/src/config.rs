@@ -50,6 +50,40 @@ pub fn hold_body(value: Option<&str>) -> Result<HoldBody, String> {
     }
 }
 
+/// The VM environment variable that turns on CloudWatch Embedded Metric Format lines (its
+/// value is the CloudWatch namespace), see `emf`.
+pub const EMF_ENV: &str = "BEDROCK_GUARD_EMF_NAMESPACE";
+
+/// Parse `BEDROCK_GUARD_EMF_NAMESPACE` (`None`: unset, no EMF lines): a CloudWatch namespace,
+/// 1-255 characters of `[A-Za-z0-9 ._/#:-]`, not starting with `:` nor with `AWS/` (reserved
+/// for AWS). Anything else refuses the VM, as a misspelt setting would silently send nothing.
+pub fn emf_namespace(value: Option<&str>) -> Result<Option<String>, String> {
+    let Some(ns) = value else { return Ok(None) };
+    let chars_ok = ns
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || " ._/#:-".contains(c));
+    if (1..=255).contains(&ns.len()) && chars_ok && !ns.starts_with(':') && !ns.starts_with("AWS/")
+    {
+        Ok(Some(ns.to_string()))
+    } else {
+        Err(format!(
+            "VM environment {EMF_ENV}={ns:?}: expected a CloudWatch namespace (1-255 characters \
+             of letters, digits and ` ._/#:-`, not starting with `:` or `AWS/`)"
+        ))
+    }
+}
+
+/// `BEDROCK_GUARD_EMF_NAMESPACE` from the VM's environment.
+pub fn emf_namespace_from_env() -> Result<Option<String>, String> {
+    match std::env::var(EMF_ENV) {
+        Ok(value) => emf_namespace(Some(&value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(format!("VM environment {EMF_ENV} is not valid UTF-8"))
+        }
+    }
+}
+
 /// `BEDROCK_GUARD_HOLD_BODY` from the VM's environment (WASI `environ_get`, filled by Envoy
 /// from `vm_config.environment_variables`).
 pub fn hold_body_from_env() -> Result<HoldBody, String> {
@@ -130,7 +164,20 @@ pub fn load(raw: &[u8], trusted: &[PublicKey]) -> Result<Loaded, String> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{hold_body, HoldBody};
+    use super::{emf_namespace, hold_body, HoldBody};
+
+    #[test]
+    fn emf_namespace_values() {
+        assert_eq!(emf_namespace(None), Ok(None));
+        assert_eq!(
+            emf_namespace(Some("BedrockGuard/egress-1")),
+            Ok(Some("BedrockGuard/egress-1".into()))
+        );
+        for bad in ["", "AWS/Bedrock", ":x", "a\nb", "ns{}", &"x".repeat(256)] {
+            let err = emf_namespace(Some(bad)).unwrap_err();
+            assert!(err.contains("BEDROCK_GUARD_EMF_NAMESPACE"), "{err}");
+        }
+    }
 
     #[test]
     fn hold_body_values() {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use policies::audit::AuditRecord;
 use policies::eventstream::{usage_from_headers, EventStreamReader};
 use policies::identity::Authentication;
+use policies::usage::UsageScanner;
 use policies::{
     destination, evaluate, evaluate_body, Decision, HeadOutcome, Pending, Reason, RequestFacts,
     Target,
@@ -31,6 +32,10 @@ use crate::{response, Shared};
 
 /// Filter-state key (Envoy prefixes it with `wasm.`) holding the request's audit record.
 pub const AUDIT_PROPERTY: &str = "bedrock_guard_audit";
+
+/// Filter-state key (`wasm.bedrock_guard_emf`) holding the request's CloudWatch EMF line, when
+/// `BEDROCK_GUARD_EMF_NAMESPACE` is set.
+pub const EMF_PROPERTY: &str = "bedrock_guard_emf";
 
 /// Refusal detail of a request to a quarantined endpoint (see `quarantine`).
 const QUARANTINED_DETAIL: &str =
@@ -54,6 +59,14 @@ pub struct GuardHttp<H: Host> {
     /// The caller's `group` stat label (`none` until a caller is verified).
     group: Label,
     stream: Option<EventStreamReader>,
+    /// A unary JSON answer's `usage` scanner (2xx `application/json` from the upstream).
+    unary: Option<UsageScanner>,
+    /// The upstream's status, and whether it was a throttle (set when the upstream answered).
+    upstream: Option<(u16, bool)>,
+    /// Ms from the request's headers to a stream's first complete event frame.
+    first_frame_ms: Option<u64>,
+    /// Prompt-cache tokens `(read, written)` the answer reported.
+    cache_tokens: (Option<u64>, Option<u64>),
     /// The request was refused (locally, or its answer withheld).
     refused: bool,
     logged: bool,
@@ -74,6 +87,10 @@ impl<H: Host> GuardHttp<H> {
             tally: None,
             group: Label::default(),
             stream: None,
+            unary: None,
+            upstream: None,
+            first_frame_ms: None,
+            cache_tokens: (None, None),
             refused: false,
             logged: false,
         }
@@ -442,6 +459,7 @@ impl<H: Host> HttpContext for GuardHttp<H> {
                 .metrics
                 .borrow_mut()
                 .upstream(&self.host, self.tally, s, throttled);
+            self.upstream = Some((s, throttled));
         }
         if let Some(record) = &mut self.record {
             // What the upstream said, also when the client is answered otherwise below.
@@ -481,6 +499,15 @@ impl<H: Host> HttpContext for GuardHttp<H> {
         if is_stream && !end_of_stream {
             self.stream = Some(EventStreamReader::new());
         }
+        // A unary JSON answer (Converse, and InvokeModel / ChatCompletions answers) carries
+        // `usage` in its body: read as it passes, never held.
+        let is_json = find("content-type").is_some_and(|ct| {
+            ct.get(..16)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"application/json"))
+        });
+        if is_json && !end_of_stream && status.is_some_and(|s| (200..300).contains(&s)) {
+            self.unary = Some(UsageScanner::new());
+        }
         self.host.mark("response_checked");
         Action::Continue
     }
@@ -493,11 +520,34 @@ impl<H: Host> HttpContext for GuardHttp<H> {
                     reader.push(&chunk);
                 }
             }
+            if self.first_frame_ms.is_none() && reader.frames() > 0 {
+                // One clock read per stream.
+                self.first_frame_ms = Some(self.host.now_ms().saturating_sub(self.started_ms));
+            }
             if end_of_stream {
                 reader.finish();
                 if let Some(record) = &mut self.record {
                     record.stream(reader);
                 }
+            }
+        } else if let Some(scanner) = &mut self.unary {
+            // One host call per chunk; the chunk passes through unchanged (never Pause).
+            if body_size > 0 {
+                if let Ok(chunk) = self.host.buffer(BufferType::HttpResponseBody, 0, body_size) {
+                    scanner.push(&chunk);
+                }
+            }
+            if end_of_stream {
+                if let Some(usage) = scanner.usage() {
+                    // InvokeModel's headers, when present, stay the record's counts.
+                    if let Some(record) =
+                        self.record.as_mut().filter(|r| r.token_counts().is_none())
+                    {
+                        record.tokens(usage.input, usage.output);
+                    }
+                    self.cache_tokens = (usage.cache_read, usage.cache_write);
+                }
+                self.unary = None;
             }
         }
         Action::Continue
@@ -523,12 +573,45 @@ impl<H: Host> HttpContext for GuardHttp<H> {
             metrics.decision(&self.host, tally);
         }
         metrics.record(&self.host, Stat::LatencyMs, latency);
+        // AWS/Bedrock's per-model figures the existing families do not give (docs/operations.md,
+        // "CloudWatch names"): latency of invocations the upstream answered (not throttles, as
+        // AWS's InvocationLatency), time to a stream's first event, prompt-cache tokens.
+        if matches!(self.upstream, Some((_, false))) && !self.refused {
+            metrics.invocation_latency(&self.host, self.tally, latency);
+        }
+        if let Some(ms) = self.first_frame_ms {
+            metrics.time_to_first_token(&self.host, self.tally, ms);
+        }
+        let (read, write) = self.cache_tokens;
+        if read.is_some() || write.is_some() {
+            metrics.cache_tokens(&self.host, self.tally, read, write);
+        }
         if let Some(record) = &self.record {
             if let Some((input, output)) = record.token_counts() {
                 metrics.tokens(&self.host, self.tally, input, output);
             }
             if let Some(n) = record.malformed_frames().filter(|n| *n > 0) {
                 metrics.record(&self.host, Stat::StreamMalformedFrames, n);
+            }
+        }
+        if let Some(ns) = &shared.emf_namespace {
+            // Opt-in: one more set_property per request.
+            let refused = self
+                .tally
+                .filter(|t| t.verdict() == crate::metrics::Verdict::Deny)
+                .map(|t| t.reason().as_str());
+            let figures = crate::emf::Figures {
+                model_id: metrics.model_id(self.tally),
+                upstream: self.upstream.filter(|_| !self.refused),
+                latency_ms: latency,
+                tokens: self.record.as_ref().and_then(|r| r.token_counts()),
+                cache: self.cache_tokens,
+                first_token_ms: self.first_frame_ms,
+                refused,
+            };
+            let line = crate::emf::line(ns, self.started_ms, &figures);
+            if let Err(status) = self.host.set_property(&[EMF_PROPERTY], line.as_bytes()) {
+                log::warn!("bedrock-guard: cannot publish the EMF line: {status:?}");
             }
         }
         drop(metrics);

@@ -80,6 +80,7 @@ fn shared_holding(bundle: &Value, anchor_id: Option<&str>, hold_body: HoldBody) 
         bundle: info,
         original_destination: false,
         hold_body,
+        emf_namespace: None,
         identity,
         alerts,
         metrics,
@@ -561,4 +562,234 @@ fn a_stream_response_is_read_for_the_record() {
     let audit = host.audit().unwrap();
     assert!(audit["streamErrors"].as_u64().unwrap() >= 1, "{audit}");
     assert_eq!(decided(&host, "allow", "allowed"), 1);
+}
+
+/// A Converse answer carries its usage in the JSON body: read chunk by chunk as it passes
+/// (every chunk continues), into the record and the `tokens` / `cache_tokens` families; the
+/// invocation's latency is recorded by model.
+#[test]
+fn a_unary_answers_usage_is_read_from_its_body_as_it_passes() {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&bundle(), None);
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    f.on_http_request_headers(7, true);
+    answer_from(&host, "10.0.0.5:443");
+    assert_eq!(f.on_http_response_headers(3, false), Action::Continue);
+    let body = br#"{"output":{"message":{"content":[{"text":"\"usage\": {}"}]}},"usage":{"inputTokens":25,"outputTokens":118,"totalTokens":143,"cacheReadInputTokens":1024,"cacheWriteInputTokens":7},"metrics":{"latencyMs":12}}"#;
+    for (i, chunk) in body.chunks(9).enumerate() {
+        *host.response_body.borrow_mut() = chunk.to_vec();
+        let last = (i + 1) * 9 >= body.len();
+        assert_eq!(f.on_http_response_body(chunk.len(), last), Action::Continue);
+    }
+    host.now_ms.set(host.now_ms.get() + 250);
+    f.on_log();
+    let audit = host.audit().unwrap();
+    assert_eq!(audit["inputTokens"], 25, "{audit}");
+    assert_eq!(audit["outputTokens"], 118, "{audit}");
+    let model = "amazon_titan-text-express-v1";
+    assert_eq!(
+        host.stat(&format!(
+            "{P}.tokens.direction.input.model.{model}.group.none"
+        )),
+        25
+    );
+    assert_eq!(
+        host.stat(&format!(
+            "{P}.tokens.direction.output.model.{model}.group.none"
+        )),
+        118
+    );
+    assert_eq!(
+        host.stat(&format!("{P}.cache_tokens.direction.read.model.{model}")),
+        1024
+    );
+    assert_eq!(
+        host.stat(&format!("{P}.cache_tokens.direction.write.model.{model}")),
+        7
+    );
+    assert_eq!(
+        host.stat(&format!("{P}.invocation_latency_ms.model.{model}")),
+        250
+    );
+}
+
+/// InvokeModel's token-count headers stay the record's counts; a body's usage only adds the
+/// cache counts. An error answer's body is not read, and a throttle has no invocation latency.
+#[test]
+fn headers_win_over_the_body_and_error_answers_are_not_read() {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&bundle(), None);
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    f.on_http_request_headers(7, true);
+    host.response(&[
+        (":status", "200"),
+        ("content-type", "application/json"),
+        ("x-amzn-bedrock-input-token-count", "3"),
+        ("x-amzn-bedrock-output-token-count", "4"),
+    ]);
+    host.property_is("upstream.address", "10.0.0.5:443");
+    f.on_http_response_headers(4, false);
+    *host.response_body.borrow_mut() =
+        br#"{"usage":{"input_tokens":30,"output_tokens":40,"cache_read_input_tokens":5}}"#.to_vec();
+    let n = host.response_body.borrow().len();
+    assert_eq!(f.on_http_response_body(n, true), Action::Continue);
+    f.on_log();
+    let audit = host.audit().unwrap();
+    assert_eq!(
+        (audit["inputTokens"].clone(), audit["outputTokens"].clone()),
+        (json!(3), json!(4))
+    );
+    let model = "amazon_titan-text-express-v1";
+    assert_eq!(
+        host.stat(&format!("{P}.cache_tokens.direction.read.model.{model}")),
+        5
+    );
+    assert!(!host
+        .stats
+        .borrow()
+        .iter()
+        .any(|(n, _, _)| n.contains(".cache_tokens.direction.write.")));
+
+    // A throttled answer: its JSON body (with a usage-shaped member) is not read.
+    let host = Rc::new(FakeHost::new());
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    f.on_http_request_headers(7, true);
+    host.response(&[
+        (":status", "429"),
+        ("content-type", "application/json"),
+        (
+            "x-amzn-errortype",
+            "ThrottlingException:http://internal.amazon.com/coral/",
+        ),
+    ]);
+    host.property_is("upstream.address", "10.0.0.5:443");
+    f.on_http_response_headers(3, false);
+    *host.response_body.borrow_mut() =
+        br#"{"usage":{"inputTokens":30,"outputTokens":40}}"#.to_vec();
+    let n = host.response_body.borrow().len();
+    assert_eq!(f.on_http_response_body(n, true), Action::Continue);
+    f.on_log();
+    assert_eq!(host.audit().unwrap()["inputTokens"], Value::Null);
+    let names: Vec<String> = host.stats.borrow().iter().map(|s| s.0.clone()).collect();
+    assert!(
+        names.iter().any(|n| n.contains(".upstream_throttled.")),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains(".tokens.") || n.contains(".invocation_latency_ms.")),
+        "{names:?}"
+    );
+}
+
+/// One event-stream frame with no headers and `payload` (CRCs computed).
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let total = u32::try_from(16 + payload.len()).unwrap();
+    let mut out = total.to_be_bytes().to_vec();
+    out.extend_from_slice(&0u32.to_be_bytes());
+    let prelude_crc = policies::eventstream::crc32(&out);
+    out.extend_from_slice(&prelude_crc.to_be_bytes());
+    out.extend_from_slice(payload);
+    let crc = policies::eventstream::crc32(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// A stream's time to first token is from the request's headers to its first complete event
+/// frame (a partial frame does not count), recorded once, by model.
+#[test]
+fn a_streams_time_to_first_token_is_its_first_complete_frame() {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&bundle(), None);
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    f.on_http_request_headers(7, true);
+    host.response(&[
+        (":status", "200"),
+        ("content-type", "application/vnd.amazon.eventstream"),
+    ]);
+    host.property_is("upstream.address", "10.0.0.5:443");
+    f.on_http_response_headers(2, false);
+    let first = frame(b"{\"p\":\"abc\"}");
+    let (head, tail) = first.split_at(10);
+    host.now_ms.set(host.now_ms.get() + 40);
+    *host.response_body.borrow_mut() = head.to_vec();
+    assert_eq!(f.on_http_response_body(head.len(), false), Action::Continue);
+    host.now_ms.set(host.now_ms.get() + 60);
+    let mut rest = tail.to_vec();
+    rest.extend(frame(b"{}"));
+    *host.response_body.borrow_mut() = rest.clone();
+    assert_eq!(f.on_http_response_body(rest.len(), false), Action::Continue);
+    host.now_ms.set(host.now_ms.get() + 500);
+    *host.response_body.borrow_mut() = frame(b"{}");
+    f.on_http_response_body(16 + 2, true);
+    f.on_log();
+    let model = "amazon_titan-text-express-v1";
+    assert_eq!(
+        host.stat(&format!("{P}.time_to_first_token_ms.model.{model}")),
+        100
+    );
+    assert_eq!(
+        host.stat(&format!("{P}.invocation_latency_ms.model.{model}")),
+        600
+    );
+}
+
+/// With `BEDROCK_GUARD_EMF_NAMESPACE` set, every request's CloudWatch EMF line is published in
+/// the filter state (`wasm.bedrock_guard_emf`), valid by the EMF rules: an answered Converse
+/// with its usage, and a refusal by reason. Without it, nothing is written.
+#[test]
+fn emf_lines_are_published_when_turned_on_and_follow_the_specification() {
+    let mut inner = Rc::try_unwrap(shared(&bundle(), None)).ok().unwrap();
+    inner.emf_namespace = Some("BedrockGuard".into());
+    let shared = Rc::new(inner);
+    let host = Rc::new(FakeHost::new());
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    f.on_http_request_headers(7, true);
+    answer_from(&host, "10.0.0.5:443");
+    f.on_http_response_headers(3, false);
+    *host.response_body.borrow_mut() =
+        br#"{"usage":{"inputTokens":5,"outputTokens":6,"cacheWriteInputTokens":2}}"#.to_vec();
+    let n = host.response_body.borrow().len();
+    f.on_http_response_body(n, true);
+    host.now_ms.set(host.now_ms.get() + 30);
+    f.on_log();
+    let emf = |host: &FakeHost| {
+        let written = host.written.borrow();
+        String::from_utf8(written.get(super::EMF_PROPERTY).unwrap().clone()).unwrap()
+    };
+    let start = 1_760_000_000_000;
+    let v = crate::emf::tests::assert_valid_emf(&emf(&host), start);
+    assert_eq!(v["ModelId"], TITAN);
+    assert_eq!(v["_aws"]["Timestamp"], start);
+    assert_eq!(v["Invocations"], 1);
+    assert_eq!(v["InvocationLatency"], 30);
+    assert_eq!(v["InputTokenCount"], 5);
+    assert_eq!(v["CacheWriteInputTokenCount"], 2);
+
+    let host = Rc::new(FakeHost::new());
+    let mut f = filter(&host, &shared);
+    invoke(&host, "meta.llama3-8b-instruct-v1:0", &[]);
+    f.on_http_request_headers(7, true);
+    f.on_log();
+    let v = crate::emf::tests::assert_valid_emf(&emf(&host), start);
+    assert_eq!(
+        (v["ModelId"].clone(), v["GuardRefusals"].clone()),
+        (json!("other"), json!(1))
+    );
+    assert_eq!(v["Reason"], "model_not_allowed");
+    assert!(v.get("Invocations").is_none());
+
+    let host = Rc::new(FakeHost::new());
+    let plain = self::shared(&bundle(), None);
+    let mut f = filter(&host, &plain);
+    invoke(&host, TITAN, &[]);
+    f.on_http_request_headers(7, true);
+    f.on_log();
+    assert!(!host.written.borrow().contains_key(super::EMF_PROPERTY));
 }

@@ -20,6 +20,7 @@
 
 mod alerts;
 mod config;
+mod emf;
 #[cfg(test)]
 mod fake_host;
 mod filter;
@@ -63,6 +64,8 @@ pub struct Shared {
     pub original_destination: bool,
     /// How a body-carried request is held (the VM environment's `BEDROCK_GUARD_HOLD_BODY`).
     pub hold_body: config::HoldBody,
+    /// The CloudWatch namespace of EMF lines, when on (`BEDROCK_GUARD_EMF_NAMESPACE`).
+    pub emf_namespace: Option<String>,
     pub identity: Option<RefCell<IdentityState>>,
     pub alerts: Option<RefCell<AlertQueue>>,
     pub metrics: RefCell<Metrics>,
@@ -79,6 +82,8 @@ struct GuardRoot {
     trust: trust::Trust,
     /// Fixed when the VM starts (see `config::hold_body`).
     hold_body: config::HoldBody,
+    /// Fixed when the VM starts (see `config::emf_namespace`).
+    emf_namespace: Option<String>,
 }
 
 /// Milliseconds since the Unix epoch, from the host clock.
@@ -229,6 +234,13 @@ impl RootContext for GuardRoot {
                 return false;
             }
         }
+        match config::emf_namespace_from_env() {
+            Ok(ns) => self.emf_namespace = ns,
+            Err(err) => {
+                log::error!("bedrock-guard: {err}");
+                return false;
+            }
+        }
         match start_trust() {
             Ok(trust) => {
                 match &trust.anchor {
@@ -327,6 +339,7 @@ impl RootContext for GuardRoot {
             bundle,
             original_destination: loaded.original_destination,
             hold_body: self.hold_body,
+            emf_namespace: self.emf_namespace.clone(),
             identity: identity.map(RefCell::new),
             alerts,
             metrics: RefCell::new(metrics),

@@ -147,6 +147,8 @@ const OTHER: Label = 1;
 struct Labels {
     index: HashMap<String, Label>,
     names: Vec<String>,
+    /// The values as the bundle spells them (`none`, `other`, then the values).
+    raw: Vec<String>,
 }
 
 impl Labels {
@@ -154,11 +156,13 @@ impl Labels {
         let mut labels = Labels {
             index: HashMap::new(),
             names: vec!["none".to_string(), "other".to_string()],
+            raw: vec!["none".to_string(), "other".to_string()],
         };
         for value in values {
             if !labels.index.contains_key(value) {
                 labels.index.insert(value.to_string(), labels.names.len());
                 labels.names.push(sanitise(value));
+                labels.raw.push(value.to_string());
             }
         }
         labels
@@ -237,6 +241,10 @@ pub struct Metrics {
     tokens: HashMap<(bool, Label, Label), u32>,
     upstream: HashMap<(StatusClass, Label), u32>,
     throttled: HashMap<Label, u32>,
+    /// `(write?, model)`.
+    cache_tokens: HashMap<(bool, Label), u32>,
+    invocation_latency: HashMap<Label, u32>,
+    first_token: HashMap<Label, u32>,
     models: Labels,
     rules: Labels,
     groups: Labels,
@@ -384,10 +392,20 @@ impl Metrics {
         key: K,
         name: impl FnOnce() -> String,
     ) -> Option<u32> {
+        Metrics::family_id_of(host, MetricType::Counter, cache, key, name)
+    }
+
+    fn family_id_of<K: Copy + Eq + std::hash::Hash>(
+        host: &impl Host,
+        kind: MetricType,
+        cache: &mut HashMap<K, u32>,
+        key: K,
+        name: impl FnOnce() -> String,
+    ) -> Option<u32> {
         if let Some(id) = cache.get(&key) {
             return Some(*id);
         }
-        let id = Metrics::define(host, MetricType::Counter, &name())?;
+        let id = Metrics::define(host, kind, &name())?;
         cache.insert(key, id);
         Some(id)
     }
@@ -417,6 +435,12 @@ impl Metrics {
         }
     }
 
+    /// A request's model as the bundle spells it (`other`, `none`): EMF's `ModelId`.
+    pub fn model_id(&self, t: Option<Tally>) -> &str {
+        let model = t.map_or(NONE, |t| t.model);
+        self.models.raw.get(model).map_or("other", String::as_str)
+    }
+
     /// Count a request's input and output tokens, by model and group.
     pub fn tokens(&mut self, host: &impl Host, t: Option<Tally>, input: u64, output: u64) {
         let (model, group) = t.map_or((NONE, NONE), |t| (t.model, t.group));
@@ -433,6 +457,77 @@ impl Metrics {
             if let Some(id) = id {
                 let _ = host.increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
             }
+        }
+    }
+
+    /// Count a request's prompt-cache tokens (read from and written to the cache), by model:
+    /// AWS/Bedrock's `CacheReadInputTokenCount` and `CacheWriteInputTokenCount`. Only the
+    /// counts the answer reported (a `None` is no host call).
+    pub fn cache_tokens(
+        &mut self,
+        host: &impl Host,
+        t: Option<Tally>,
+        read: Option<u64>,
+        write: Option<u64>,
+    ) {
+        let model = t.map_or(NONE, |t| t.model);
+        for (write, n) in [(false, read), (true, write)] {
+            let Some(n) = n else { continue };
+            let models = &self.models;
+            let id = Metrics::family_id(host, &mut self.cache_tokens, (write, model), || {
+                format!(
+                    "{PREFIX}.cache_tokens.direction.{}.model.{}",
+                    if write { "write" } else { "read" },
+                    models.name(model),
+                )
+            });
+            if let Some(id) = id {
+                let _ = host.increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
+    /// Record an invocation's latency (ms from the request's headers to the end of the
+    /// answer), by model: AWS/Bedrock's `InvocationLatency`, as a histogram.
+    pub fn invocation_latency(&mut self, host: &impl Host, t: Option<Tally>, ms: u64) {
+        let model = t.map_or(NONE, |t| t.model);
+        let models = &self.models;
+        let id = Metrics::family_id_of(
+            host,
+            MetricType::Histogram,
+            &mut self.invocation_latency,
+            model,
+            || {
+                format!(
+                    "{PREFIX}.invocation_latency_ms.model.{}",
+                    models.name(model)
+                )
+            },
+        );
+        if let Some(id) = id {
+            let _ = host.record_metric(id, ms);
+        }
+    }
+
+    /// Record a stream's time to its first event (ms from the request's headers to the first
+    /// complete event-stream frame), by model: AWS/Bedrock's `TimeToFirstToken`.
+    pub fn time_to_first_token(&mut self, host: &impl Host, t: Option<Tally>, ms: u64) {
+        let model = t.map_or(NONE, |t| t.model);
+        let models = &self.models;
+        let id = Metrics::family_id_of(
+            host,
+            MetricType::Histogram,
+            &mut self.first_token,
+            model,
+            || {
+                format!(
+                    "{PREFIX}.time_to_first_token_ms.model.{}",
+                    models.name(model)
+                )
+            },
+        );
+        if let Some(id) = id {
+            let _ = host.record_metric(id, ms);
         }
     }
 
@@ -495,6 +590,9 @@ mod tests {
         ("tokens", &["direction", "model", "group"]),
         ("upstream_responses", &["class", "model"]),
         ("upstream_throttled", &["model"]),
+        ("cache_tokens", &["direction", "model"]),
+        ("invocation_latency_ms", &["model"]),
+        ("time_to_first_token_ms", &["model"]),
     ];
 
     /// Every label name of [`FAMILIES`], each once (one tag regex each).

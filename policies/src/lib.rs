@@ -20,6 +20,7 @@ mod json;
 pub mod matcher;
 pub mod request;
 pub mod signing;
+pub mod usage;
 
 pub use bundle::{compile, parse_bundle, Bundle, BundleError, CompiledPolicy};
 pub use decision::{Decision, Mode, Reason};

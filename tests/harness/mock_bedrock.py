@@ -59,6 +59,11 @@ def usage_for(body_len: int) -> tuple[int, int]:
     return 1 + body_len // 4, 5 + body_len % 11
 
 
+def cache_tokens_for(body_len: int) -> dict[str, int]:
+    """Deterministic prompt-cache counts of a Converse request with a `cachePoint`."""
+    return {"cacheReadInputTokens": 100 + body_len % 7, "cacheWriteInputTokens": 3}
+
+
 @dataclass
 class RecordedRequest:
     method: str
@@ -244,10 +249,14 @@ class MockBedrock:
 
     def _op_Converse(self, rec: RecordedRequest) -> _Reply:
         n, m = self._tokens(rec)
+        usage = {"inputTokens": n, "outputTokens": m, "totalTokens": n + m}
+        if b'"cachePoint"' in rec.body:
+            # A prompt with a cache point: Bedrock reports the cache's share too.
+            usage.update(cache_tokens_for(rec.body_len))
         return _json_reply(200, {
             "output": {"message": {"role": "assistant", "content": [{"text": REPLY_TEXT}]}},
             "stopReason": "end_turn",
-            "usage": {"inputTokens": n, "outputTokens": m, "totalTokens": n + m},
+            "usage": usage,
             "metrics": {"latencyMs": 12},
         })
 

@@ -379,7 +379,8 @@ impl AuditRecord {
     }
 
     /// `inputTokens`, `outputTokens` (from the `X-Amzn-Bedrock-*-Token-Count` response headers,
-    /// see [`crate::eventstream::usage_from_headers`]).
+    /// see [`crate::eventstream::usage_from_headers`], or a unary answer's body, see
+    /// [`crate::usage::UsageScanner`]).
     pub fn tokens(&mut self, input: u64, output: u64) -> &mut Self {
         self.input_tokens = Some(input);
         self.output_tokens = Some(output);
