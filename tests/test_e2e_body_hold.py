@@ -44,7 +44,7 @@ from tests.harness.assertions import (
 from tests.harness.awsreq import sign, to_http11, wire_parts
 from tests.harness.clients import bedrock_client
 from tests.harness.ecds import ensure_cli, run_cli
-from tests.harness.envoy import REPO_ROOT, free_port
+from tests.harness.envoy import REPO_ROOT, free_port, walk
 from tests.harness.stack import WASM_PATH, envoy_stack
 
 SHAPES = Path(__file__).resolve().parent / "data" / "shapes"
@@ -137,19 +137,9 @@ def _fill(text: str, tokens: dict[str, str]) -> str:
     return text
 
 
-def _walk(node):
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from _walk(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _walk(v)
-
-
 def _set_bundle(cfg, bundle: dict) -> int:
     n = 0
-    for node in _walk(cfg):
+    for node in walk(cfg):
         if node.get("value") == "__BUNDLE__":
             node["value"] = json.dumps(bundle)
             n += 1
@@ -159,7 +149,7 @@ def _set_bundle(cfg, bundle: dict) -> int:
 def _drop_buffer(cfg) -> int:
     """Remove the buffer filter and its per-route configuration (the negative control)."""
     n = 0
-    for node in _walk(cfg):
+    for node in walk(cfg):
         filters = node.get("http_filters")
         if isinstance(filters, list):
             kept = [f for f in filters if f.get("name") != "envoy.filters.http.buffer"]
@@ -190,7 +180,7 @@ def render_shape(shape: Shape, work: Path, pki_dir: Path, upstream: int, bundle:
         resource = yaml.safe_load(_fill((SHAPES / f"{shape.name}.ecds.yaml").read_text(), tokens))
         assert _set_bundle(resource, bundle) == 1
         names = [f["config_discovery"]["config_source"]["path_config_source"]["path"]
-                 for f in _walk(cfg) if "config_discovery" in f]
+                 for f in walk(cfg) if "config_discovery" in f]
         assert len(names) == 1
         Path(names[0]).write_text(json.dumps(resource))
     else:

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import ACCESS_KEY, DEMO_BUNDLE, SECRET_KEY, WASM_PATH
 from tests.harness.audit_log import THROTTLE, ScriptedMock, boto_client
-from tests.harness.envoy import free_port, render_config, wasm_plugin_config
+from tests.harness.envoy import free_port, render_config, wasm_plugin_config, walk
 from tests.harness.mock_bedrock import cache_tokens_for, usage_for
 from tests.harness.stack import envoy_stack
 
@@ -70,7 +70,7 @@ def stack(tmp_path_factory, pki_dir):
     plugin["vm_config"]["environment_variables"] = {
         "key_values": {"BEDROCK_GUARD_EMF_NAMESPACE": NAMESPACE}}
     emf_log = work / "emf.log"
-    hcms = [n for n in _walk(doc) if "route_config" in n and "access_log" in n]
+    hcms = [n for n in walk(doc) if "route_config" in n and "access_log" in n]
     assert len(hcms) == 1
     hcms[0]["access_log"].append({
         "name": "envoy.access_loggers.file",
@@ -87,16 +87,6 @@ def stack(tmp_path_factory, pki_dir):
             yield SimpleNamespace(envoy=envoy, mock=mock, emf_log=emf_log)
     finally:
         mock.stop()
-
-
-def _walk(node):
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from _walk(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _walk(v)
 
 
 def lines(path, n: int, timeout: float = 10.0) -> list[str]:

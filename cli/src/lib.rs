@@ -27,6 +27,7 @@ mod reconcile;
 mod report;
 mod schema;
 mod source;
+mod textout;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

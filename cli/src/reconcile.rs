@@ -33,6 +33,7 @@ use serde_json::{json, Value};
 use crate::args;
 use crate::auditlog::{self, format_time, AuditRecord};
 use crate::cloudtrail::{self, TrailEvent};
+use crate::textout::table;
 use crate::{CliError, CliResult, EXIT_FAILURE, EXIT_OK};
 
 /// Default `--slack`: CloudTrail delivers a record within about 5 minutes of the call.
@@ -411,34 +412,6 @@ fn s(v: &Value) -> String {
         Value::Array(items) => items.iter().map(s).collect::<Vec<_>>().join(","),
         other => other.to_string(),
     }
-}
-
-/// Rows as aligned columns, two spaces apart, indented by two.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: Vec<String>| {
-        let mut l = String::from("  ");
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(cell);
-            } else {
-                l.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(header.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        line(row.clone());
-    }
-    out
 }
 
 fn render_text(doc: &Value, result: &Reconciled<'_>, slack: u64) -> String {

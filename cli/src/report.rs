@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::args;
 use crate::auditlog::{self, format_time, hour_of, AuditLog};
+use crate::textout::{table, term};
 use crate::{CliError, CliResult, EXIT_OK};
 
 #[derive(Debug, Default, Clone)]
@@ -193,51 +194,6 @@ fn write_atomically(path: &str, bytes: &[u8]) -> CliResult<()> {
 }
 
 // ---- Terminal --------------------------------------------------------------------------------
-
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: Vec<String>| {
-        let mut l = String::from("  ");
-        for (i, cell) in cells.iter().enumerate() {
-            let w = widths.get(i).copied().unwrap_or(0);
-            // Text left, numbers right.
-            if i + 1 == cells.len() && !cell.chars().all(|c| c.is_ascii_digit()) {
-                l.push_str(cell);
-            } else if cell.chars().all(|c| c.is_ascii_digit()) && !cell.is_empty() {
-                let _ = write!(l, "{cell:>w$}  ");
-            } else {
-                let _ = write!(l, "{cell:<w$}  ");
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(header.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        line(row.clone());
-    }
-    out
-}
-
-/// Printable on a terminal: control characters (escape sequences from a header value) shown
-/// as `\u{..}`.
-fn term(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_unicode().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
 
 fn render_text(s: &Summary) -> String {
     let mut out = String::new();

@@ -92,6 +92,17 @@ fn filter(host: &Rc<FakeHost>, shared: &Rc<Shared>) -> GuardHttp<Rc<FakeHost>> {
     GuardHttp::new(Rc::clone(host), 42, Some(Rc::clone(shared)))
 }
 
+/// A fake host, the unit bundle's shared state, and a filter that has read the head of an
+/// allowed InvokeModel request for TITAN (no body): where most response-side tests start.
+fn titan_headers_read() -> (Rc<FakeHost>, Rc<Shared>, GuardHttp<Rc<FakeHost>>) {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&bundle(), None);
+    let mut f = filter(&host, &shared);
+    invoke(&host, TITAN, &[]);
+    assert_eq!(f.on_http_request_headers(7, true), Action::Continue);
+    (host, shared, f)
+}
+
 fn invoke(host: &FakeHost, model: &str, extra: &[(&str, &str)]) {
     let path = format!("/model/{model}/invoke");
     let mut pairs = vec![
@@ -347,11 +358,7 @@ fn a_withheld_answer_is_counted_and_alerted_as_the_refusal_and_quarantines() {
 
 #[test]
 fn an_answer_from_inside_the_ranges_passes() {
-    let host = Rc::new(FakeHost::new());
-    let shared = shared(&bundle(), None);
-    let mut f = filter(&host, &shared);
-    invoke(&host, TITAN, &[]);
-    f.on_http_request_headers(7, true);
+    let (host, _, mut f) = titan_headers_read();
     answer_from(&host, "10.9.9.9:443");
     assert_eq!(f.on_http_response_headers(2, true), Action::Continue);
     assert!(host.sent.borrow().is_empty());
@@ -544,11 +551,7 @@ fn the_token_fingerprint_comes_from_the_one_hash() {
 
 #[test]
 fn a_stream_response_is_read_for_the_record() {
-    let host = Rc::new(FakeHost::new());
-    let shared = shared(&bundle(), None);
-    let mut f = filter(&host, &shared);
-    invoke(&host, TITAN, &[]);
-    f.on_http_request_headers(7, true);
+    let (host, _, mut f) = titan_headers_read();
     host.response(&[
         (":status", "200"),
         ("content-type", "application/vnd.amazon.eventstream"),
@@ -569,11 +572,7 @@ fn a_stream_response_is_read_for_the_record() {
 /// invocation's latency is recorded by model.
 #[test]
 fn a_unary_answers_usage_is_read_from_its_body_as_it_passes() {
-    let host = Rc::new(FakeHost::new());
-    let shared = shared(&bundle(), None);
-    let mut f = filter(&host, &shared);
-    invoke(&host, TITAN, &[]);
-    f.on_http_request_headers(7, true);
+    let (host, _, mut f) = titan_headers_read();
     answer_from(&host, "10.0.0.5:443");
     assert_eq!(f.on_http_response_headers(3, false), Action::Continue);
     let body = br#"{"output":{"message":{"content":[{"text":"\"usage\": {}"}]}},"usage":{"inputTokens":25,"outputTokens":118,"totalTokens":143,"cacheReadInputTokens":1024,"cacheWriteInputTokens":7},"metrics":{"latencyMs":12}}"#;
@@ -618,11 +617,7 @@ fn a_unary_answers_usage_is_read_from_its_body_as_it_passes() {
 /// cache counts. An error answer's body is not read, and a throttle has no invocation latency.
 #[test]
 fn headers_win_over_the_body_and_error_answers_are_not_read() {
-    let host = Rc::new(FakeHost::new());
-    let shared = shared(&bundle(), None);
-    let mut f = filter(&host, &shared);
-    invoke(&host, TITAN, &[]);
-    f.on_http_request_headers(7, true);
+    let (host, shared, mut f) = titan_headers_read();
     host.response(&[
         (":status", "200"),
         ("content-type", "application/json"),
@@ -703,11 +698,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 /// frame (a partial frame does not count), recorded once, by model.
 #[test]
 fn a_streams_time_to_first_token_is_its_first_complete_frame() {
-    let host = Rc::new(FakeHost::new());
-    let shared = shared(&bundle(), None);
-    let mut f = filter(&host, &shared);
-    invoke(&host, TITAN, &[]);
-    f.on_http_request_headers(7, true);
+    let (host, _, mut f) = titan_headers_read();
     host.response(&[
         (":status", "200"),
         ("content-type", "application/vnd.amazon.eventstream"),

@@ -49,14 +49,18 @@ def envoy_binary() -> Path | None:
     return None
 
 
-def _walk(node: Any) -> Iterator[dict]:
+def walk(node: Any) -> Iterator[dict]:
+    """Every mapping in a parsed config, depth first (the node itself first)."""
     if isinstance(node, dict):
         yield node
         for v in node.values():
-            yield from _walk(v)
+            yield from walk(v)
     elif isinstance(node, list):
         for v in node:
-            yield from _walk(v)
+            yield from walk(v)
+
+
+_walk = walk  # the harness modules' older spelling
 
 
 def _one(found: list, what: str):
