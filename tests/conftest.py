@@ -33,6 +33,19 @@ from tests.harness.pki import ensure_pki  # noqa: E402
 from tests.harness.stack import WASM_PATH, envoy_stack  # noqa: E402,F401
 
 DEMO_BUNDLE = REPO_ROOT / "policies" / "examples" / "demo.json"
+CLI = REPO_ROOT / "target" / "debug" / "bedrock-guard"
+
+
+@pytest.fixture(scope="session")
+def cli() -> Path:
+    """The `bedrock-guard` binary of this tree, built now (a no-op when up to date), so a test
+    never runs a stale one."""
+    import subprocess
+    proc = subprocess.run(["cargo", "build", "-q", "-p", "bedrock-guard-cli"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, "cargo build -p bedrock-guard-cli failed:\n" + proc.stderr
+    assert CLI.is_file(), CLI
+    return CLI
 
 
 @pytest.fixture(scope="session")

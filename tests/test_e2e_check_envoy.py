@@ -15,24 +15,13 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.harness import ecds
 from tests.harness.envoy import REPO_ROOT, free_port, render_config
 from tests.harness.stack import WASM_PATH, envoy_stack
 
-CLI = REPO_ROOT / "target" / "debug" / "bedrock-guard"
 DEMO_BUNDLE = REPO_ROOT / "policies" / "examples" / "demo.json"
-
-
-@pytest.fixture(scope="module")
-def cli() -> Path:
-    # Always rebuilt (a no-op when up to date): a stale binary would test old checks.
-    proc = subprocess.run(["cargo", "build", "-q", "-p", "bedrock-guard-cli"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, "cargo build -p bedrock-guard-cli failed:\n" + proc.stderr
-    return CLI
 
 
 def live_dump(config: Path, admin: int, listener: int, work: Path) -> dict:

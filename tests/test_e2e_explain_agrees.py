@@ -59,7 +59,6 @@ from tests.harness.tokens import SigningKey, claims
 
 EXAMPLES = REPO_ROOT / "policies" / "examples"
 CASE_FILES = sorted(EXAMPLES.glob("*.cases.json"))
-CLI = REPO_ROOT / "target" / "debug" / "bedrock-guard"
 REASON_HEADER = "x-bedrock-guard-reason"
 WORKERS = 2  # envoy_stack runs --concurrency 2
 KEYS_TIMEOUT = 15.0  # for every worker's VM to fetch a provider's keys
@@ -206,16 +205,6 @@ def wire(req: Request) -> bytes:
 
 
 # -- the two sides ----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def cli() -> Path:
-    """The `bedrock-guard` binary of this tree (built now, so never a stale one)."""
-    proc = subprocess.run(["cargo", "build", "-q", "-p", "bedrock-guard-cli"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, "cargo build -p bedrock-guard-cli failed:\n" + proc.stderr
-    assert CLI.is_file(), CLI
-    return CLI
-
 
 class Stack:
     """An Envoy with one example bundle, every route answering 200 itself, its access log (one

@@ -37,11 +37,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import DEMO_BUNDLE, REGION, WASM_PATH
-from tests.harness.audit_log import AuditStack, boto_client, dry_run_variant, parse_line
-from tests.harness.envoy import REPO_ROOT
+from tests.harness.audit_log import AuditStack, boto_client, dry_run_variant
 from tests.harness.sigv4 import DEFAULT_CREDENTIALS
 
-CLI = REPO_ROOT / "target" / "debug" / "bedrock-guard"
 BUNDLE = dry_run_variant(json.loads(DEMO_BUNDLE.read_text()), name="report-e2e", revision="3")
 ALLOWED = "anthropic.claude-3-5-sonnet-20240620-v1:0"  # rule claude-and-titan
 DRY_RUN = "amazon.titan-text-express-v1"  # dry-run deny rule titan-dry-run: let through
@@ -137,16 +135,6 @@ class Dom(HTMLParser):
 
 
 # -- the run --------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def cli() -> Path:
-    """The `bedrock-guard` binary of this tree (built now, so never a stale one)."""
-    proc = subprocess.run(["cargo", "build", "-q", "-p", "bedrock-guard-cli"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, "cargo build -p bedrock-guard-cli failed:\n" + proc.stderr
-    assert CLI.is_file(), CLI
-    return CLI
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, pki_dir):

@@ -34,7 +34,6 @@ from tests.harness.iam_eval import Request, Unsupported, evaluate
 
 EXAMPLES = REPO_ROOT / "policies" / "examples"
 BUNDLES = sorted(p for p in EXAMPLES.glob("*.json") if not p.name.endswith(".cases.json"))
-CLI = REPO_ROOT / "target" / "debug" / "bedrock-guard"
 # A VPC endpoint id for endpoints named by service name (the bundle cannot carry one).
 EXTRA_VPCE = "vpce-0fedcba9876543210"
 # Actions AWS documents that parliament 1.6.4's bundled data (2025-04) predates.
@@ -43,14 +42,6 @@ DECIDED_ON_MODEL = {"enforced deny rules", "allow rules", "dry-run deny rules", 
                     "model ARNs"}
 # The model behind an application inference profile is not in the request.
 HIDDEN_MODEL = "example.hidden-model-v1"
-
-
-@pytest.fixture(scope="module")
-def cli() -> Path:
-    proc = subprocess.run(["cargo", "build", "-q", "-p", "bedrock-guard-cli"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr
-    return CLI
 
 
 def generate(cli: Path, bundle: Path) -> dict:
