@@ -19,20 +19,22 @@ afterwards) and run in the demo config with one worker, so every request meets t
     worker gets the same 503 (allowed ones too) and nothing reaches the upstream, until Envoy
     restarts or the filter configuration is pushed again (a new VM).
 
-**An invalid bundle at start-up.** The filter refuses it in `on_configure`, so no request is
-ever decided under it, and none reaches the upstream:
+**An invalid bundle at start-up.** Nothing has been in force under the VM id since the process
+started, so there is nothing for Envoy to keep: the filter accepts the configuration holding no
+policy, and every request is refused by the filter, 403 `policy_unavailable`, with its audit
+record and its count in the `requests` family, and none reaches the upstream:
 
 * inline in a static bootstrap (demo, sidecars), five kinds (not JSON, empty, no endpoints, an
-  allow rule without models, an unknown mode): Envoy refuses the whole config and does not
-  start; its log names the fault; nothing listens;
-* as the first ECDS resource (`hot-reload.yaml`): Envoy starts, counts `config_fail`, and
-  answers every request itself with a 500 (Converse, ConverseStream, InvokeModel,
-  ListAsyncInvokes), the access log writing `-`; the first valid push is then applied and
-  requests are decided (an allowed one goes through, a denied one is refused with its reason and
-  its audit record).
+  allow rule without models, an unknown mode): Envoy starts and serves; its log names the fault
+  and says every request is refused; `bundle_rejected` counts it;
+* as the first ECDS resource (`hot-reload.yaml`): the same, with no `config_fail`; the first
+  valid push is then applied and requests are decided (an allowed one goes through, a denied
+  one is refused with its reason and its audit record); from then on the same invalid
+  resource is rejected (`config_fail`) and the bundle in force stays.
 
-Neither path produces `policy_unavailable`: that 403 is the filter's answer when it holds no
-usable policy at request time (e.g. remote JWKS past their staleness bound).
+**A bad ECDS push of the module** (a file that is not wasm, cut short, missing, or a module
+whose VM refuses to start) is rejected by Envoy (`config_fail`); the module and bundle in force
+keep deciding. Bad bundle pushes after a good one are `tests/test_e2e_hot_reload.py`'s.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from tests.harness.assertions import (
 )
 from tests.harness.audit_log import NO_RECORD, AuditLog, parse_line
 from tests.harness.clients import bedrock_client
+from tests.harness.ledger import close_books
 from tests.harness.envoy import REPO_ROOT, free_port, render_config, wasm_plugin_config
 from tests.harness.mock_bedrock import REPLY_TEXT
 from tests.harness.stack import envoy_stack
@@ -289,36 +292,53 @@ OPERATIONS = {
 }
 
 
+def _refuses_every_operation(listener: int, audit: AuditLog, mock) -> list[dict]:
+    """Each operation of `OPERATIONS` refused by the filter itself, 403 `policy_unavailable`
+    (AWS-shaped, so SDKs do not retry), nothing upstream, one audit record each."""
+    c = bedrock_client(listener)
+    mark = audit.mark()
+    for name, call in OPERATIONS.items():
+        with pytest.raises(ClientError) as e:
+            call(c)
+        assert_client_error_refusal(e.value, "policy_unavailable")
+    assert_mock_saw_nothing(mock)
+    records = audit.take(len(OPERATIONS), since=mark)
+    for rec in records:
+        assert (rec["decision"], rec["reason"], rec["status"]) == (
+            "deny", "policy_unavailable", 403), rec
+        assert rec["bundleName"] is None and rec["bundleDigest"] is None, rec
+    return records
+
+
 @pytest.mark.parametrize("kind", ["not-json", "empty", "no-endpoints", "allow-without-models",
                                   "unknown-mode"])
-def test_static_config_with_an_invalid_bundle_never_serves(tmp_path, pki_dir, mock, demo_bundle,
-                                                           kind):
-    """The bundle inline in the bootstrap (demo, sidecars): Envoy refuses the whole config and
-    does not start, so nothing is listening; its log names the bundle's fault."""
+def test_static_config_with_an_invalid_bundle_refuses_every_request(tmp_path, pki_dir, mock,
+                                                                     demo_bundle, kind):
+    """The bundle inline in the bootstrap (demo, sidecars): nothing was ever in force, so the
+    filter accepts the configuration holding no policy. Envoy starts and serves; every request
+    is refused `policy_unavailable` with its audit record and counted; nothing reaches the
+    upstream; the log names the bundle's fault and says every request is refused."""
     from tests.conftest import WASM_PATH
-    from tests.harness.envoy import EnvoyError
-    from tests.harness.stack import envoy_process
 
     value, needle = _bundle_kinds(demo_bundle)[kind]
-    stack = Stack(tmp_path, pki_dir, mock, WASM_PATH, value)
-    proc = envoy_process(stack.cfg_path, stack.admin, stack.listener, tmp_path)
-    with pytest.raises(EnvoyError):
-        proc.start(timeout=30)
-    proc.stop()
-    log = proc.log_text()
-    assert "bedrock-guard: bundle refused:" in log and needle in log, log[-2000:]
-    with pytest.raises(Exception):
-        converse(bedrock_client(stack.listener, connect_timeout=2))
-    assert_mock_saw_nothing(mock)
+    with Stack(tmp_path, pki_dir, mock, WASM_PATH, value) as stack:
+        stack.serving()
+        log = stack.app_log()
+        assert "bedrock-guard: bundle refused:" in log and needle in log, log[-2000:]
+        assert "every request is refused (policy_unavailable)" in log, log[-2000:]
+        before = stack.envoy.stats()
+        assert before.get("wasmcustom.bedrock_guard.bundle_rejected", 0) >= 1, before
+        records = _refuses_every_operation(stack.listener, stack.audit, mock)
+        close_books(records, before, stack.envoy.stats(), sent=len(OPERATIONS))
 
 
 @pytest.mark.parametrize("kind", ["not-json", "allow-without-models"])
 def test_ecds_config_with_an_invalid_first_bundle_refuses_every_request(tmp_path, pki_dir, mock,
                                                                         demo_bundle, kind):
-    """Hot reload (ECDS): Envoy starts, rejects the resource (`config_fail`), and the filter has
-    no configuration: Envoy answers every request itself, 500, and nothing reaches the
-    upstream; the access log writes `-` (no decision was made, no record is invented). The
-    first valid push then takes effect."""
+    """Hot reload (ECDS), the first resource invalid: Envoy starts and the filter holds no
+    policy, so every request is refused `policy_unavailable` with its record. The first valid
+    push then takes effect; from then on an invalid push is rejected (`config_fail`) and the
+    bundle in force stays."""
     from tests.conftest import WASM_PATH
     from tests.harness import ecds
 
@@ -331,19 +351,18 @@ def test_ecds_config_with_an_invalid_first_bundle_refuses_every_request(tmp_path
     cfg = ecds.render(tmp_path, pki_dir, listener, admin, mock.port, pusher.ecds)
     with envoy_stack(cfg, admin, listener, tmp_path, split_logs=True) as proc:
         audit = AuditLog(tmp_path / "envoy-stdout.log")
-        assert ecds.config_fail(proc) == 1
+        deadline = time.monotonic() + 30
+        while ecds.bundle_rejected(proc) < 1:  # the resource may arrive just after /ready
+            assert time.monotonic() < deadline, proc.app_log_text()[-2000:]
+            time.sleep(0.05)
+        assert ecds.config_fail(proc) == 0, "the first resource is accepted, holding no policy"
         log = proc.app_log_text()
         assert "bedrock-guard: bundle refused:" in log and needle in log, log[-2000:]
-        c = bedrock_client(listener)
-        for name, call in OPERATIONS.items():
-            mark = audit.mark()
-            with pytest.raises(ClientError) as e:
-                call(c)
-            status = e.value.response["ResponseMetadata"]["HTTPStatusCode"]
-            assert status == 500, (name, e.value.response)
-            assert audit.take_raw(1, since=mark) == [NO_RECORD], name
-        assert_mock_saw_nothing(mock)
+        before = proc.stats()
+        records = _refuses_every_operation(listener, audit, mock)
+        close_books(records, before, proc.stats(), sent=len(OPERATIONS))
 
+        c = bedrock_client(listener)
         pusher.push(demo_bundle)  # recovery: the first valid bundle is applied
         deadline = time.monotonic() + 60  # compiling the module again takes seconds under load
         while True:
@@ -351,10 +370,12 @@ def test_ecds_config_with_an_invalid_first_bundle_refuses_every_request(tmp_path
                 converse(c)
                 break
             except ClientError as e:
+                assert_client_error_refusal(e, "policy_unavailable")
                 assert time.monotonic() < deadline, (
-                    "the valid push was not applied", e.response, proc.app_log_text()[-3000:])
+                    "the valid push was not applied", proc.app_log_text()[-3000:])
                 time.sleep(0.1)
-        while not audit.lines()[-1].startswith("{"):  # the allowed request's record
+        while not audit.lines()[-1].startswith('{"eventVersion"') or \
+                '"reason":"allowed"' not in audit.lines()[-1]:  # the allowed request's record
             assert time.monotonic() < deadline
             time.sleep(0.01)
         mock.reset()
@@ -365,3 +386,100 @@ def test_ecds_config_with_an_invalid_first_bundle_refuses_every_request(tmp_path
         [rec] = audit.take(1, since=mark)
         assert (rec["decision"], rec["reason"]) == ("deny", "model_denied")
         assert_mock_saw_nothing(mock)
+
+        # Now a bundle is in force: an invalid resource is rejected and the bundle stays.
+        failed = ecds.config_fail(proc)
+        pusher.write_raw(ecds.with_plugin_config(pusher.pushed, value + " "))
+        ecds.wait_config_fail(proc, failed)
+        mock.reset()
+        assert converse(c)["output"]["message"]["content"][0]["text"] == REPLY_TEXT
+        single_forwarded(mock)
+
+        # The start-up bytes themselves: Envoy cached its canary's yes for them and admits them
+        # unasked; the filter agrees (no policy) instead of failing: refused, never let through.
+        pusher.write_raw(ecds.with_plugin_config(pusher.pushed, value))
+        deadline = time.monotonic() + 30
+        while True:
+            mark = audit.mark()
+            out = ecds.outcome(c, ALLOWED)
+            audit.take_raw(1, since=mark)  # each polling request's own line, before counting
+            if out == "policy_unavailable":
+                break
+            assert time.monotonic() < deadline, proc.app_log_text()[-3000:]
+            time.sleep(0.05)
+        mock.reset()
+        before = proc.stats()
+        records = _refuses_every_operation(listener, audit, mock)
+        close_books(records, before, proc.stats(), sent=len(OPERATIONS))
+        assert ecds.config_fail(proc) == failed + 1
+
+
+def _module_kinds(work: Path, good: Path) -> dict[str, dict]:
+    """Edits of the ECDS resource's Wasm `config` that give Envoy a module it cannot run."""
+    garbage = work / "garbage.wasm"
+    garbage.write_bytes(b"\0asm\x01\0\0\0" + os.urandom(4096))  # a wasm header, then noise
+    truncated = work / "truncated.wasm"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    text = work / "not-wasm.wasm"
+    text.write_text("this is not a WebAssembly module\n")
+
+    def module(path: Path):
+        return lambda cfg: cfg["vm_config"]["code"]["local"].update(filename=str(path))
+
+    def env(cfg):  # a module that refuses to start: an unknown body-hold mode
+        cfg["vm_config"]["environment_variables"] = {
+            "key_values": {"BEDROCK_GUARD_HOLD_BODY": "sometimes"}}
+
+    def missing(cfg):
+        cfg["vm_config"]["code"]["local"]["filename"] = str(work / "no-such-module.wasm")
+
+    return {"garbage": module(garbage), "truncated": module(truncated), "text": module(text),
+            "missing-file": missing, "vm-start-fails": env}
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "text", "missing-file",
+                                  "vm-start-fails"])
+def test_ecds_push_of_a_bad_module_keeps_the_last_good_one(tmp_path, pki_dir, mock, demo_bundle,
+                                                          kind):
+    """A module push Envoy cannot run (not wasm, cut short, missing, or one whose VM refuses
+    to start) is rejected (`config_fail`); the module and bundle in force keep deciding: an
+    allowed request goes through, a denied one is refused with its reason and record."""
+    from tests.conftest import WASM_PATH
+    from tests.harness import ecds
+
+    ecds.ensure_cli()
+    pusher = ecds.Pusher(tmp_path, WASM_PATH, pin=False)
+    pusher.push(demo_bundle)
+    listener, admin = free_port(), free_port()
+    cfg = ecds.render(tmp_path, pki_dir, listener, admin, mock.port, pusher.ecds)
+    with envoy_stack(cfg, admin, listener, tmp_path, split_logs=True) as proc:
+        audit = AuditLog(tmp_path / "envoy-stdout.log")
+        c = bedrock_client(listener)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                converse(c)
+                break
+            except ClientError:
+                assert time.monotonic() < deadline, proc.app_log_text()[-2000:]
+                time.sleep(0.1)
+        failed = ecds.config_fail(proc)
+        config = ecds.wasm_config(pusher.pushed)
+        _module_kinds(tmp_path, WASM_PATH)[kind](config)
+        pusher.write_raw(ecds.with_config(pusher.pushed, config))
+        ecds.wait_config_fail(proc, failed, timeout=30)
+        before = proc.stats()
+        mock.reset()
+        mark = audit.mark()
+        assert converse(c)["output"]["message"]["content"][0]["text"] == REPLY_TEXT
+        single_forwarded(mock)
+        mock.reset()
+        with pytest.raises(ClientError) as e:
+            converse(c, DENIED)
+        assert_client_error_refusal(e.value, "model_denied")
+        assert_mock_saw_nothing(mock)
+        records = audit.take(2, since=mark)
+        assert [(r["decision"], r["reason"]) for r in records] == [
+            ("allow", "allowed"), ("deny", "model_denied")], records
+        close_books(records, before, proc.stats(), sent=2)
+        assert proc.alive()

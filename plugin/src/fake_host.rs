@@ -47,6 +47,7 @@ pub struct FakeHost {
     pub fail_header_removal: Cell<bool>,
     pub fail_set_property: Cell<bool>,
     pub fail_request_body: Cell<bool>,
+    pub fail_shared_data: Cell<bool>,
 }
 
 impl FakeHost {
@@ -166,6 +167,9 @@ impl Host for FakeHost {
     }
 
     fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+        if self.fail_shared_data.get() {
+            return Err(HostError::Status(Status::InternalFailure));
+        }
         Ok(match self.shared.borrow().get(key) {
             Some((value, cas)) => (Some(value.clone()), *cas),
             None => (None, 0),
@@ -207,6 +211,14 @@ impl Host for FakeHost {
             .ok_or(HostError::Status(Status::NotFound))?;
         stat.2 = value as i64;
         Ok(())
+    }
+
+    fn metric(&self, id: u32) -> Result<u64, HostError> {
+        let stats = self.stats.borrow();
+        let stat = stats
+            .get(id as usize)
+            .ok_or(HostError::Status(Status::NotFound))?;
+        Ok(stat.2 as u64)
     }
 
     fn dispatch_http_call(

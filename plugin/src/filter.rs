@@ -144,9 +144,14 @@ impl<H: Host> GuardHttp<H> {
     /// Record `decision` as this request's final one: in the audit record, in the tally the
     /// stats count at the end, and as a deny alert when it is a refusal (or a dry-run one).
     fn settle(&mut self, decision: &Decision) {
-        let record = self
-            .record
-            .get_or_insert_with(|| AuditRecord::from_decision(decision, self.started_ms));
+        let (request_id, started_ms) = (&self.request_id, self.started_ms);
+        let record = self.record.get_or_insert_with(|| {
+            // A refusal before the request's facts were gathered (no bundle in force, an
+            // unreadable header map): the record still carries the id the answer carries.
+            let mut record = AuditRecord::from_decision(decision, started_ms);
+            record.request_id(request_id);
+            record
+        });
         record.apply_decision(decision);
         if let Some(shared) = &self.shared {
             self.tally = Some(shared.metrics.borrow().tally(decision, self.group));
@@ -564,6 +569,11 @@ impl<H: Host> HttpContext for GuardHttp<H> {
             return;
         }
         let Some(shared) = self.shared.clone() else {
+            // No bundle in force: the request was refused `policy_unavailable`; it is counted
+            // and recorded like any other.
+            let latency = self.host.now_ms().saturating_sub(self.started_ms);
+            crate::metrics::Metrics::unconfigured_refusal(&self.host);
+            self.publish(latency);
             return;
         };
         self.host.mark("log");

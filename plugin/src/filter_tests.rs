@@ -528,6 +528,21 @@ fn unreadable_headers_or_no_bundle_are_refused_never_let_through() {
         host.sent.borrow()[0].header("x-bedrock-guard-reason"),
         Some("policy_unavailable")
     );
+    // No bundle in force: the refusal is still counted and recorded, once.
+    f.on_log();
+    assert_eq!(host.stat(&format!("{P}.requests_total")), 1);
+    assert_eq!(decided(&host, "deny", "policy_unavailable"), 1);
+    assert_eq!(decisions(&host), 1);
+    let audit = host.audit().unwrap();
+    assert_eq!(audit["decision"], "deny", "{audit}");
+    assert_eq!(audit["reason"], "policy_unavailable", "{audit}");
+    assert_eq!(audit["status"], 403, "{audit}");
+    assert_eq!(audit["bundleName"], Value::Null, "{audit}");
+    assert_eq!(
+        Some(audit["requestID"].as_str().unwrap()),
+        host.sent.borrow()[0].header("x-amzn-requestid"),
+        "{audit}"
+    );
 }
 
 /// The identity token is hashed once (by the engine's authentication) and the record carries

@@ -46,6 +46,8 @@ pub trait Host {
     fn increment_metric(&self, id: u32, delta: i64) -> Result<(), HostError>;
     /// Set a gauge or record a histogram sample.
     fn record_metric(&self, id: u32, value: u64) -> Result<(), HostError>;
+    /// A stat's current value (stats are the process's: every VM and `vm_id` sees them).
+    fn metric(&self, id: u32) -> Result<u64, HostError>;
     /// A point in the request's life reached (`bench-trace` builds time and count them; a
     /// no-op otherwise, compiled away).
     fn mark(&self, _point: &'static str) {}
@@ -123,6 +125,10 @@ impl Host for Envoy {
         hostcalls::record_metric(id, value).map_err(HostError::Status)
     }
 
+    fn metric(&self, id: u32) -> Result<u64, HostError> {
+        hostcalls::get_metric(id).map_err(HostError::Status)
+    }
+
     fn dispatch_http_call(
         &self,
         cluster: &str,
@@ -177,6 +183,9 @@ impl<T: Host + ?Sized> Host for Rc<T> {
     }
     fn record_metric(&self, id: u32, value: u64) -> Result<(), HostError> {
         (**self).record_metric(id, value)
+    }
+    fn metric(&self, id: u32) -> Result<u64, HostError> {
+        (**self).metric(id)
     }
     fn mark(&self, point: &'static str) {
         (**self).mark(point)

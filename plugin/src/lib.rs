@@ -101,6 +101,57 @@ fn start_trust() -> Result<trust::Trust, String> {
 }
 
 impl GuardRoot {
+    /// Read, verify, admit and compile the plugin configuration's bundle: what a request
+    /// needs, or why the bundle cannot be in force.
+    fn load(&self, raw: &[u8]) -> Result<Rc<Shared>, String> {
+        let loaded = config::load(raw, self.trust.keys())?;
+        let policy = loaded.policy;
+        let revision = self.admit(&policy, &loaded.digest, loaded.signed_by.is_some())?;
+        let bundle = Arc::new(
+            BundleInfo::new(policy.name(), policy.revision(), &loaded.digest)
+                .signed_by(loaded.signed_by.as_deref()),
+        );
+        let identity = IdentityState::new(&policy);
+        let mut metrics = Metrics::new(&policy);
+        metrics.bundle_in_force(
+            &Envoy,
+            revision.or_else(|| policy.revision().parse::<u64>().ok()),
+            self.trust.anchor.is_some(),
+            self.trust.keys(),
+            loaded.signed_by.as_deref(),
+        );
+        metrics.wasm_memory(&Envoy, metrics::linear_memory_bytes());
+        let alerts = policy.alerts().map(|a| RefCell::new(AlertQueue::new(a)));
+        // The tick drives JWKS fetches and deny alerts, and keeps `wasm_memory_bytes` current.
+        hostcalls::set_tick_period(Duration::from_secs(1))
+            .map_err(|status| format!("cannot start the timer: {status:?}"))?;
+        if let Some(revision) = revision {
+            trust::raise_floor(policy.name(), revision, &loaded.digest)?;
+        }
+        log::info!(
+            "bedrock-guard: bundle {} revision {} loaded ({} mode, digest {}, {})",
+            policy.name(),
+            policy.revision(),
+            policy.mode().as_str(),
+            loaded.digest,
+            loaded
+                .signed_by
+                .as_deref()
+                .map_or_else(|| "unsigned".to_string(), |kid| format!("signed by {kid}"))
+        );
+        Ok(Rc::new(Shared {
+            anchor_id: self.trust.anchor.as_ref().map(|a| a.id.clone()),
+            policy: Rc::new(policy),
+            bundle,
+            original_destination: loaded.original_destination,
+            hold_body: self.hold_body,
+            emf_namespace: self.emf_namespace.clone(),
+            identity: identity.map(RefCell::new),
+            alerts,
+            metrics: RefCell::new(metrics),
+        }))
+    }
+
     /// What the anchor and the revision floor say about a bundle that parsed (and whose
     /// signature verified, if keys are trusted). `Ok(Some(revision))` for a signed bundle
     /// (its floor is raised once it is in force), `Ok(None)` for an unsigned one.
@@ -268,84 +319,41 @@ impl RootContext for GuardRoot {
     }
 
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let raw = match host::plugin_configuration() {
-            Ok(raw) => raw,
-            Err(err) => {
-                log::error!("bedrock-guard: cannot read the plugin configuration: {err:?}");
-                Metrics::bundle_rejected(&Envoy);
-                return false;
-            }
+        let raw = host::plugin_configuration();
+        let loaded = match &raw {
+            Ok(raw) => self.load(raw),
+            Err(err) => Err(format!("cannot read the plugin configuration: {err:?}")),
         };
-        let loaded = match config::load(&raw, self.trust.keys()) {
-            Ok(loaded) => loaded,
-            Err(err) => {
-                // Envoy rejects this configuration; the previous one (if any) stays in force.
-                log::error!("bedrock-guard: bundle refused: {err}");
-                Metrics::bundle_rejected(&Envoy);
-                return false;
+        match loaded {
+            Ok(shared) => {
+                self.shared = Some(shared);
+                if let Err(err) = trust::mark_in_force(&Envoy) {
+                    log::warn!("bedrock-guard: {err}");
+                }
+                self.on_tick();
+                true
             }
-        };
-        let policy = loaded.policy;
-        let revision = match self.admit(&policy, &loaded.digest, loaded.signed_by.is_some()) {
-            Ok(revision) => revision,
             Err(err) => {
                 log::error!("bedrock-guard: bundle refused: {err}");
                 Metrics::bundle_rejected(&Envoy);
-                return false;
-            }
-        };
-        log::info!(
-            "bedrock-guard: bundle {} revision {} loaded ({} mode, digest {}, {})",
-            policy.name(),
-            policy.revision(),
-            policy.mode().as_str(),
-            loaded.digest,
-            loaded
-                .signed_by
-                .as_deref()
-                .map_or_else(|| "unsigned".to_string(), |kid| format!("signed by {kid}"))
-        );
-        let bundle = Arc::new(
-            BundleInfo::new(policy.name(), policy.revision(), &loaded.digest)
-                .signed_by(loaded.signed_by.as_deref()),
-        );
-        let identity = IdentityState::new(&policy);
-        let mut metrics = Metrics::new(&policy);
-        metrics.bundle_in_force(
-            &Envoy,
-            revision.or_else(|| policy.revision().parse::<u64>().ok()),
-            self.trust.anchor.is_some(),
-            self.trust.keys(),
-            loaded.signed_by.as_deref(),
-        );
-        metrics.wasm_memory(&Envoy, metrics::linear_memory_bytes());
-        let alerts = policy.alerts().map(|a| RefCell::new(AlertQueue::new(a)));
-        // The tick drives JWKS fetches and deny alerts, and keeps `wasm_memory_bytes` current.
-        if let Err(status) = hostcalls::set_tick_period(Duration::from_secs(1)) {
-            log::error!("bedrock-guard: cannot start the timer: {status:?}");
-            Metrics::bundle_rejected(&Envoy);
-            return false;
-        }
-        if let Some(revision) = revision {
-            if let Err(err) = trust::raise_floor(policy.name(), revision, &loaded.digest) {
-                log::error!("bedrock-guard: bundle refused: {err}");
-                Metrics::bundle_rejected(&Envoy);
-                return false;
+                let raw = raw.as_deref().unwrap_or_default();
+                if !trust::accept_without_policy(&Envoy, raw) {
+                    // Envoy rejects this configuration; the one in force stays.
+                    return false;
+                }
+                // Nothing to keep: no bundle has been in force under this vm_id since the
+                // process started. Accept the configuration holding no policy, so Envoy
+                // serves and the filter refuses every request as `policy_unavailable` (with
+                // its audit record) until a valid bundle arrives.
+                log::error!(
+                    "bedrock-guard: no bundle is in force: every request is refused \
+                     (policy_unavailable) until a valid bundle is configured"
+                );
+                self.shared = None;
+                Metrics::default().wasm_memory(&Envoy, metrics::linear_memory_bytes());
+                true
             }
         }
-        self.shared = Some(Rc::new(Shared {
-            anchor_id: self.trust.anchor.as_ref().map(|a| a.id.clone()),
-            policy: Rc::new(policy),
-            bundle,
-            original_destination: loaded.original_destination,
-            hold_body: self.hold_body,
-            emf_namespace: self.emf_namespace.clone(),
-            identity: identity.map(RefCell::new),
-            alerts,
-            metrics: RefCell::new(metrics),
-        }));
-        self.on_tick();
-        true
     }
 
     fn on_tick(&mut self) {

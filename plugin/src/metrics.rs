@@ -319,6 +319,23 @@ impl Metrics {
         }
     }
 
+    /// Count a request refused `policy_unavailable` because no bundle is in force (so no
+    /// `Metrics` exists): `requests_total` and the `requests` family, with the labels a refusal
+    /// before any parsing has (operation `unknown`, model, rule and group `none`). Rare by
+    /// construction, so it defines its stats on each call rather than caching their ids.
+    pub fn unconfigured_refusal(host: &impl Host) {
+        let family = format!(
+            "{PREFIX}.requests.operation.unknown.model.none.decision.{}.reason.{}.rule.none.group.none",
+            Verdict::Deny.as_str(),
+            Reason::PolicyUnavailable.as_str()
+        );
+        for name in [format!("{PREFIX}.{}", Stat::RequestsTotal.name()), family] {
+            if let Some(id) = Metrics::define(host, MetricType::Counter, &name) {
+                let _ = host.increment_metric(id, 1);
+            }
+        }
+    }
+
     /// The bundle in force, as gauges with fixed names (a bundle's digest never becomes part
     /// of a stat name): `bundle_revision`, `bundle_signed` and `bundle_anchored` (0 or 1), and
     /// `bundle_key.<key id>` for each trusted key (1 for the key that verified the bundle in

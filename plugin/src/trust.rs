@@ -15,9 +15,9 @@
 use policies::anchor::{self, Anchor, Floor};
 use policies::signing::PublicKey;
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::Status;
+use proxy_wasm::types::{MetricType, Status};
 
-use crate::host::{self, HostError};
+use crate::host::{self, Host, HostError};
 
 /// The slot `bedrock-guard anchor` stamps. Never read directly: see [`compiled_anchor`].
 static ANCHOR_SLOT: [u8; anchor::SLOT_LEN] = anchor::empty_slot();
@@ -29,6 +29,10 @@ pub const ANCHOR_PROPERTY: &str = "bedrock_guard_anchor";
 /// Shared-data key prefix of the revision floors (one key per bundle name).
 const FLOOR_KEY_PREFIX: &str = "bedrock_guard.bundle_floor.v1.";
 const WRITE_ATTEMPTS: usize = 8;
+/// Shared-data key set once a bundle has been in force under the `vm_id` in this process.
+const IN_FORCE_KEY: &str = "bedrock_guard.bundle_in_force.v1";
+/// Counter of bundles configured into a VM (each worker's VM, every push): process-wide.
+const BUNDLES_LOADED: &str = "bedrock_guard.bundles_loaded";
 
 /// The anchor stamped into this module: `Ok(None)` when the slot is empty (an unanchored
 /// build); an error when it holds something that is not a valid anchor (refuse to start).
@@ -102,6 +106,71 @@ pub fn check_floor(
     Ok(number)
 }
 
+/// Shared-data key prefix of the configurations accepted holding no policy (one key per
+/// configuration's sha256).
+const UNAVAILABLE_KEY_PREFIX: &str = "bedrock_guard.accepted_unavailable.v1.";
+
+/// Whether to accept a configuration whose bundle is refused (`raw` is the whole plugin
+/// configuration), holding no policy so that every request is refused `policy_unavailable`:
+///
+/// * no: a bundle has been in force under this `vm_id` since the process started, so Envoy,
+///   told no, keeps the configuration in force (or the canary fails the push);
+/// * yes: nothing has been in force (an invalid bundle at start-up, or an invalid first ECDS
+///   resource): there is nothing to keep, and refusing would stop Envoy from starting or leave
+///   the filter unconfigured;
+/// * yes again for the same bytes later: Envoy caches its canary's answer per plugin
+///   configuration, so a push of bytes once accepted this way is admitted without asking, and
+///   each VM must then agree with that answer (holding no policy) rather than fail to
+///   configure. Remembered per configuration's sha256.
+pub fn accept_without_policy(host: &impl Host, raw: &[u8]) -> bool {
+    let key = format!(
+        "{UNAVAILABLE_KEY_PREFIX}{}",
+        policies::canonical::digest_canonical(raw)
+    );
+    if host
+        .shared_data(&key)
+        .is_ok_and(|(value, _)| value.is_some())
+    {
+        return true;
+    }
+    if bundle_was_in_force(host) {
+        return false;
+    }
+    if let Err(e) = host.set_shared_data(&key, b"1", 0) {
+        log::warn!("bedrock-guard: cannot record the configuration accepted without policy: {e:?}");
+    }
+    true
+}
+
+/// Has a bundle been in force in this process since it started: under this `vm_id` (shared
+/// data), or under any (the process-wide counter `bundles_loaded`, which a push that changes
+/// the `vm_id` still sees)? A read error of the shared data answers yes: Envoy then rejects
+/// the configuration (or does not start), which also lets nothing through.
+fn bundle_was_in_force(host: &impl Host) -> bool {
+    let here = host
+        .shared_data(IN_FORCE_KEY)
+        .map_or(true, |(value, _)| value.is_some());
+    here || bundles_loaded(host).is_some_and(|(_, n)| n > 0)
+}
+
+/// The `bundles_loaded` counter's id and value.
+fn bundles_loaded(host: &impl Host) -> Option<(u32, u64)> {
+    let id = host
+        .define_metric(MetricType::Counter, BUNDLES_LOADED)
+        .ok()?;
+    Some((id, host.metric(id).ok()?))
+}
+
+/// Note that a bundle is in force (see [`bundle_was_in_force`]): the `vm_id`'s shared data
+/// and one more `bundles_loaded` (every VM that configures one counts it).
+pub fn mark_in_force(host: &impl Host) -> Result<(), String> {
+    if let Some((id, _)) = bundles_loaded(host) {
+        let _ = host.increment_metric(id, 1);
+    }
+    host.set_shared_data(IN_FORCE_KEY, b"1", 0)
+        .map_err(|e| format!("cannot record that a bundle is in force: {e:?}"))
+}
+
 /// Record `revision` as loaded under `name` (keeping the highest).
 pub fn raise_floor(name: &str, revision: u64, digest: &str) -> Result<(), String> {
     let key = floor_key(name);
@@ -132,4 +201,55 @@ fn read_floor(name: &str) -> Result<(Option<Floor>, u32), String> {
     let (bytes, cas) = host::shared_data(&floor_key(name))
         .map_err(|e| format!("cannot read the revision floor: {e:?}"))?;
     Ok((bytes.as_deref().and_then(Floor::parse), cas))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_host::FakeHost;
+
+    #[test]
+    fn a_refused_bundle_is_accepted_without_policy_only_until_one_is_in_force() {
+        let host = FakeHost::new();
+        assert!(
+            !bundle_was_in_force(&host),
+            "a fresh process has nothing in force"
+        );
+        assert!(
+            accept_without_policy(&host, b"not json"),
+            "nothing to keep yet"
+        );
+        assert!(accept_without_policy(&host, b"{}"), "still nothing to keep");
+        assert_eq!(mark_in_force(&host), Ok(()));
+        assert!(bundle_was_in_force(&host));
+        // Marking again (every worker's VM, every push) is harmless.
+        assert_eq!(mark_in_force(&host), Ok(()));
+        assert!(
+            !accept_without_policy(&host, b"{\"other\": 1}"),
+            "a bundle is in force: Envoy must keep it"
+        );
+        // Bytes once accepted stay accepted (Envoy's canary cache admits them unasked).
+        assert!(accept_without_policy(&host, b"not json"));
+        assert!(!accept_without_policy(&host, b"not json "));
+    }
+
+    #[test]
+    fn a_bundle_in_force_under_another_vm_id_counts_too() {
+        let other_vm = FakeHost::new();
+        assert_eq!(mark_in_force(&other_vm), Ok(()));
+        // A fresh `vm_id` (its own shared data) in the same process (the same stats).
+        let host = FakeHost::new();
+        *host.stats.borrow_mut() = other_vm.stats.borrow().clone();
+        assert!(bundle_was_in_force(&host));
+        assert!(!accept_without_policy(&host, b"not json"));
+        assert_eq!(host.stat(BUNDLES_LOADED), 1);
+    }
+
+    #[test]
+    fn unreadable_shared_data_counts_as_a_bundle_in_force() {
+        let host = FakeHost::new();
+        host.fail_shared_data.set(true);
+        assert!(bundle_was_in_force(&host));
+        assert!(!accept_without_policy(&host, b"not json"));
+    }
 }

@@ -31,10 +31,15 @@ _FAMILY = re.compile(r"^bedrock_guard\.requests\.operation\.[^.]+\.model\..+?"
                      r"\.decision\.(allow|deny|dry_run_deny)\.reason\.([a-z_]+)\.rule\..+\.group\..+$")
 
 
+def _ours(stats: dict[str, int]) -> dict[str, int]:
+    """The filter's stats without Envoy's `wasmcustom.` prefix (raw `/stats` names carry it)."""
+    return {k.removeprefix("wasmcustom."): v for k, v in stats.items()}
+
+
 def decisions_in_stats(stats: dict[str, int]) -> collections.Counter:
     """The labelled `requests` family summed per (decision, reason)."""
     out: collections.Counter = collections.Counter()
-    for name, value in stats.items():
+    for name, value in _ours(stats).items():
         found = _FAMILY.match(name)
         if found:
             out[(found.group(1), found.group(2))] += value
@@ -73,6 +78,7 @@ def close_books(records: list[dict], before: dict[str, int], after: dict[str, in
     grown = +grown  # drop zero entries
     assert grown == decisions_in_records(records), (
         f"stats grew by {dict(grown)}, the audit records say {dict(decisions_in_records(records))}")
+    before, after = _ours(before), _ours(after)
     total = after.get("bedrock_guard.requests_total", 0) - before.get("bedrock_guard.requests_total", 0)
     assert total == len(records), f"requests_total grew by {total}, {len(records)} records"
     memory = after.get("bedrock_guard.wasm_memory_bytes")
