@@ -2,8 +2,10 @@
 
 **A VM that panics.** The plugin's `test-panic` build (cargo feature, never shipped:
 `tests/test_module_contents.py` checks the released module) panics when a request carries
-`x-bedrock-guard-test-panic`. It is built once into `target/wasm-test-panic` (incremental
-afterwards) and run in the demo config with one worker, so every request meets the same VM:
+`x-bedrock-guard-test-panic`. It is built in `make build`'s wasm target dir, so only the plugin
+crate is compiled again (the feature changes nothing else), then copied out; the shipped module
+is `dist/`'s, which this does not touch. It runs in the demo config with one worker, so every
+request meets the same VM:
 
 * the marked request is answered by Envoy itself with a 503 and never reaches the upstream;
   Envoy stays up (admin `/ready`, the process) and logs the panic;
@@ -62,7 +64,6 @@ from tests.harness.mock_bedrock import REPLY_TEXT
 from tests.harness.stack import envoy_stack
 
 MARKER = "x-bedrock-guard-test-panic"
-PANIC_TARGET_DIR = REPO_ROOT / "target" / "wasm-test-panic"
 PANIC_SOURCE = REPO_ROOT / "plugin" / "src" / "test_panic.rs"
 ALLOWED = "anthropic.claude-3-5-sonnet-20240620-v1:0"  # rule claude-and-titan
 DENIED = "anthropic.claude-opus-4-20250514-v1:0"  # deny rule no-opus
@@ -78,16 +79,20 @@ def panic_message() -> str:
 
 @pytest.fixture(scope="session")
 def panic_module(tmp_path_factory) -> Path:
-    """The `test-panic` build of the plugin (its own target dir, reused between runs)."""
-    env = {**os.environ, "CARGO_TARGET_DIR": str(PANIC_TARGET_DIR)}
+    """The `test-panic` build of the plugin, in `make build`'s target dir (the dependencies and
+    the standard library are already built there: only the plugin crate is compiled again;
+    the next `make build` compiles it back, and `dist/` is never touched)."""
+    target = Path(subprocess.run([str(REPO_ROOT / "scripts" / "cargo-wasm.sh"), "target-dir"],
+                                 cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+                                 timeout=60).stdout.strip())
     t0 = time.monotonic()
     done = subprocess.run(
         [str(REPO_ROOT / "scripts" / "cargo-wasm.sh"), "build", "--release", "-q",
          "-p", "bedrock-guard-plugin", "--features", "test-panic"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     print(f"test-panic build: {time.monotonic() - t0:.1f} s")
-    built = PANIC_TARGET_DIR / "wasm32-wasip1" / "release" / "bedrock_guard.wasm"
+    built = target / "wasm32-wasip1" / "release" / "bedrock_guard.wasm"
     module = tmp_path_factory.mktemp("panic-module") / "bedrock_guard_test_panic.wasm"
     shutil.copyfile(built, module)
     assert panic_message().encode() in module.read_bytes(), "control: the panic build has it"
