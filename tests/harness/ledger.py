@@ -11,6 +11,9 @@ collected; the first is the test's own (it knows which answers were allowed).
   a module-scoped stack can be shared: `bedrock_guard.requests_total` and the labelled
   `bedrock_guard.requests.….decision.D.reason.R.…` family must have grown by exactly what the
   records say, per (decision, reason).
+* `settled_stats(proc, before, n)` reads the "after" stats once `requests_total` has grown by
+  `n` and the labelled family has stopped moving (Envoy may count a request's `on_log` a moment
+  after its access-log line is written), or after `timeout`, whichever comes first.
 * Memory: the VM's linear memory (`bedrock_guard.wasm_memory_bytes`, refreshed every second by
   the root context's tick) must stay under `WASM_MEMORY_BOUND`, the bound docs/operations.md
   states for a VM under load.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import re
+import time
 
 from .audit_log import NO_RECORD, parse_line
 
@@ -31,10 +35,15 @@ _FAMILY = re.compile(r"^bedrock_guard\.requests\.operation\.[^.]+\.model\..+?"
                      r"\.decision\.(allow|deny|dry_run_deny)\.reason\.([a-z_]+)\.rule\..+\.group\..+$")
 
 
+def _ours(stats: dict[str, int]) -> dict[str, int]:
+    """The filter's stats without Envoy's `wasmcustom.` prefix (raw `/stats` names carry it)."""
+    return {k.removeprefix("wasmcustom."): v for k, v in stats.items()}
+
+
 def decisions_in_stats(stats: dict[str, int]) -> collections.Counter:
     """The labelled `requests` family summed per (decision, reason)."""
     out: collections.Counter = collections.Counter()
-    for name, value in stats.items():
+    for name, value in _ours(stats).items():
         found = _FAMILY.match(name)
         if found:
             out[(found.group(1), found.group(2))] += value
@@ -73,9 +82,28 @@ def close_books(records: list[dict], before: dict[str, int], after: dict[str, in
     grown = +grown  # drop zero entries
     assert grown == decisions_in_records(records), (
         f"stats grew by {dict(grown)}, the audit records say {dict(decisions_in_records(records))}")
+    before, after = _ours(before), _ours(after)
     total = after.get("bedrock_guard.requests_total", 0) - before.get("bedrock_guard.requests_total", 0)
     assert total == len(records), f"requests_total grew by {total}, {len(records)} records"
     memory = after.get("bedrock_guard.wasm_memory_bytes")
     assert memory is not None, "bedrock_guard.wasm_memory_bytes is not reported"
     assert 0 < memory <= WASM_MEMORY_BOUND, (
         f"wasm memory {memory} bytes, bound {WASM_MEMORY_BOUND}")
+
+
+def settled_stats(proc, before: dict[str, int], n: int, timeout: float = 3.0) -> dict[str, int]:
+    """`proc.stats()` once `requests_total` has grown by `n` since `before` and the labelled
+    family has stopped moving (two equal reads 50 ms apart), or after `timeout`."""
+    deadline = time.monotonic() + timeout
+    key = "bedrock_guard.requests_total"
+    start = _ours(before).get(key, 0)
+    last = None
+    while True:
+        now = proc.stats()
+        family = decisions_in_stats(now)
+        if _ours(now).get(key, 0) - start >= n and family == last:
+            return now
+        if time.monotonic() >= deadline:
+            return now
+        last = family
+        time.sleep(0.05)
