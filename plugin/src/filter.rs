@@ -37,6 +37,10 @@ pub const AUDIT_PROPERTY: &str = "bedrock_guard_audit";
 /// `BEDROCK_GUARD_EMF_NAMESPACE` is set.
 pub const EMF_PROPERTY: &str = "bedrock_guard_emf";
 
+/// Record detail of a body-carried request that ended before its body was complete.
+const INCOMPLETE_BODY_DETAIL: &str =
+    "the request ended before its body was complete; it was not forwarded";
+
 /// Refusal detail of a request to a quarantined endpoint (see `quarantine`).
 const QUARANTINED_DETAIL: &str =
     "the endpoint answered from an address outside its PrivateLink ranges and is quarantined";
@@ -251,6 +255,43 @@ impl<H: Host> GuardHttp<H> {
         action
     }
 
+    /// Whether the response being sent came from the upstream (Envoy's `response.code_details`
+    /// is `via_upstream`), not from Envoy itself (`upstream_reset_before_response_started{...}`,
+    /// `upstream_response_timeout`, `no_healthy_upstream`, ...). Unknown details count as the
+    /// upstream's, as before the property was read. One host call, made for non-2xx answers only.
+    fn upstream_answered(&self) -> bool {
+        self.host
+            .property(&["response", "code_details"])
+            .is_none_or(|details| details == b"via_upstream")
+    }
+
+    /// The request ended (`on_log`) before it finished normally: complete the record with what
+    /// is known.
+    ///
+    /// * A body-carried request whose body never completed (the client went away, or Envoy
+    ///   reset the stream) was never decided and never forwarded: it is recorded and counted as
+    ///   refused, `body_unparseable`, with the status the client got (none when it got no
+    ///   answer). No deny alert: a client going away is not a policy event.
+    /// * A response stream cut before its end (an upstream reset, a route timeout, the client
+    ///   going away) records the stream's counts so far; a frame left incomplete counts as a
+    ///   stream error.
+    fn ended_early(&mut self, shared: &Shared) {
+        if let Some(pending) = self.pending.take() {
+            let decision = Decision::deny(Reason::BodyUnparseable, INCOMPLETE_BODY_DETAIL)
+                .with_operation(pending.operation);
+            if let Some(record) = &mut self.record {
+                record.undecided(&decision);
+            }
+            self.tally = Some(shared.metrics.borrow().tally(&decision, self.group));
+        }
+        if let Some(mut reader) = self.stream.take() {
+            reader.finish();
+            if let Some(record) = &mut self.record {
+                record.stream(&reader);
+            }
+        }
+    }
+
     /// Decide a held request on its complete body.
     fn decide_body(&mut self) -> Action {
         let (Some(shared), Some(pending)) = (self.shared.clone(), self.pending.take()) else {
@@ -457,16 +498,20 @@ impl<H: Host> HttpContext for GuardHttp<H> {
         let status = find(":status")
             .and_then(|s| std::str::from_utf8(s).ok())
             .and_then(|s| s.parse::<u16>().ok());
+        // Envoy's own answer to an upstream fault (a reset, a timeout, no healthy upstream) is
+        // what the client gets, not what the upstream said: it gets no `upstreamStatus`,
+        // `upstreamRequestId` or `upstreamAddress` and no upstream stat. Its status is recorded.
+        let answered = status.is_none_or(|s| (200..300).contains(&s)) || self.upstream_answered();
         let throttled = status == Some(429)
             || find("x-amzn-errortype").is_some_and(|t| t.starts_with(b"ThrottlingException"));
-        if let Some(s) = status {
+        if let Some(s) = status.filter(|_| answered) {
             shared
                 .metrics
                 .borrow_mut()
                 .upstream(&self.host, self.tally, s, throttled);
             self.upstream = Some((s, throttled));
         }
-        if let Some(record) = &mut self.record {
+        if let Some(record) = self.record.as_mut().filter(|_| answered) {
             // What the upstream said, also when the client is answered otherwise below.
             if let Some(s) = status {
                 record.upstream_status(s);
@@ -475,9 +520,10 @@ impl<H: Host> HttpContext for GuardHttp<H> {
                 record.upstream_request_id(id);
             }
         }
-        // Only answers that came from the upstream are checked (not Envoy's own replies).
+        // Checked whenever Envoy picked an upstream, also for its own answer after a reset
+        // there: a request that left for an address outside the ranges quarantines the endpoint.
         if let Some(upstream) = self.host.property(&["upstream", "address"]) {
-            if let Some(record) = &mut self.record {
+            if let Some(record) = self.record.as_mut().filter(|_| answered) {
                 record.upstream_address(&upstream);
             }
             let allowed = match (&self.target, destination::parse_upstream_address(&upstream)) {
@@ -534,6 +580,7 @@ impl<H: Host> HttpContext for GuardHttp<H> {
                 if let Some(record) = &mut self.record {
                     record.stream(reader);
                 }
+                self.stream = None;
             }
         } else if let Some(scanner) = &mut self.unary {
             // One host call per chunk; the chunk passes through unchanged (never Pause).
@@ -577,6 +624,7 @@ impl<H: Host> HttpContext for GuardHttp<H> {
             return;
         };
         self.host.mark("log");
+        self.ended_early(&shared);
         let latency = self.host.now_ms().saturating_sub(self.started_ms);
         let mut metrics = shared.metrics.borrow_mut();
         if let Some(tally) = self.tally {

@@ -582,6 +582,113 @@ fn a_stream_response_is_read_for_the_record() {
     assert_eq!(decided(&host, "allow", "allowed"), 1);
 }
 
+/// A stream cut before its end (an upstream reset, a route timeout, the client going away:
+/// Envoy calls `on_log` without the body's end) is recorded with its counts so far; a frame
+/// left incomplete is a stream error. The upstream's 200 stays its status.
+#[test]
+fn a_stream_cut_before_its_end_records_its_counts_so_far() {
+    for (cut_mid_frame, errors) in [(false, 0), (true, 1)] {
+        let (host, _, mut f) = titan_headers_read();
+        host.response(&[
+            (":status", "200"),
+            ("content-type", "application/vnd.amazon.eventstream"),
+        ]);
+        host.property_is("upstream.address", "10.0.0.5:443");
+        assert_eq!(f.on_http_response_headers(2, false), Action::Continue);
+        let mut body = frame(b"{\"p\":\"abc\"}");
+        if cut_mid_frame {
+            body.extend_from_slice(&frame(b"{}")[..9]);
+        }
+        *host.response_body.borrow_mut() = body.clone();
+        assert_eq!(f.on_http_response_body(body.len(), false), Action::Continue);
+        f.on_log();
+        let audit = host.audit().unwrap();
+        assert_eq!(audit["decision"], "allow", "{audit}");
+        assert_eq!(audit["status"], 200);
+        assert_eq!(audit["upstreamStatus"], 200);
+        assert_eq!(audit["streamErrors"], errors, "{audit}");
+        assert_eq!(audit["streamExceptions"], 0, "{audit}");
+        assert_eq!(decided(&host, "allow", "allowed"), 1);
+        assert_eq!(
+            host.stat(&format!("{P}.stream_malformed_frames")),
+            errors,
+            "{audit}"
+        );
+    }
+}
+
+/// Envoy's own answer after an upstream fault (503 for a reset, 504 for a route timeout) is
+/// what the client got, not what the upstream said: the record's `upstreamStatus` stays null
+/// and no `upstream_responses` class is counted. An upstream's own 503 still is.
+#[test]
+fn envoys_own_answer_to_an_upstream_fault_is_not_the_upstreams() {
+    for (status, details, from_upstream) in [
+        (
+            "503",
+            "upstream_reset_before_response_started{connection_termination}",
+            false,
+        ),
+        ("504", "upstream_response_timeout", false),
+        ("503", "via_upstream", true),
+    ] {
+        let (host, _, mut f) = titan_headers_read();
+        host.response(&[(":status", status), ("content-type", "text/plain")]);
+        host.property_is("upstream.address", "10.0.0.5:443");
+        host.property_is("response.code_details", details);
+        assert_eq!(f.on_http_response_headers(2, true), Action::Continue);
+        f.on_log();
+        let audit = host.audit().unwrap();
+        let code: u16 = status.parse().unwrap();
+        assert_eq!(audit["decision"], "allow", "{audit}");
+        assert_eq!(audit["status"], code, "{audit}");
+        let upstream_classes: i64 = host
+            .stats
+            .borrow()
+            .iter()
+            .filter(|(n, _, _)| n.starts_with(&format!("{P}.upstream_responses.")))
+            .map(|(_, _, v)| v)
+            .sum();
+        if from_upstream {
+            assert_eq!(audit["upstreamStatus"], code, "{audit}");
+            assert_eq!(upstream_classes, 1);
+        } else {
+            assert_eq!(audit["upstreamStatus"], Value::Null, "{audit}");
+            assert_eq!(audit["upstreamAddress"], Value::Null, "{audit}");
+            assert_eq!(upstream_classes, 0);
+        }
+        assert_eq!(decided(&host, "allow", "allowed"), 1);
+        assert_eq!(decisions(&host), 1);
+    }
+}
+
+/// A body-carried request whose body never completed (the client went away mid-body) was never
+/// decided and never forwarded: one record and one count, as a `body_unparseable` refusal with
+/// no status (no answer was sent), never as allowed; no deny alert.
+#[test]
+fn a_body_carried_request_that_never_completes_is_counted_refused_never_allowed() {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&bundle(), None);
+    let mut f = filter(&host, &shared);
+    chat_completions(&host);
+    assert_eq!(f.on_http_request_headers(5, false), Action::Pause);
+    let half = br#"{"model": "openai.gpt-oss-20b-1:0", "messa"#;
+    *host.request_body.borrow_mut() = half.to_vec();
+    assert_eq!(f.on_http_request_body(half.len(), false), Action::Pause);
+    f.on_log();
+    f.on_log();
+    let audit = host.audit().unwrap();
+    assert_eq!(audit["decision"], "deny", "{audit}");
+    assert_eq!(audit["reason"], "body_unparseable", "{audit}");
+    assert_eq!(audit["eventName"], "ChatCompletions");
+    assert_eq!(audit["status"], Value::Null, "{audit}");
+    assert_eq!(audit["upstreamStatus"], Value::Null, "{audit}");
+    assert!(host.sent.borrow().is_empty());
+    assert_eq!(host.stat(&format!("{P}.requests_total")), 1);
+    assert_eq!(decided(&host, "deny", "body_unparseable"), 1);
+    assert_eq!(decisions(&host), 1);
+    assert!(queued_alerts(&shared).is_empty());
+}
+
 /// A Converse answer carries its usage in the JSON body: read chunk by chunk as it passes
 /// (every chunk continues), into the record and the `tokens` / `cache_tokens` families; the
 /// invocation's latency is recorded by model.

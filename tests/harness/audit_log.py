@@ -21,6 +21,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -156,11 +157,16 @@ def bundle_digest(bundle: dict) -> str:
 
 
 class AuditStack:
-    """A private ScriptedMock + Envoy (demo config, optionally another bundle), the Envoy started
-    by `stack.envoy_stack` with `split_logs=True` (stdout: the access log only)."""
+    """A private ScriptedMock (or `mock_class`) + Envoy (demo config, optionally another bundle,
+    top-level `bootstrap` keys and an `edit_config(doc)` applied to the parsed config), the
+    Envoy started by `stack.envoy_stack` with `split_logs=True` (stdout: the access log only)."""
 
     def __init__(self, work: Path, pki_dir: Path, wasm_path: Path, bundle: dict | None,
-                 *, bootstrap: dict | None = None, credentials: dict | None = None):
+                 *, bootstrap: dict | None = None, credentials: dict | None = None,
+                 mock_class: type[ScriptedMock] | None = None,
+                 edit_config: Callable[[dict], None] | None = None):
+        self.mock_class = mock_class or ScriptedMock
+        self.edit_config = edit_config
         self.work = Path(work)
         self.pki_dir = pki_dir
         self.wasm_path = wasm_path
@@ -176,14 +182,17 @@ class AuditStack:
 
     def start(self) -> "AuditStack":
         try:
-            self.mock = ScriptedMock(pki_dir=self.pki_dir, credentials=self.credentials).start()
+            self.mock = self.mock_class(pki_dir=self.pki_dir,
+                                        credentials=self.credentials).start()
             self._running.callback(self.mock.stop)
             listener, admin = free_port(), free_port()
             cfg = render_config(listener, admin, self.mock.port, self.pki_dir, self.wasm_path,
                                 self.bundle, out_dir=self.work)
-            if self.bootstrap:
+            if self.bootstrap or self.edit_config:
                 doc = yaml.safe_load(cfg.read_text())
                 doc.update(self.bootstrap)
+                if self.edit_config:
+                    self.edit_config(doc)
                 cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
             self.envoy = self._running.enter_context(
                 envoy_stack(cfg, admin, listener, self.work, split_logs=True))

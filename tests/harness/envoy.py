@@ -135,13 +135,16 @@ class EnvoyProcess:
     `log_path` receives Envoy's stdout and stderr. With `app_log_path`, Envoy writes its
     application log there (`--log-path`), so `log_path` holds only what the config sends to
     stdout (the access log); `log_tail` then reads the application log. `env` is added to this
-    process's environment for Envoy only."""
+    process's environment for Envoy only. `base_id`: Envoy's `--base-id` (shared memory and
+    hot-restart domain); by default a fresh one per start (`_unique_base_id`), so two Envoys
+    never meet; a hot restart gives both epochs the same one."""
 
     def __init__(self, config_path: Path, admin_port: int, listener_port: int,
                  log_path: Path, binary: Path | None = None, extra_args: list[str] | None = None,
                  *, app_log_path: Path | None = None, env: dict[str, str] | None = None,
-                 concurrency: int = 2):
+                 concurrency: int = 2, base_id: int | None = None):
         self.concurrency = concurrency
+        self.base_id = base_id  # None: a fresh unique one at each start
         self.config_path = Path(config_path)
         self.admin_port = admin_port
         self.listener_port = listener_port
@@ -158,7 +161,8 @@ class EnvoyProcess:
     def start(self, timeout: float = 30.0) -> "EnvoyProcess":
         self._log = open(self.log_path, "ab")
         cmd = [str(self.binary), "-c", str(self.config_path),
-               "--concurrency", str(self.concurrency), "--log-level", "info", "--base-id", str(_unique_base_id())]
+               "--concurrency", str(self.concurrency), "--log-level", "info", "--base-id",
+               str(self.base_id if self.base_id is not None else _unique_base_id())]
         if self.app_log_path is not None:
             cmd += ["--log-path", str(self.app_log_path)]
         cmd += self.extra_args

@@ -11,6 +11,9 @@ collected; the first is the test's own (it knows which answers were allowed).
   a module-scoped stack can be shared: `bedrock_guard.requests_total` and the labelled
   `bedrock_guard.requests.….decision.D.reason.R.…` family must have grown by exactly what the
   records say, per (decision, reason).
+* `settled_stats(proc, before, n)` reads the "after" stats once `requests_total` has grown by
+  `n` and the labelled family has stopped moving (Envoy may count a request's `on_log` a moment
+  after its access-log line is written), or after `timeout`, whichever comes first.
 * Memory: the VM's linear memory (`bedrock_guard.wasm_memory_bytes`, refreshed every second by
   the root context's tick) must stay under `WASM_MEMORY_BOUND`, the bound docs/operations.md
   states for a VM under load.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import re
+import time
 
 from .audit_log import NO_RECORD, parse_line
 
@@ -85,3 +89,21 @@ def close_books(records: list[dict], before: dict[str, int], after: dict[str, in
     assert memory is not None, "bedrock_guard.wasm_memory_bytes is not reported"
     assert 0 < memory <= WASM_MEMORY_BOUND, (
         f"wasm memory {memory} bytes, bound {WASM_MEMORY_BOUND}")
+
+
+def settled_stats(proc, before: dict[str, int], n: int, timeout: float = 3.0) -> dict[str, int]:
+    """`proc.stats()` once `requests_total` has grown by `n` since `before` and the labelled
+    family has stopped moving (two equal reads 50 ms apart), or after `timeout`."""
+    deadline = time.monotonic() + timeout
+    key = "bedrock_guard.requests_total"
+    start = _ours(before).get(key, 0)
+    last = None
+    while True:
+        now = proc.stats()
+        family = decisions_in_stats(now)
+        if _ours(now).get(key, 0) - start >= n and family == last:
+            return now
+        if time.monotonic() >= deadline:
+            return now
+        last = family
+        time.sleep(0.05)

@@ -20,7 +20,9 @@ import datetime as _dt
 import hashlib
 import http.server
 import json
+import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -107,12 +109,23 @@ class RecordedRequest:
 
 
 class _Reply:
+    """An answer. `delay`: seconds to wait before the status line (a slow upstream). `cut`:
+    `(how, n)` stops a chunked answer after its first `n` chunks, the terminating chunk never
+    sent (`n` < 0: before the status line): `how` is `"reset"` (TCP RST), `"close"` (FIN, no TLS close_notify) or `"stall"` (the
+    connection stays open and silent for `stall` seconds, then closes the same way). `pace`:
+    seconds between the chunks of a chunked answer (a long-running stream)."""
+
     def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes | None = None,
-                 chunks: Iterable[bytes] | None = None):
+                 chunks: Iterable[bytes] | None = None, *, delay: float = 0.0,
+                 cut: tuple[str, int] | None = None, stall: float = 0.0, pace: float = 0.0):
         self.status = status
         self.headers = headers
         self.body = body
         self.chunks = chunks
+        self.delay = delay
+        self.cut = cut
+        self.stall = stall
+        self.pace = pace
 
 
 def _json_reply(status: int, obj, extra_headers: list[tuple[str, str]] | None = None) -> _Reply:
@@ -200,6 +213,16 @@ class MockBedrock:
                 return reqs
             time.sleep(0.01)
         return self.requests
+
+    # -- faults (none here; `tests/harness/upstream_faults.py` adds them) --------------------
+
+    #: Bytes of a Content-Length body read first and shown to `body_fault`; 0: never.
+    body_peek = 0
+
+    def body_fault(self, head: bytes) -> bool:
+        """Whether to reset the connection after reading `head` (the first `body_peek` bytes
+        of a longer body), before the rest of the body."""
+        return False
 
     def _record(self, rec: RecordedRequest) -> None:
         with self._lock:
@@ -441,7 +464,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         n = int(lengths[0])
         if n < 0 or n > MAX_BODY:
             return None
+        peek = self.server.mock.body_peek
+        if 0 < peek < n:
+            head = self.rfile.read(peek)
+            if self.server.mock.body_fault(head):
+                raise _BodyCut(head)
+            return head + self.rfile.read(n - peek)
         return self.rfile.read(n)
+
+    def _reset(self) -> None:
+        """Abort the connection with a TCP RST (SO_LINGER 0), no TLS close_notify."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            socket.socket.close(self.connection)  # the raw socket: no TLS shutdown
+        except OSError:
+            pass
+        self.wfile = self.rfile = _Closed()
 
     def _dispatch(self) -> None:
         received = time.time()
@@ -449,6 +489,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         raw_target = parts[1] if len(parts) == 3 else b""
         try:
             body = self._read_body()
+        except _BodyCut as cut:
+            # Record what arrived (the signature cannot be checked on half a body), then reset.
+            headers = [(n, v) for n, v in self.headers.items()]
+            self.server.mock._record(RecordedRequest(
+                method=self.command, raw_target=raw_target, headers=headers, body=cut.head,
+                body_len=len(cut.head), body_sha256=hashlib.sha256(cut.head).hexdigest(),
+                signature_ok=False, signature_error="body cut: the mock reset the connection",
+                access_key=None,
+                identity_header_present=any(n.lower() == IDENTITY_HEADER for n, _ in headers),
+                received_at=received, request_id="", extra={"fault": "reset-in-body"}))
+            self._reset()
+            return
         except (ValueError, OSError):
             body = None
         if body is None:
@@ -474,6 +526,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send(reply, rec.request_id)
 
     def _send(self, reply: _Reply, request_id: str) -> None:
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.cut is not None and reply.cut[1] < 0:  # no answer at all
+            self._cut(reply)
+            return
         self.send_response(reply.status)
         for name, value in reply.headers:
             self.send_header(name, value)
@@ -481,9 +538,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if reply.chunks is not None:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            for chunk in reply.chunks:
+            for i, chunk in enumerate(reply.chunks):
+                if reply.cut is not None and i == reply.cut[1]:
+                    self._cut(reply)
+                    return
+                if reply.pace and i:
+                    time.sleep(reply.pace)
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 self.wfile.flush()
+            if reply.cut is not None:
+                self._cut(reply)
+                return
             self.wfile.write(b"0\r\n\r\n")
         else:
             body = reply.body or b""
@@ -493,8 +558,51 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(body)
         self.wfile.flush()
 
+    def _cut(self, reply: _Reply) -> None:
+        """End a chunked answer without its terminating chunk (`_Reply.cut`)."""
+        self.wfile.flush()
+        how = reply.cut[0]
+        if how == "stall":
+            time.sleep(reply.stall)
+        if how == "reset":
+            self._reset()
+            return
+        self.close_connection = True
+        try:
+            socket.socket.shutdown(self.connection, socket.SHUT_RDWR)  # FIN, no close_notify
+        except OSError:
+            pass
+        self.wfile = self.rfile = _Closed()
+
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
     do_CONNECT = do_TRACE = _dispatch
+
+
+class _BodyCut(Exception):
+    def __init__(self, head: bytes):
+        super().__init__("body cut")
+        self.head = head
+
+
+class _Closed:
+    """Stands for the reader and writer of a connection `_reset` or `_cut` ended."""
+
+    closed = False
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def readline(self, *args) -> bytes:
+        return b""
+
+    def read(self, *args) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

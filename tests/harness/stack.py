@@ -9,7 +9,8 @@ Each test renders its own config (`envoy.render_config`, `topology.render_sideca
 * the binary is `envoy.envoy_binary()` (`$ENVOY`, else the venv's); without it, or without
   `dist/bedrock_guard.wasm`, the test fails saying what to build, before anything starts;
 * `--concurrency 2` (or `concurrency`: 1 pins every request to one worker and its VM),
-  `--log-level info`, a unique `--base-id` (`EnvoyProcess`);
+  `--log-level info`, a unique `--base-id` (`EnvoyProcess`; `envoy_process(base_id=...)`
+  chooses it, for the two epochs of a hot restart);
 * logs in the stack's own `work` directory: `envoy.log` (stdout and stderr) or, with
   `split_logs=True`, `envoy-stdout.log` (only what the config writes to stdout: the access
   log, one audit record per line) and `envoy-app.log` (Envoy's application log, `--log-path`),
@@ -54,18 +55,20 @@ def require_envoy() -> Path:
 def envoy_process(config: os.PathLike | str, admin_port: int, listener_port: int,
                   work: os.PathLike | str, *, split_logs: bool = False,
                   extra_args: list[str] | tuple[str, ...] = (), env: dict[str, str] | None = None,
-                  binary: Path | None = None, concurrency: int = 2) -> EnvoyProcess:
+                  binary: Path | None = None, concurrency: int = 2,
+                  base_id: int | None = None) -> EnvoyProcess:
     """The `EnvoyProcess` for `config`, not started (see the module docstring for the options)."""
     work = Path(work)
     binary = binary or require_envoy()
     if split_logs:
         return EnvoyProcess(config, admin_port, listener_port, work / "envoy-stdout.log",
                             binary=binary, app_log_path=work / "envoy-app.log", env=env,
-                            concurrency=concurrency,
+                            concurrency=concurrency, base_id=base_id,
                             extra_args=["--file-flush-interval-msec", str(ACCESS_LOG_FLUSH_MS),
                                         *extra_args])
     return EnvoyProcess(config, admin_port, listener_port, work / "envoy.log", binary=binary,
-                        extra_args=list(extra_args), env=env, concurrency=concurrency)
+                        extra_args=list(extra_args), env=env, concurrency=concurrency,
+                        base_id=base_id)
 
 
 @contextlib.contextmanager

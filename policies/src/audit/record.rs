@@ -202,10 +202,15 @@ impl AuditRecord {
     ) -> AuditRecord {
         let mut record = match &evaluation.outcome {
             HeadOutcome::Decided(decision) => AuditRecord::from_decision(decision, event_time_ms),
-            HeadOutcome::NeedBody(pending) => AuditRecord::from_decision(
-                &Decision::deny(Reason::PolicyUnavailable, "").with_operation(pending.operation),
-                event_time_ms,
-            ),
+            HeadOutcome::NeedBody(pending) => {
+                let mut placeholder = AuditRecord::from_decision(
+                    &Decision::deny(Reason::PolicyUnavailable, "")
+                        .with_operation(pending.operation),
+                    event_time_ms,
+                );
+                placeholder.status = None; // nothing has been sent yet
+                placeholder
+            }
         };
         if let Some(region) = evaluation.region(policy) {
             record.region(region);
@@ -238,6 +243,17 @@ impl AuditRecord {
         self.rule_id = fresh.rule_id;
         self.mode = fresh.mode;
         self.status = fresh.status;
+        self
+    }
+
+    /// The request ended before the filter could decide it (a body-carried request whose body
+    /// never completed): record `decision` as its verdict, like
+    /// [`AuditRecord::apply_decision`], but keep the status already recorded from an answer
+    /// Envoy sent (none when the client got no answer), since no refusal was sent.
+    pub fn undecided(&mut self, decision: &Decision) -> &mut Self {
+        let sent = self.status;
+        self.apply_decision(decision);
+        self.status = sent;
         self
     }
 

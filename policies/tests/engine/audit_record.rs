@@ -781,3 +781,26 @@ fn bundle_info_is_shared_not_copied() {
     assert_eq!(parse(&a)["bundleRevision"], "42");
     assert_eq!(parse(&b)["bundleName"], "acme-prod");
 }
+
+/// A request that ended before it could be decided (its body never completed) is recorded with
+/// the verdict it is counted under, and the status the client really got: none when Envoy sent
+/// no answer, Envoy's own when it sent one (a 408 request timeout), never an invented refusal.
+#[test]
+fn an_undecided_request_keeps_the_status_the_client_got() {
+    let gone = Decision::deny(Reason::BodyUnparseable, "the body never completed")
+        .with_operation(Operation::ChatCompletions);
+    let held = Decision::allow(None, Operation::ChatCompletions, vec![]);
+    let mut record = AuditRecord::from_decision(&held, T);
+    record.undecided(&gone);
+    let got = parse(&record);
+    assert_eq!(got["decision"], "deny");
+    assert_eq!(got["reason"], "body_unparseable");
+    assert_eq!(got["detail"], "the body never completed");
+    assert_eq!(got["eventName"], "ChatCompletions");
+    assert_eq!(got["status"], Value::Null);
+    assert_eq!(got["upstreamStatus"], Value::Null);
+
+    let mut record = AuditRecord::from_decision(&held, T);
+    record.status(408).undecided(&gone);
+    assert_eq!(parse(&record)["status"], 408);
+}
