@@ -20,7 +20,7 @@ OCI_TAG  ?= $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
 
 export ENVOY
 
-.PHONY: help setup build sbom deny run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate observability prometheus-tools chromium skopeo oci e2e bench bench-scale fuzz clean
+.PHONY: help setup build sbom deny run test check fmt-check clippy clippy-wasm unit wasm-tests examples validate observability prometheus-tools chromium skopeo oci e2e bench bench-scale soak fuzz clean
 
 help:
 	@echo "make run    build everything, start Envoy + the filter + a mock Bedrock, show requests"
@@ -33,6 +33,7 @@ help:
 	@echo "make wasm-tests  engine tests compiled to wasm32 (32-bit usize, no clock) run in Node; $(WASM) links no wasm-bindgen"
 	@echo "make bench  Envoy CPU/request, proxied: no filter, a trivial wasm filter, bedrock_guard, Envoy's jwt_authn+rbac; streams, bodies, time to first byte (about 7 min)"
 	@echo "make bench-scale  1,000 concurrent ConverseStream answers through one worker: memory per stream, requests decided meanwhile (about 2 min)"
+	@echo "make soak   SOAK_SECONDS (default 1800) of mixed traffic through one Envoy: memory flat after SOAK_WARMUP_SECONDS (<= 2 MiB), no unexpected status, one audit record per request"
 	@echo "make fuzz   9 cargo-fuzz targets, FUZZ_SECONDS each (default 60; needs rustup's nightly)"
 
 ## ---- set-up -------------------------------------------------------------------------------
@@ -194,6 +195,14 @@ bench-scale: setup build
 	$(PY) bench/scale.py --guard $(WASM) \
 	  --floor "$$(scripts/cargo-wasm.sh target-dir)/wasm32-wasip1/release/bedrock_guard_floor.wasm" \
 	  $${SCALE_ARGS:-}
+
+# bench/soak.py: one Envoy (the demo config plus a listener whose bundle requires identity), the
+# mock Bedrock and a JWKS server; mixed traffic for SOAK_SECONDS (default 1800) at SOAK_RPS
+# (default 60), warm-up SOAK_WARMUP_SECONDS (default 300). Table on stdout,
+# bench/soak-results.json; fails on RSS growth > 2 MiB after warm-up, any unexpected answer, or
+# audit records != requests. Not part of make test (tests/test_soak.py runs 20 s of it).
+soak: setup build
+	$(PY) bench/soak.py
 
 FUZZ_SECONDS ?= 60
 
