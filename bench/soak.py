@@ -46,7 +46,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -150,21 +149,6 @@ class SoakMock(MockBedrock):
         super().__init__(*args, stream_chunk_size=STREAM_CHUNK_BYTES, **kwargs)
         self.frames = frames
         self.counts: collections.Counter = collections.Counter()
-
-    def start(self) -> "SoakMock":
-        super().start()
-        # The base handler writes an answer's head and body in two writes; with Nagle's
-        # algorithm on, the body then waits for the client's delayed ACK (40 ms on Linux).
-        # Bedrock answers without that pause, and the soak should not wait on it either.
-        server = self._server
-        finish = server.finish_request
-
-        def finish_request(request, client_address):
-            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            finish(request, client_address)
-
-        server.finish_request = finish_request
-        return self
 
     def _record(self, rec: RecordedRequest) -> None:
         with self._lock:
