@@ -611,7 +611,10 @@ def main() -> int:
         raise SystemExit("soak needs the Envoy binary (make setup) and dist/bedrock_guard.wasm "
                          "(make build)")
 
-    work = Path(tempfile.mkdtemp(prefix="soak-", dir=os.environ.get("SOAK_WORK_DIR")))
+    parent = os.environ.get("SOAK_WORK_DIR")
+    if parent:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="soak-", dir=parent))
     pki = ensure_pki(ROOT / ".build" / "pki")
     key = SigningKey.ec("soak-1")
     jwks = JwksServer(JWKS_PATH).start()
