@@ -31,10 +31,21 @@ _FAMILY = re.compile(r"^bedrock_guard\.requests\.operation\.[^.]+\.model\..+?"
                      r"\.decision\.(allow|deny|dry_run_deny)\.reason\.([a-z_]+)\.rule\..+\.group\..+$")
 
 
+# Envoy 1.40 lists a Wasm module's own stats under `wasmcustom.` in the admin `/stats` output.
+_WASM_PREFIX = "wasmcustom."
+
+
+def plain(stats: dict[str, int]) -> dict[str, int]:
+    """`stats` with the `wasmcustom.` prefix Envoy puts on the module's stats removed, so
+    `bedrock_guard.…` names read the same whichever way Envoy lists them."""
+    return {(k[len(_WASM_PREFIX):] if k.startswith(_WASM_PREFIX) else k): v
+            for k, v in stats.items()}
+
+
 def decisions_in_stats(stats: dict[str, int]) -> collections.Counter:
     """The labelled `requests` family summed per (decision, reason)."""
     out: collections.Counter = collections.Counter()
-    for name, value in stats.items():
+    for name, value in plain(stats).items():
         found = _FAMILY.match(name)
         if found:
             out[(found.group(1), found.group(2))] += value
@@ -68,6 +79,7 @@ def close_books(records: list[dict], before: dict[str, int], after: dict[str, in
     ids = [r["requestID"] for r in records]
     dupes = [i for i, n in collections.Counter(ids).items() if n > 1]
     assert not dupes, f"request ids recorded more than once: {dupes[:5]}"
+    before, after = plain(before), plain(after)
     grown = decisions_in_stats(after)
     grown.subtract(decisions_in_stats(before))
     grown = +grown  # drop zero entries
