@@ -369,10 +369,12 @@ def test_slow_jwks_never_slows_requests_and_its_late_answer_is_never_installed(s
         time.sleep(0.25)  # a few hundred requests in all
     slow_fetches = p.server.fetches(since=since, mode="slow")
     assert slow_fetches, "the slow server was never asked"
-    timed_out = [log_time(line) for _, line in stack.log_lines(offset, needle)]
-    for f, t in zip(sorted(f.wall for f in slow_fetches), sorted(timed_out)):
-        # The filter gave up after its fetch timeout, not when the server answered.
-        assert FETCH_TIMEOUT - 0.5 <= t - f <= FETCH_TIMEOUT + 1.5, (f, t)
+    asked = [f.wall for f in slow_fetches]
+    for _, line in stack.log_lines(offset, needle):
+        # Each VM gave up after its fetch timeout, not when the server answered.
+        t = log_time(line)
+        assert any(FETCH_TIMEOUT - 0.5 <= t - f <= FETCH_TIMEOUT + 1.5 for f in asked), \
+            (line, [round(t - f, 2) for f in asked])
     worst = max(s.seconds for s in burst.sent)
     print(f"\nslow JWKS: {len(burst.sent)} requests while fetches hung, slowest {worst:.3f}s")
     assert worst < 1.0, sorted(s.seconds for s in burst.sent)[-5:]
@@ -471,7 +473,8 @@ def test_keys_rotating_during_traffic(stack):
 
 def test_jwks_down_at_start_is_picked_up_within_the_refresh_schedule(stack):
     down = PROVIDERS["down"]
-    assert down.server.running
+    if not down.server.running:  # run on its own (-k): the first half did not start it
+        down.server.start()
     failed = [log_time(line) for _, line in stack.log_lines(0, "JWKS fetch for provider down "
                                                                "failed")]
     first_failure = min(failed)
