@@ -1,5 +1,6 @@
 """Faults of the deny-alert sink (issue 14, item 1): down (connection refused), slow (answers
-after the filter's 5 s POST timeout), and answering 5xx, through a real Envoy.
+after the filter's 5 s POST timeout), answering 5xx, and (the same class) answering 4xx and
+resetting the connection after reading the batch, through a real Envoy.
 
 One Envoy (module-scoped, `--concurrency 2`, audit log on its own stdout file) with the demo
 bundle plus `alerts` (format `json`, POSTed to `harness/alert_sink.py` behind the `deny_sink`
@@ -119,7 +120,10 @@ def traffic(burst: Burst, allowed: int, refused: int) -> None:
 REFUSED_OPUS = "model_denied"
 
 
-@pytest.mark.parametrize("fault", ["down", "slow", "5xx"])
+FAULTS = ["down", "slow", "5xx", "4xx", "reset"]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
 def test_alert_sink_fault(stack, fault):
     sink = stack.sink
     burst = Burst(stack.envoy, stack.audit, f"alerts-{fault}")
@@ -130,8 +134,10 @@ def test_alert_sink_fault(stack, fault):
     elif fault == "slow":
         sink.slow_seconds = POST_TIMEOUT + 2
         sink.mode = "slow"
+    elif fault == "reset":
+        sink.mode = "reset"
     else:
-        sink.fail_status = 503
+        sink.fail_status = 503 if fault == "5xx" else 403
         sink.mode = "fail"
     try:
         start = time.monotonic()

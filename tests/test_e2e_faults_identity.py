@@ -25,7 +25,8 @@ allowed requests).
 * `g-*` — after a good first fetch, each provider's server publishes a new key set (its old key
   removed, a new kid added) in a broken answer: an HTML 200, a 200 that is not JSON, JSON of the
   wrong shape (a bare key array; `keys` an object), a 500 carrying the new set, a truncated 200
-  whose received bytes are the complete new set, a 200 padded past MAX_JWKS_BYTES. Every worker
+  whose received bytes are the complete new set, a 200 padded past MAX_JWKS_BYTES, an empty 200,
+  the new set plus a `kty: oct` shared secret, a 302 carrying the new set. Every worker
   fetches it (driven by new-kid tokens) and logs it as refused / failed / too large; the old
   keys stay in force (old tokens allowed, the new kid `unknown_key`); once the last good fetch is
   older than `max_stale_seconds` (last test) the old keys are dropped: `policy_unavailable`.
@@ -95,6 +96,9 @@ GARBAGE = {
     "error_with_keys": "failed",
     "truncated": "failed",
     "oversize": "too large",
+    "empty": "refused",
+    "symmetric_key": "refused",
+    "redirect": "failed",
 }
 
 

@@ -4,6 +4,8 @@ to its bundle's `alerts.cluster`, and the Envoy STATIC cluster that reaches it."
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,9 +14,10 @@ SINK_CLUSTER = "deny_sink"
 
 
 class AlertSink:
-    """Records POSTed alert batches; `mode` is "ok", "fail" (`fail_status`, 500 by default) or
-    "slow" (answers after `slow_seconds`, 3 by default). `down()` closes the port (connections
-    refused) and `up()` listens on the same port again."""
+    """Records POSTed alert batches; `mode` is "ok", "fail" (`fail_status`, 500 by default),
+    "slow" (answers after `slow_seconds`, 3 by default) or "reset" (reads the batch, then resets
+    the connection without answering). `down()` closes the port (connections refused) and
+    `up()` listens on the same port again."""
 
     def __init__(self):
         self.batches: list[list[dict]] = []
@@ -29,6 +32,12 @@ class AlertSink:
                 sink.batches.append(json.loads(body))
                 if sink.mode == "slow":
                     time.sleep(sink.slow_seconds)
+                if sink.mode == "reset":
+                    # SO_LINGER 0: closing sends a RST instead of a FIN.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    return
                 status = sink.fail_status if sink.mode == "fail" else 200
                 try:
                     self.send_response(status)

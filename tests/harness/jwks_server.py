@@ -39,6 +39,10 @@ FAULT_MODES = {
     "truncated": "200 with a Content-Length 64 bytes longer than the key set it sends, then "
                  "the connection closes (what arrived is a complete JSON document)",
     "oversize": "200 with the key set padded past MAX_JWKS_BYTES (an extra member)",
+    "empty": "200 application/json with an empty body",
+    "symmetric_key": "200 JSON: the key set plus a `kty: oct` shared secret (the whole set is "
+                     "refused, not just that entry)",
+    "redirect": "302 to another path, the key set as its body (fetches follow no redirect)",
 }
 MODES = ("ok", "error", "garbage", *FAULT_MODES)
 # policies/src/identity/jwks.rs: the largest JWKS document the filter accepts.
@@ -156,8 +160,10 @@ class JwksServer:
             status, ctype, body = 404, "text/plain", b"not found"
         try:
             handler.send_response(status)
+            if status == 302:
+                handler.send_header("Location", self.path + ".moved")
             handler.send_header("Content-Type", ctype)
-            handler.send_header("Content-Length", str(declared or len(body)))
+            handler.send_header("Content-Length", str(len(body) if declared is None else declared))
             handler.end_headers()
             handler.wfile.write(body)
             handler.wfile.flush()
@@ -182,6 +188,13 @@ class JwksServer:
                 {"keys": {k.get("kid", str(i)): k for i, k in enumerate(keys)}}).encode(), None
         if mode == "error_with_keys":
             return 500, "application/json", doc, None
+        if mode == "empty":
+            return 200, "application/json", b"", None
+        if mode == "symmetric_key":
+            secret = {"kty": "oct", "kid": "shared", "k": "c2VjcmV0LXNoYXJlZC13aXRoLWV2ZXJ5b25l"}
+            return 200, "application/json", json.dumps({"keys": keys + [secret]}).encode(), None
+        if mode == "redirect":
+            return 302, "application/json", doc, None
         if mode == "truncated":
             return 200, "application/json", doc, len(doc) + 64
         # oversize: the key set plus an unknown member that takes it past the bound
