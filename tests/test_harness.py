@@ -6,12 +6,14 @@ import re
 import socket
 from pathlib import Path
 
+import pytest
 import yaml
 from cryptography import x509
 
 from tests.harness.envoy import (
     DEMO_CONFIG, embedded_bundle, free_port, render_config, wasm_plugin_config,
 )
+from tests.harness.ledger import close_books
 from tests.harness.pki import SERVER_DNS_NAMES, ensure_pki
 
 
@@ -115,3 +117,20 @@ def test_envoy_and_boto3_clients_are_made_by_the_harness_factories_only():
     # The factories themselves are where the guard expects them (it is not looking at nothing).
     assert "harness/stack.py" in found[r"\bEnvoyProcess\("], found
     assert found[r"\bboto3\s*\.\s*client\("] == {"harness/clients.py"}, found
+
+
+def test_ledger_reads_stats_as_envoy_lists_them():
+    """`ledger.close_books` compares the audit records with the stats whether Envoy lists the
+    module's stats as `bedrock_guard.…` or (1.40's `/stats`) `wasmcustom.bedrock_guard.…`, and
+    still fails when they disagree."""
+    family = ("bedrock_guard.requests.operation.Converse.model.other.decision.deny"
+              ".reason.model_not_allowed.rule.none.group.none")
+    records = [{"requestID": f"r{i}", "decision": "deny", "reason": "model_not_allowed",
+                "mode": "enforce"} for i in range(3)]
+    for prefix in ("", "wasmcustom."):
+        before = {prefix + family: 4, prefix + "bedrock_guard.requests_total": 10,
+                  prefix + "bedrock_guard.wasm_memory_bytes": 1 << 20}
+        after = {**before, prefix + family: 7, prefix + "bedrock_guard.requests_total": 13}
+        close_books(records, before, after, sent=3)
+        with pytest.raises(AssertionError, match="stats grew by"):
+            close_books(records, before, {**after, prefix + family: 6}, sent=3)

@@ -35,15 +35,21 @@ _FAMILY = re.compile(r"^bedrock_guard\.requests\.operation\.[^.]+\.model\..+?"
                      r"\.decision\.(allow|deny|dry_run_deny)\.reason\.([a-z_]+)\.rule\..+\.group\..+$")
 
 
-def _ours(stats: dict[str, int]) -> dict[str, int]:
-    """The filter's stats without Envoy's `wasmcustom.` prefix (raw `/stats` names carry it)."""
-    return {k.removeprefix("wasmcustom."): v for k, v in stats.items()}
+# Envoy 1.40 lists a Wasm module's own stats under `wasmcustom.` in the admin `/stats` output.
+_WASM_PREFIX = "wasmcustom."
+
+
+def plain(stats: dict[str, int]) -> dict[str, int]:
+    """`stats` with the `wasmcustom.` prefix Envoy puts on the module's stats removed, so
+    `bedrock_guard.…` names read the same whichever way Envoy lists them."""
+    return {(k[len(_WASM_PREFIX):] if k.startswith(_WASM_PREFIX) else k): v
+            for k, v in stats.items()}
 
 
 def decisions_in_stats(stats: dict[str, int]) -> collections.Counter:
     """The labelled `requests` family summed per (decision, reason)."""
     out: collections.Counter = collections.Counter()
-    for name, value in _ours(stats).items():
+    for name, value in plain(stats).items():
         found = _FAMILY.match(name)
         if found:
             out[(found.group(1), found.group(2))] += value
@@ -77,12 +83,12 @@ def close_books(records: list[dict], before: dict[str, int], after: dict[str, in
     ids = [r["requestID"] for r in records]
     dupes = [i for i, n in collections.Counter(ids).items() if n > 1]
     assert not dupes, f"request ids recorded more than once: {dupes[:5]}"
+    before, after = plain(before), plain(after)
     grown = decisions_in_stats(after)
     grown.subtract(decisions_in_stats(before))
     grown = +grown  # drop zero entries
     assert grown == decisions_in_records(records), (
         f"stats grew by {dict(grown)}, the audit records say {dict(decisions_in_records(records))}")
-    before, after = _ours(before), _ours(after)
     total = after.get("bedrock_guard.requests_total", 0) - before.get("bedrock_guard.requests_total", 0)
     assert total == len(records), f"requests_total grew by {total}, {len(records)} records"
     memory = after.get("bedrock_guard.wasm_memory_bytes")
@@ -96,12 +102,12 @@ def settled_stats(proc, before: dict[str, int], n: int, timeout: float = 3.0) ->
     family has stopped moving (two equal reads 50 ms apart), or after `timeout`."""
     deadline = time.monotonic() + timeout
     key = "bedrock_guard.requests_total"
-    start = _ours(before).get(key, 0)
+    start = plain(before).get(key, 0)
     last = None
     while True:
         now = proc.stats()
         family = decisions_in_stats(now)
-        if _ours(now).get(key, 0) - start >= n and family == last:
+        if plain(now).get(key, 0) - start >= n and family == last:
             return now
         if time.monotonic() >= deadline:
             return now
