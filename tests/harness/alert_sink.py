@@ -12,11 +12,13 @@ SINK_CLUSTER = "deny_sink"
 
 
 class AlertSink:
-    """Records POSTed alert batches; `mode` is "ok", "fail" (500) or "slow" (answers after 3 s)."""
+    """Records POSTed alert batches; `mode` is "ok", "fail" (500), "slow" (answers after 3 s) or
+    "hold" (answers only once `release()` is called, at most after 10 s)."""
 
     def __init__(self):
         self.batches: list[list[dict]] = []
         self.mode = "ok"
+        self.released = threading.Event()
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -25,6 +27,8 @@ class AlertSink:
                 sink.batches.append(json.loads(body))
                 if sink.mode == "slow":
                     time.sleep(3)
+                elif sink.mode == "hold":
+                    sink.released.wait(10)
                 status = 500 if sink.mode == "fail" else 200
                 self.send_response(status)
                 self.send_header("content-length", "0")
@@ -40,7 +44,12 @@ class AlertSink:
     def events(self) -> list[dict]:
         return [e for batch in list(self.batches) for e in batch]
 
+    def release(self) -> None:
+        """Let every held POST (mode "hold") answer, now and from now on."""
+        self.released.set()
+
     def stop(self):
+        self.released.set()
         self.server.shutdown()
 
 
