@@ -521,3 +521,45 @@ def test_stats_tags_turn_family_names_into_labels():
     for other in ("wasmcustom.bedrock_guard.requests_total", "wasmcustom.bedrock_guard.bundle_key.x",
                   "cluster.bedrock_guard.requests.operation.x"):
         assert not any(re.search(t["regex"], other) for t in STATS_TAGS), other
+
+
+# -- overload manager: one block, in every shipped config ----------------------------------------
+
+OVERLOAD = REPO_ROOT / "envoy" / "overload" / "overload_manager.yaml"
+OVERLOAD_MANAGER = yaml.safe_load(OVERLOAD.read_text())
+FIXED_HEAP = "envoy.resource_monitors.fixed_heap"
+GLOBAL_CX = "envoy.resource_monitors.global_downstream_max_connections"
+
+
+def overload_numbers(om: dict) -> dict:
+    """The numbers docs/operations.md ("Bounds") states, read from an overload_manager block."""
+    monitors = {m["name"]: m["typed_config"] for m in om["resource_monitors"]}
+    actions = {a["name"]: {t["name"]: t["threshold"]["value"] for t in a["triggers"]}
+               for a in om["actions"]}
+    return {
+        "max_heap_size_bytes": int(monitors[FIXED_HEAP]["max_heap_size_bytes"]),
+        "max_active_downstream_connections":
+            int(monitors[GLOBAL_CX]["max_active_downstream_connections"]),
+        "shrink_heap": actions["envoy.overload_actions.shrink_heap"][FIXED_HEAP],
+        "stop_accepting_requests": actions["envoy.overload_actions.stop_accepting_requests"][FIXED_HEAP],
+    }
+
+
+def test_overload_manager_source_has_the_documented_numbers():
+    assert overload_numbers(OVERLOAD_MANAGER) == {
+        "max_heap_size_bytes": 1 << 30, "max_active_downstream_connections": 1024,
+        "shrink_heap": 0.90, "stop_accepting_requests": 0.95}
+    # Only the two fixed-heap actions and the two monitors: nothing that drops or resets
+    # streams the guard has decided (no reset_high_memory_stream), no load-shed point.
+    assert [m["name"] for m in OVERLOAD_MANAGER["resource_monitors"]] == [FIXED_HEAP, GLOBAL_CX]
+    assert set(OVERLOAD_MANAGER) == {"refresh_interval", "resource_monitors", "actions"}
+    doc = (REPO_ROOT / "docs" / "operations.md").read_text()
+    for number in ("1 073 741 824", "1024", "90 %", "95 %"):
+        assert number in doc, number
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=ids(CONFIGS))
+def test_config_carries_the_overload_manager(path):
+    cfg = yaml.safe_load(path.read_text())
+    assert cfg.get("overload_manager") == OVERLOAD_MANAGER, (
+        f"{path.name}: overload_manager must be envoy/overload/overload_manager.yaml verbatim")

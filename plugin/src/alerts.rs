@@ -500,6 +500,29 @@ mod tests {
     }
 
     #[test]
+    fn the_default_capacity_holds_exactly_1000_events_then_drops() {
+        // A bundle that sets no queue_capacity: 1000 (docs/operations.md, "Bounds").
+        let mut q = AlertQueue::new(&config(json!({"cluster": "alerts", "path": "/events"})));
+        for n in 0..1000 {
+            assert!(q.push(format!(r#"{{"n":{n}}}"#)), "event {n} of 1000");
+        }
+        assert_eq!(q.held(), 1000);
+        assert!(!q.push(r#"{"n":1000}"#.into()), "the 1001st is dropped");
+        // Twenty of them in flight to a sink that does not answer still count against it.
+        let post = q.tick(1).unwrap();
+        assert_eq!(post.events, 20);
+        q.dispatched(&post, Some(1));
+        assert_eq!(q.held(), 1000);
+        assert!(!q.push("{}".into()));
+        // The sink answers: 20 leave, 20 fit again, the 21st does not.
+        q.on_response(1, ok(), 2).unwrap();
+        for _ in 0..20 {
+            assert!(q.push("{}".into()));
+        }
+        assert!(!q.push("{}".into()));
+    }
+
+    #[test]
     fn json_sinks_are_not_retried() {
         let mut q = queue(10, 1, 100);
         push_n(&mut q, 0..3);

@@ -408,6 +408,10 @@ mod tests {
             s.tick(1003).is_empty(),
             "not before UNKNOWN_KID_MIN_INTERVAL"
         );
+        assert!(
+            s.tick(1000 + UNKNOWN_KID_MIN_INTERVAL - 1).is_empty(),
+            "not one second before the interval is up"
+        );
         let due = s.tick(1000 + UNKNOWN_KID_MIN_INTERVAL);
         assert_eq!(due.len(), 1);
         s.dispatched(due[0].remote, Some(2));

@@ -15,15 +15,17 @@ SINK_CLUSTER = "deny_sink"
 
 class AlertSink:
     """Records POSTed alert batches; `mode` is "ok", "fail" (`fail_status`, 500 by default),
-    "slow" (answers after `slow_seconds`, 3 by default) or "reset" (reads the batch, then resets
-    the connection without answering). `down()` closes the port (connections refused) and
-    `up()` listens on the same port again."""
+    "slow" (answers after `slow_seconds`, 3 by default), "hold" (answers only once `release()`
+    is called, at most after 10 s) or "reset" (reads the batch, then resets the connection
+    without answering). `down()` closes the port (connections refused) and `up()` listens on
+    the same port again."""
 
     def __init__(self):
         self.batches: list[list[dict]] = []
         self.mode = "ok"
         self.slow_seconds = 3.0
         self.fail_status = 500
+        self.released = threading.Event()
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,6 +34,8 @@ class AlertSink:
                 sink.batches.append(json.loads(body))
                 if sink.mode == "slow":
                     time.sleep(sink.slow_seconds)
+                elif sink.mode == "hold":
+                    sink.released.wait(10)
                 if sink.mode == "reset":
                     # SO_LINGER 0: closing sends a RST instead of a FIN.
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
@@ -73,7 +77,12 @@ class AlertSink:
     def events(self) -> list[dict]:
         return [e for batch in list(self.batches) for e in batch]
 
+    def release(self) -> None:
+        """Let every held POST (mode "hold") answer, now and from now on."""
+        self.released.set()
+
     def stop(self):
+        self.released.set()
         self.down()
 
 

@@ -22,6 +22,12 @@ const UPSTREAM_TLS: &str = "envoy.extensions.transport_sockets.tls.v3.UpstreamTl
 const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 /// The filter-state key the guard writes its audit record to.
 const AUDIT_KEY: &str = "wasm.bedrock_guard_audit";
+/// Envoy's resource monitor that caps downstream connections across all listeners.
+const GLOBAL_CX_MONITOR: &str = "envoy.resource_monitors.global_downstream_max_connections";
+/// Envoy's resource monitor of its own heap.
+const HEAP_MONITOR: &str = "envoy.resource_monitors.fixed_heap";
+/// The overload action that has Envoy answer new requests 503 itself.
+const STOP_REQUESTS: &str = "envoy.overload_actions.stop_accepting_requests";
 
 /// HTTP filters that may run before the guard: they neither forward anything nor change what
 /// the guard decides on beyond what the operator configured (metadata exchange, stats, ALPN
@@ -313,6 +319,46 @@ impl Checker<'_> {
                 Some(g) => self.check_guarded(&path, &hcm, &filters, &g, bundle.as_ref()),
                 None => self.check_unguarded(&path, &hcm, &all_hosts),
             }
+        }
+        if self.instance.is_bootstrap {
+            self.check_overload();
+        }
+    }
+
+    /// A bootstrap bounds its connections and its heap (docs/operations.md, "Bounds"). Only
+    /// bootstrap files: a control plane's dump carries its own bootstrap.
+    fn check_overload(&mut self) {
+        let om = self.instance.overload_manager.as_ref();
+        let monitors: Vec<&str> = om
+            .map(|om| list(om, "resource_monitors").iter().map(name_of).collect())
+            .unwrap_or_default();
+        let stops_on_heap = om.is_some_and(|om| {
+            list(om, "actions").iter().any(|a| {
+                name_of(a) == STOP_REQUESTS
+                    && list(a, "triggers")
+                        .iter()
+                        .any(|t| name_of(t) == HEAP_MONITOR)
+            })
+        });
+        let mut missing = Vec::new();
+        if !monitors.contains(&GLOBAL_CX_MONITOR) {
+            missing.push(format!("no connection limit ({GLOBAL_CX_MONITOR})"));
+        }
+        if !(monitors.contains(&HEAP_MONITOR) && stops_on_heap) {
+            missing.push(format!(
+                "no heap bound ({HEAP_MONITOR} triggering {STOP_REQUESTS})"
+            ));
+        }
+        if !missing.is_empty() {
+            self.warning(
+                "overload_manager".into(),
+                "overload-unbounded",
+                format!(
+                    "{}: under load Envoy takes connections and memory until the process is \
+                     killed (add envoy/overload/overload_manager.yaml)",
+                    missing.join(", ")
+                ),
+            );
         }
     }
 

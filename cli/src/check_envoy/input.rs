@@ -38,6 +38,8 @@ pub(crate) struct Instance {
     pub(crate) endpoints: BTreeMap<String, Value>,
     /// A bootstrap (file-based ECDS sources are read from disk), not a dump.
     pub(crate) is_bootstrap: bool,
+    /// A bootstrap's `overload_manager`, when it has one.
+    pub(crate) overload_manager: Option<Value>,
 }
 
 /// Parse `text` (named `name`, for the format) into the Envoys it describes.
@@ -260,6 +262,7 @@ fn add_static(instance: &mut Instance, resources: &Value, listeners: bool, clust
 fn from_bootstrap(bootstrap: &Value) -> Instance {
     let mut instance = Instance {
         is_bootstrap: true,
+        overload_manager: bootstrap.get("overload_manager").cloned(),
         ..Instance::default()
     };
     if let Some(resources) = bootstrap.get("static_resources") {

@@ -118,6 +118,12 @@ fn expected() -> Vec<(&'static str, &'static str, &'static str, String)> {
         ),
         ("audit-log-missing", "error", "audit-log-missing", format!("{HCM}/access_log")),
         (
+            "overload-unbounded",
+            "warning",
+            "overload-unbounded",
+            "overload_manager".into(),
+        ),
+        (
             "routes-unseen",
             "warning",
             "routes-unseen",
@@ -300,4 +306,27 @@ fn an_ecds_guard_whose_file_is_missing_is_reported() {
     assert_eq!(status, 0, "{all}");
     assert_eq!(findings.len(), 1, "{all}");
     assert_eq!(findings[0]["code"], "guard-config-unseen");
+}
+
+#[test]
+fn overload_unbounded_names_what_the_overload_manager_lacks() {
+    let s = Scratch::new("check-envoy-overload");
+    let clean = std::fs::read_to_string(fixture("clean")).unwrap();
+    // Only the connection limit (the block ends with its actions): the heap bound is reported.
+    let (no_actions, _) = clean.split_once("\n  actions:\n").unwrap();
+    let f = s.write("no-heap.yaml", &format!("{no_actions}\n"));
+    let (status, findings, all) = check_in(&s.dir, Path::new(&f));
+    assert_eq!((status, findings.len()), (0, 1), "{all}");
+    let message = findings[0]["message"].as_str().unwrap();
+    assert!(message.contains("no heap bound"), "{message}");
+    assert!(!message.contains("no connection limit"), "{message}");
+    // Only the heap bound: the connection limit is reported.
+    let monitor = "  - name: envoy.resource_monitors.global_downstream_max_connections\n    typed_config:\n      \"@type\": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig\n      max_active_downstream_connections: 1024\n";
+    assert!(clean.contains(monitor));
+    let f = s.write("no-cx.yaml", &clean.replace(monitor, ""));
+    let (_, findings, all) = check_in(&s.dir, Path::new(&f));
+    assert_eq!(findings.len(), 1, "{all}");
+    let message = findings[0]["message"].as_str().unwrap();
+    assert!(message.contains("no connection limit"), "{message}");
+    assert!(!message.contains("no heap bound"), "{message}");
 }

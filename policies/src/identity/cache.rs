@@ -9,8 +9,9 @@ use sha2::{Digest, Sha256};
 
 use super::principal::Principal;
 
-/// Default number of cached tokens.
-pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 1024;
+/// Verified tokens a [`super::Verifier`] keeps (per VM: per Envoy worker): at 1025 the oldest
+/// insertion is evicted, and that token is verified in full again when next seen.
+pub const DEFAULT_CACHE_CAPACITY: usize = 1024;
 
 /// SHA-256 of the exact token bytes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

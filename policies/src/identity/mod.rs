@@ -43,7 +43,7 @@ mod keyset;
 mod principal;
 mod verify;
 
-pub use cache::{fingerprint, TokenCache, TokenHash, VerifiedToken};
+pub use cache::{fingerprint, TokenCache, TokenHash, VerifiedToken, DEFAULT_CACHE_CAPACITY};
 pub use caller::{authenticate, extract_token, Authentication, Caller};
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{

@@ -6,8 +6,8 @@ use crate::eventstream_support::*;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use policies::eventstream::{
-    usage_from_headers, EventStreamReader, MAX_HEADERS_BYTES, MAX_INSPECTED_PAYLOAD_BYTES,
-    MAX_PAYLOAD_BYTES,
+    crc32, usage_from_headers, EventStreamReader, MAX_FRAME_BYTES, MAX_HEADERS_BYTES,
+    MAX_INSPECTED_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES,
 };
 
 fn usage_only(input: u64, output: u64) -> Outcome {
@@ -571,4 +571,109 @@ fn every_single_byte_corruption_is_caught() {
             assert!(reader.frames() < 11);
         }
     }
+}
+
+// ---- the reader's bounds, at their numbers -----------------------------------------------------
+
+/// `base` followed by filler headers (byte arrays under unknown names) up to exactly `len`
+/// bytes of header section.
+fn headers_of_len(base: &[u8], len: usize) -> Vec<u8> {
+    // One filler header costs 1 + 9 (name) + 1 (type) + 2 (length) bytes besides its value.
+    const OVERHEAD: usize = 13;
+    let mut out = base.to_vec();
+    for n in 0.. {
+        let room = len - out.len();
+        if room == 0 {
+            break;
+        }
+        assert!(room >= OVERHEAD, "cannot pad {room} bytes");
+        // Values of at most 60 000 bytes, and never leave less room than one more header.
+        let value = if room - OVERHEAD > 60_000 {
+            (room - 2 * OVERHEAD).min(60_000)
+        } else {
+            room - OVERHEAD
+        };
+        let name = format!("x-fill-{n:02}");
+        let fill = vec![b'f'; value];
+        out.extend_from_slice(&encode_headers(&[(name.as_str(), Value::Bytes(&fill))]));
+    }
+    assert_eq!(out.len(), len);
+    out
+}
+
+fn metadata_headers() -> Vec<u8> {
+    encode_headers(&[
+        (":event-type", Value::Str("metadata")),
+        (":content-type", Value::Str("application/json")),
+        (":message-type", Value::Str("event")),
+    ])
+}
+
+#[test]
+fn headers_of_exactly_the_limit_are_read_and_one_more_byte_is_malformed() {
+    let usage = br#"{"usage":{"inputTokens":3,"outputTokens":4}}"#;
+    let at = frame_raw(
+        &headers_of_len(&metadata_headers(), MAX_HEADERS_BYTES as usize),
+        usage,
+    );
+    let got = read_all(&[at.as_slice(), &metadata(1, 2)].concat());
+    assert_eq!((got.usage, got.frames, got.malformed), (Some((1, 2)), 2, 0));
+    // The usage of the frame at the limit itself is read too.
+    assert_eq!(read_all(&at).usage, Some((3, 4)));
+    let over = frame_raw(
+        &headers_of_len(&metadata_headers(), MAX_HEADERS_BYTES as usize + 1),
+        usage,
+    );
+    let got = read_all(&[over.as_slice(), &metadata(1, 2)].concat());
+    assert_eq!((got.usage, got.frames, got.malformed), (None, 0, 1));
+}
+
+#[test]
+fn a_frame_of_exactly_max_frame_bytes_is_read_and_the_stream_goes_on() {
+    // The largest frame there can be: headers and payload both at their limits.
+    let headers = headers_of_len(&metadata_headers(), MAX_HEADERS_BYTES as usize);
+    // Framed here with the library's table CRC: the bitwise one of `frame_raw` takes seconds
+    // over 24 MiB in a debug build.
+    let total = MAX_FRAME_BYTES;
+    let mut big = Vec::with_capacity(total as usize);
+    big.extend_from_slice(&total.to_be_bytes());
+    big.extend_from_slice(&MAX_HEADERS_BYTES.to_be_bytes());
+    big.extend_from_slice(&crc32(&big).to_be_bytes());
+    big.extend_from_slice(&headers);
+    big.resize(big.len() + MAX_PAYLOAD_BYTES as usize, b' ');
+    big.extend_from_slice(&crc32(&big).to_be_bytes());
+    assert_eq!(big.len(), MAX_FRAME_BYTES as usize);
+    let mut reader = EventStreamReader::new();
+    for part in big.chunks(64 * 1024) {
+        reader.push(part);
+    }
+    reader.push(&metadata(5, 6));
+    reader.finish();
+    assert_eq!(
+        (reader.usage(), reader.frames(), reader.malformed_frames()),
+        (Some((5, 6)), 2, 0)
+    );
+    // One byte more (in the payload) and the frame is malformed at its prelude: nothing after it
+    // is read, and nothing of it was buffered.
+    let mut reader = EventStreamReader::new();
+    reader.push(&prelude(MAX_FRAME_BYTES + 1, MAX_HEADERS_BYTES));
+    assert!(reader.is_poisoned());
+    reader.push(&metadata(5, 6));
+    assert_eq!((reader.usage(), reader.malformed_frames()), (None, 1));
+}
+
+#[test]
+fn a_payload_of_exactly_the_inspection_limit_is_inspected_and_one_byte_more_is_not() {
+    let usage = r#"{"usage":{"inputTokens":7,"outputTokens":8},"p":""#;
+    let padded = |len: usize| {
+        let mut json = usage.to_owned();
+        json.push_str(&"x".repeat(len - usage.len() - 2));
+        json.push_str("\"}");
+        assert_eq!(json.len(), len);
+        frame_raw(&metadata_headers(), json.as_bytes())
+    };
+    let at = read_all(&padded(MAX_INSPECTED_PAYLOAD_BYTES as usize));
+    assert_eq!((at.usage, at.frames, at.malformed), (Some((7, 8)), 1, 0));
+    let over = read_all(&padded(MAX_INSPECTED_PAYLOAD_BYTES as usize + 1));
+    assert_eq!((over.usage, over.frames, over.malformed), (None, 1, 0));
 }

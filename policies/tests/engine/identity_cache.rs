@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::identity_support::*;
 use policies::identity::{
     fingerprint, Algorithm, IdentityError, KeySet, Malformed, Principal, TokenCache, TokenHash,
-    Verifier,
+    Verifier, DEFAULT_CACHE_CAPACITY,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -82,6 +82,65 @@ fn cache_stays_bounded_and_correct_under_churn() {
     }
     let last = "t9999";
     assert_eq!(cache.get(&hash(last), NOW).unwrap().principal.subject, last);
+}
+
+#[test]
+fn the_default_cache_holds_exactly_1024_tokens_then_evicts_the_oldest() {
+    assert_eq!(DEFAULT_CACHE_CAPACITY, 1024, "docs/operations.md, Bounds");
+    // The verifier every VM builds (Verifier::new) has this capacity.
+    let verifier = Verifier::new(keyset());
+    assert!(
+        format!("{verifier:?}").contains("capacity: 1024,"),
+        "{verifier:?}"
+    );
+    let mut cache = TokenCache::new(DEFAULT_CACHE_CAPACITY);
+    let token = |i: usize| hash(&format!("token-{i}"));
+    for i in 0..DEFAULT_CACHE_CAPACITY {
+        cache.insert(token(i), principal(&format!("svc-{i}")), NOW + 600);
+    }
+    // At N: all N held.
+    assert_eq!(cache.len(), DEFAULT_CACHE_CAPACITY);
+    assert!((0..DEFAULT_CACHE_CAPACITY).all(|i| cache.get(&token(i), NOW).is_some()));
+    // N + 1: still N; the oldest insertion gave way, nothing else did.
+    cache.insert(
+        token(DEFAULT_CACHE_CAPACITY),
+        principal("svc-new"),
+        NOW + 600,
+    );
+    assert_eq!(cache.len(), DEFAULT_CACHE_CAPACITY);
+    assert!(
+        cache.get(&token(0), NOW).is_none(),
+        "the oldest was evicted"
+    );
+    assert!((1..=DEFAULT_CACHE_CAPACITY).all(|i| cache.get(&token(i), NOW).is_some()));
+}
+
+#[test]
+fn an_evicted_token_is_verified_in_full_again() {
+    // The verifier's side of eviction, at a small capacity (each token costs a signature).
+    let mut verifier = Verifier::with_cache_capacity(keyset(), 2);
+    let tokens: Vec<String> = (0..3)
+        .map(|i| {
+            let mut c = claims();
+            c["sub"] = json!(format!("svc-{i}"));
+            mint_a(&c)
+        })
+        .collect();
+    for t in &tokens {
+        verifier.verify(t.as_bytes(), NOW).unwrap();
+    }
+    assert_eq!(verifier.cached(), 2);
+    verifier.verify(tokens[2].as_bytes(), NOW).unwrap();
+    assert_eq!(verifier.stats().cache_hits, 1);
+    verifier.verify(tokens[0].as_bytes(), NOW).unwrap();
+    assert_eq!(
+        (
+            verifier.stats().full_verifications,
+            verifier.stats().cache_hits
+        ),
+        (4, 1),
+        "the evicted token was verified again"
+    );
 }
 
 // ---- Verifier ------------------------------------------------------------------------------

@@ -212,6 +212,33 @@ fn refuses_oversized_documents_and_too_many_keys() {
 }
 
 #[test]
+fn accepts_a_document_of_exactly_max_jwks_bytes_with_max_jwks_keys() {
+    // N keys in a document padded with whitespace to exactly N bytes: accepted whole.
+    let keys: Vec<_> = (0..MAX_JWKS_KEYS)
+        .map(|i| jwk("ed25519", &format!("k{i}"), None))
+        .collect();
+    let mut doc = serde_json::to_vec(&json!({ "keys": keys })).unwrap();
+    assert!(doc.len() < MAX_JWKS_BYTES);
+    doc.resize(MAX_JWKS_BYTES, b' ');
+    let parsed = Jwks::parse(&doc).unwrap();
+    assert_eq!(parsed.len(), MAX_JWKS_KEYS);
+    // One more byte, or one more key: refused as a whole (the last good keys stay).
+    doc.push(b' ');
+    assert_eq!(Jwks::parse(&doc).unwrap_err(), JwksError::TooLarge);
+    let keys: Vec<_> = (0..=MAX_JWKS_KEYS)
+        .map(|i| jwk("ed25519", &format!("k{i}"), None))
+        .collect();
+    let doc = serde_json::to_vec(&json!({ "keys": keys })).unwrap();
+    assert!(doc.len() <= MAX_JWKS_BYTES);
+    assert_eq!(Jwks::parse(&doc).unwrap_err(), JwksError::TooManyKeys);
+    assert_eq!(
+        (MAX_JWKS_BYTES, MAX_JWKS_KEYS),
+        (262_144, 64),
+        "docs/operations.md, Bounds"
+    );
+}
+
+#[test]
 fn refuses_rsa_modulus_below_2048_bits() {
     let mut n = vec![0xc1u8; 128]; // 1024 bits, odd
     n[127] = 0x01;
