@@ -126,7 +126,9 @@ validate: setup build
 	$(CARGO) run -q -p bedrock-guard-cli -- ecds policies/examples/demo.json --out-dir .build/ecds
 	@for f in envoy/*.yaml; do \
 	  echo "envoy --mode validate $$f"; \
-	  "$(ENVOY)" --mode validate -c "$$f" --log-level warn >/dev/null || { "$(ENVOY)" --mode validate -c "$$f"; exit 1; }; \
+	  out=$$("$(ENVOY)" --mode validate -c "$$f" --log-level warn 2>&1) \
+	    && ! printf '%s' "$$out" | grep -q 'bedrock-guard: bundle refused' \
+	    || { printf '%s\n' "$$out"; echo "$$f: Envoy or the guard refused it"; exit 1; }; \
 	done
 
 # Debian's prometheus package (prometheus + promtool), installed on demand. Its service must not

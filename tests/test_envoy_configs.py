@@ -447,8 +447,12 @@ def test_fips_variant_of_the_sidecar_validates(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def test_fips_required_with_a_non_fips_endpoint_fails_configuration(tmp_path):
-    """network.fips_required is enforced when the plugin configures: Envoy refuses to start."""
+def test_fips_required_with_a_non_fips_endpoint_fails_configuration(tmp_path, cli):
+    """network.fips_required is enforced when the plugin configures. With nothing in force yet
+    the filter accepts the configuration holding no policy (every request refused
+    `policy_unavailable`, tests/test_e2e_fail_closed.py), so `envoy --mode validate` exits 0
+    but logs the refusal, which `make validate` fails on; `bedrock-guard check-envoy` refuses
+    the file (`bundle-invalid`, exit 1)."""
     cfg = load(topo.CLIENT_SIGNED)
     for plugin in topo.guard_configs(cfg):
         bundle, original = topo.plugin_configuration(plugin)
@@ -457,8 +461,37 @@ def test_fips_required_with_a_non_fips_endpoint_fails_configuration(tmp_path):
     path = tmp_path / "not-fips.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = _validate(path)
-    assert proc.returncode != 0
-    assert "Unable to create Wasm plugin bedrock_guard" in proc.stderr + proc.stdout
+    log = proc.stderr + proc.stdout
+    assert "bedrock-guard: bundle refused" in log and "not a FIPS endpoint" in log, log[-3000:]
+    assert "every request is refused (policy_unavailable)" in log, log[-3000:]
+    checked = subprocess.run([str(cli), "check-envoy", str(path)], capture_output=True,
+                             text=True, timeout=60)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "bundle-invalid" in checked.stdout and "not a FIPS endpoint" in checked.stdout
+
+
+def test_make_validate_fails_on_a_bundle_the_guard_refuses(tmp_path):
+    """`make validate`'s loop, run on a copy of envoy/ whose demo bundle the module refuses."""
+    work = tmp_path / "tree"
+    (work / "envoy").mkdir(parents=True)
+    cfg = yaml.safe_load((REPO_ROOT / "envoy" / "demo.yaml").read_text())
+    [plugin] = topo.guard_configs(cfg)
+    bundle, original = topo.plugin_configuration(plugin)
+    bundle["mode"] = "permissive"
+    topo._set_plugin_configuration(plugin, bundle, original)
+    (work / "envoy" / "demo.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    for name in (".venv", "dist", "policies", "envoy/observability", "envoy/overload"):
+        src = REPO_ROOT / name
+        if src.exists():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            (work / name).symlink_to(src, target_is_directory=True)
+    loop = subprocess.run(["make", "-n", "-o", "setup", "-o", "build", "validate"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+    script = loop[loop.index("for f in envoy/*.yaml"):]
+    done = subprocess.run(["bash", "-c", script], cwd=work, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0, done.stdout[-2000:]
+    assert "envoy/demo.yaml: Envoy or the guard refused it" in done.stdout, done.stdout[-2000:]
 
 
 # -- labelled stats: one list of stats_tags, in every shipped config ------------------------------
