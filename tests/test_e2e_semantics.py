@@ -26,9 +26,10 @@ from tests.harness.assertions import (
     assert_client_error_refusal, assert_mock_saw_nothing, assert_raw_refusal, single_forwarded,
 )
 from tests.harness.awsreq import sign
-from tests.harness.envoy import EnvoyError, free_port, render_config
+from tests.harness.clients import bedrock_client
+from tests.harness.envoy import free_port, render_config
 from tests.harness.rawhttp import RawResponse
-from tests.harness.stack import envoy_process, envoy_stack
+from tests.harness.stack import envoy_stack
 
 QUICK = 3
 ACCOUNT = "123456789012"
@@ -299,8 +300,10 @@ def test_inline_agent_side_doors_are_refused(agent_envoy, mock, extra, reason):
 # -- 3. an allow rule that names a model-carrying operation must name models --------------------
 
 def _refused_at_load(tmp_path, pki_dir, mock_server, bundle: dict, edit=None) -> str:
-    """Start Envoy with `bundle` (its rendered config passed through `edit`): it must not come
-    up, because the filter refuses the bundle in `on_configure`. Returns Envoy's log."""
+    """Start Envoy with `bundle` (its rendered config passed through `edit`): the filter
+    refuses the bundle in `on_configure`, and with nothing in force it holds no policy, so a
+    request for an allowed model is refused `policy_unavailable` and nothing reaches the
+    upstream (tests/test_e2e_fail_closed.py has the whole class). Returns Envoy's log."""
     listener, admin = free_port(), free_port()
     cfg = render_config(listener, admin, mock_server.port, pki_dir, WASM_PATH, bundle,
                         out_dir=tmp_path)
@@ -308,11 +311,15 @@ def _refused_at_load(tmp_path, pki_dir, mock_server, bundle: dict, edit=None) ->
         doc = yaml.safe_load(cfg.read_text())
         edit(doc)
         cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
-    proc = envoy_process(cfg, admin, listener, tmp_path)
-    with pytest.raises(EnvoyError):
-        proc.start(timeout=20)
-    proc.stop()
-    return proc.log_text()
+    mock_server.reset()
+    with envoy_stack(cfg, admin, listener, tmp_path) as proc:
+        with pytest.raises(ClientError) as e:
+            bedrock_client(listener).converse(
+                modelId="anthropic.claude-3-5-sonnet-20240620-v1:0",
+                messages=[{"role": "user", "content": [{"text": "hi"}]}])
+        assert_client_error_refusal(e.value, "policy_unavailable")
+        assert_mock_saw_nothing(mock_server)
+        return proc.log_text()
 
 
 def test_bundle_with_an_allow_rule_without_models_does_not_load(tmp_path, pki_dir, mock_server,
