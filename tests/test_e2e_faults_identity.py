@@ -55,7 +55,9 @@ import pytest
 
 from tests.conftest import DEMO_BUNDLE, WASM_PATH
 from tests.harness.audit_log import AuditLog
-from tests.harness.envoy import REPO_ROOT, EnvoyProcess, free_port, render_config
+from tests.harness.envoy import (
+    REPO_ROOT, EnvoyProcess, free_port, render_config, thread_log_lines,
+)
 from tests.harness.fault_traffic import Burst
 from tests.harness.jwks_server import JwksServer, add_static_cluster
 from tests.harness.mock_bedrock import MockBedrock
@@ -184,14 +186,7 @@ class Stack:
 
     def log_lines(self, offset: int, needle: str) -> list[tuple[str, str]]:
         """(thread id, line) of application log lines after byte `offset` containing `needle`."""
-        text = self.envoy.app_log_path.read_bytes()[offset:].decode(errors="replace")
-        out = []
-        for line in text.splitlines():
-            if needle in line:
-                m = re.match(r"\[[^\]]+\]\[(\d+)\]", line)
-                if m:
-                    out.append((m.group(1), line))
-        return out
+        return thread_log_lines(self.envoy.app_log_path, offset, needle)
 
     def workers_logged(self, offset: int, needle: str) -> set[str]:
         return {t for t, _ in self.log_lines(offset, needle)} - {self.main_thread()}

@@ -40,7 +40,10 @@ from tests.harness import rawhttp
 from tests.harness.assertions import assert_client_error_refusal, assert_mock_saw_nothing
 from tests.harness.awsreq import sign, to_http11, wire_parts
 from tests.harness.clients import bedrock_client
-from tests.harness.envoy import REPO_ROOT, EnvoyProcess, free_port, render_config
+from tests.harness.envoy import (
+    REPO_ROOT, EnvoyProcess, free_port, render_config, thread_log_lines,
+)
+from tests.harness.fault_traffic import outcome_of
 from tests.harness.jwks_server import JwksServer, add_static_cluster
 from tests.harness.mock_bedrock import REPLY_TEXT, MockBedrock
 from tests.harness.pki import ensure_pki
@@ -258,19 +261,6 @@ def raw_converse(port: int, token: str | None) -> rawhttp.RawResponse:
     return rawhttp.exchange(port, data, timeout=10)
 
 
-def outcome_of(resp: rawhttp.RawResponse) -> str:
-    """`allowed`, or the refusal's message without the `bedrock-guard: ` prefix."""
-    if resp.status == 200:
-        doc = json.loads(resp.body)
-        assert doc["output"]["message"]["content"][0]["text"] == REPLY_TEXT, doc
-        return "allowed"
-    assert resp.status == 403, (resp.status, resp.body[:300])
-    assert resp.header("x-amzn-errortype") == "AccessDeniedException", resp.headers
-    msg = json.loads(resp.body)["message"]
-    assert msg.startswith("bedrock-guard: "), msg
-    return msg[len("bedrock-guard: "):]
-
-
 def _wait_allowed(envoy: EnvoyProcess, key: SigningKey, issuer: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     outcome = "nothing sent"
@@ -285,14 +275,7 @@ def _wait_allowed(envoy: EnvoyProcess, key: SigningKey, issuer: str, timeout: fl
 
 def log_lines_since(envoy: EnvoyProcess, offset: int, needle: str) -> list[tuple[str, str]]:
     """(thread id, line) of Envoy log lines after byte `offset` that contain `needle`."""
-    text = envoy.log_path.read_bytes()[offset:].decode(errors="replace")
-    out = []
-    for line in text.splitlines():
-        if needle in line:
-            m = re.match(r"\[[^\]]+\]\[(\d+)\]", line)
-            if m:
-                out.append((m.group(1), line))
-    return out
+    return thread_log_lines(envoy.log_path, offset, needle)
 
 
 def log_time(line: str) -> float:

@@ -12,6 +12,7 @@ import http.client
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -47,6 +48,19 @@ def envoy_binary() -> Path | None:
         if c.is_file() and os.access(c, os.X_OK):
             return c
     return None
+
+
+def thread_log_lines(path: Path, offset: int, needle: str) -> list[tuple[str, str]]:
+    """(thread id, line) of the Envoy log lines in `path` after byte `offset` that contain
+    `needle` (Envoy's default format: `[time][thread id][level]...`)."""
+    text = path.read_bytes()[offset:].decode(errors="replace")
+    out = []
+    for line in text.splitlines():
+        if needle in line:
+            m = re.match(r"\[[^\]]+\]\[(\d+)\]", line)
+            if m:
+                out.append((m.group(1), line))
+    return out
 
 
 def walk(node: Any) -> Iterator[dict]:
