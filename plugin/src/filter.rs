@@ -102,9 +102,15 @@ impl<H: Host> GuardHttp<H> {
 
     /// Carry out a decision: continue untouched, or answer with the refusal.
     fn act(&mut self, decision: &Decision) -> Action {
+        self.act_on(decision, false)
+    }
+
+    /// [`GuardHttp::act`]; `recorded`: the audit record was built from `decision` itself (the
+    /// head's, by `AuditRecord::from_evaluation`), so it is not applied to the record again.
+    fn act_on(&mut self, decision: &Decision, recorded: bool) -> Action {
         self.pending = None;
         if !decision.lets_through() {
-            return self.refuse(decision);
+            return self.refuse_on(decision, recorded);
         }
         if let Err(detail) = self.prepare_forward() {
             // Never forward a token we could not strip, nor a request the backstop would not
@@ -114,7 +120,7 @@ impl<H: Host> GuardHttp<H> {
             refusal.models.clone_from(&decision.models);
             return self.refuse(&refusal);
         }
-        self.settle(decision);
+        self.settle(decision, recorded);
         Action::Continue
     }
 
@@ -147,16 +153,21 @@ impl<H: Host> GuardHttp<H> {
 
     /// Record `decision` as this request's final one: in the audit record, in the tally the
     /// stats count at the end, and as a deny alert when it is a refusal (or a dry-run one).
-    fn settle(&mut self, decision: &Decision) {
-        let (request_id, started_ms) = (&self.request_id, self.started_ms);
-        let record = self.record.get_or_insert_with(|| {
-            // A refusal before the request's facts were gathered (no bundle in force, an
-            // unreadable header map): the record still carries the id the answer carries.
-            let mut record = AuditRecord::from_decision(decision, started_ms);
-            record.request_id(request_id);
-            record
-        });
-        record.apply_decision(decision);
+    /// `recorded`: the record was built from this very decision (nothing to apply).
+    fn settle(&mut self, decision: &Decision, recorded: bool) {
+        match &mut self.record {
+            Some(record) if !recorded => {
+                record.apply_decision(decision);
+            }
+            Some(_) => {}
+            None => {
+                // A refusal before the request's facts were gathered (no bundle in force, an
+                // unreadable header map): the record still carries the id the answer carries.
+                let mut record = AuditRecord::from_decision(decision, self.started_ms);
+                record.request_id(&self.request_id);
+                self.record = Some(record);
+            }
+        }
         if let Some(shared) = &self.shared {
             self.tally = Some(shared.metrics.borrow().tally(decision, self.group));
         }
@@ -167,8 +178,13 @@ impl<H: Host> GuardHttp<H> {
 
     /// Answer the request with the refusal for `decision`.
     fn refuse(&mut self, decision: &Decision) -> Action {
+        self.refuse_on(decision, false)
+    }
+
+    /// [`GuardHttp::refuse`], `recorded` as for [`GuardHttp::act_on`].
+    fn refuse_on(&mut self, decision: &Decision, recorded: bool) -> Action {
         self.refused = true;
-        self.settle(decision);
+        self.settle(decision, recorded);
         response::refuse(&self.host, decision, &self.request_id);
         Action::Pause
     }
@@ -430,7 +446,8 @@ impl<H: Host> HttpContext for GuardHttp<H> {
         self.host.mark("quarantine_checked");
         match outcome {
             HeadOutcome::Decided(decision) => {
-                let action = self.act(&decision);
+                // The record was built from this decision: it is not applied again.
+                let action = self.act_on(&decision, true);
                 self.host.mark("acted");
                 action
             }

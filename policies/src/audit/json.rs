@@ -1,8 +1,6 @@
 //! The JSON writer: the object/field writer and string escaping that produce one strict
 //! printable-ASCII line, and the RFC 3339 timestamp written as `eventTime`.
 
-use std::fmt::Write as _;
-
 /// A JSON object being written: tracks the comma.
 pub(super) struct Obj<'a> {
     pub(super) out: &'a mut String,
@@ -35,10 +33,7 @@ impl<'a> Obj<'a> {
     pub(super) fn num(&mut self, key: &str, value: Option<u64>) {
         self.key(key);
         match value {
-            // Writing to a String cannot fail.
-            Some(n) => {
-                let _ = write!(self.out, "{n}");
-            }
+            Some(n) => push_u64(self.out, n),
             None => self.out.push_str("null"),
         }
     }
@@ -118,15 +113,51 @@ pub(super) fn push_rfc3339_millis(out: &mut String, unix_ms: u64) {
     let days = secs / 86_400;
     let sod = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
-    // Writing to a String cannot fail.
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60,
-        ms % 1000
-    );
+    push_padded(out, year, 4);
+    out.push('-');
+    push_padded(out, month, 2);
+    out.push('-');
+    push_padded(out, day, 2);
+    out.push('T');
+    push_padded(out, sod / 3600, 2);
+    out.push(':');
+    push_padded(out, sod % 3600 / 60, 2);
+    out.push(':');
+    push_padded(out, sod % 60, 2);
+    out.push('.');
+    push_padded(out, ms % 1000, 3);
+    out.push('Z');
+}
+
+// ------------------------------------------------------------------------------ numbers
+
+/// `n` in decimal. The record is written on every request: digits are pushed directly, without
+/// the formatting machinery (`write!`).
+pub(crate) fn push_u64(out: &mut String, n: u64) {
+    push_padded(out, n, 1);
+}
+
+/// `n` in decimal, zero-padded on the left to at least `width` digits.
+pub(crate) fn push_padded(out: &mut String, n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut len = 0;
+    let mut rest = n;
+    for d in digits.iter_mut().rev() {
+        // `rest % 10` < 10: the cast is exact.
+        *d = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        len += 1;
+        if rest == 0 {
+            break;
+        }
+    }
+    for _ in len..width {
+        out.push('0');
+    }
+    let start = digits.len() - len;
+    for d in digits.iter().skip(start) {
+        out.push(char::from(*d));
+    }
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day). Counts in 400-year eras

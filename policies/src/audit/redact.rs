@@ -2,8 +2,9 @@
 //! UTF-8-repaired text with the credential backstop, token fingerprints, re-printed addresses,
 //! the VPC endpoint id parsed from a host name).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use super::json::push_u64;
 use crate::aws;
 
 /// Longest text value kept from the request, configuration or identity, in bytes of UTF-8.
@@ -102,10 +103,10 @@ pub fn looks_like_secret(s: &str) -> bool {
 pub(super) fn source_ip(input: &[u8]) -> String {
     if let Ok(s) = std::str::from_utf8(input) {
         if let Ok(addr) = s.parse::<SocketAddr>() {
-            return addr.ip().to_string();
+            return ip_text(addr.ip());
         }
         if let Ok(ip) = s.parse::<IpAddr>() {
-            return ip.to_string();
+            return ip_text(ip);
         }
     }
     text(input)
@@ -116,13 +117,42 @@ pub(super) fn source_ip(input: &[u8]) -> String {
 pub(super) fn socket_address(input: &[u8]) -> String {
     if let Ok(s) = std::str::from_utf8(input) {
         if let Ok(addr) = s.parse::<SocketAddr>() {
-            return addr.to_string();
+            return match addr {
+                SocketAddr::V4(v4) => {
+                    let mut out = ipv4_text(*v4.ip());
+                    out.push(':');
+                    push_u64(&mut out, u64::from(v4.port()));
+                    out
+                }
+                SocketAddr::V6(_) => addr.to_string(),
+            };
         }
         if let Ok(ip) = s.parse::<IpAddr>() {
-            return ip.to_string();
+            return ip_text(ip);
         }
     }
     text(input)
+}
+
+/// An address as `Display` prints it. IPv4 (every request's source and upstream, in practice)
+/// is printed digit by digit, without the formatting machinery; IPv6 (RFC 5952's shortest
+/// form) by `Display`.
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => ipv4_text(v4),
+        IpAddr::V6(_) => ip.to_string(),
+    }
+}
+
+fn ipv4_text(ip: Ipv4Addr) -> String {
+    let mut out = String::with_capacity(21);
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        push_u64(&mut out, u64::from(octet));
+    }
+    out
 }
 
 /// The VPC endpoint id (`vpce-` + 8 or 17 hex digits, lower-cased) of an endpoint-specific
@@ -191,6 +221,49 @@ mod tests {
             ),
         ] {
             assert_eq!(vpc_endpoint_id(host.as_bytes()).as_deref(), expected, "{host}");
+        }
+    }
+}
+
+/// The audit line's numbers, timestamp and addresses are printed without the formatting
+/// machinery: the same text as `Display` / `format!` would give.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod printed_like_display {
+    use proptest::prelude::*;
+
+    use super::super::json::{format_rfc3339_millis, push_padded};
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn numbers(n in any::<u64>(), width in 0usize..24) {
+            let mut out = String::new();
+            push_padded(&mut out, n, width);
+            prop_assert_eq!(out, format!("{n:0width$}"));
+        }
+
+        #[test]
+        fn addresses(octets in any::<[u8; 4]>(), port in any::<u16>(), v6 in any::<[u16; 8]>()) {
+            let v4 = Ipv4Addr::from(octets);
+            let sock = SocketAddr::from((v4, port));
+            prop_assert_eq!(socket_address(sock.to_string().as_bytes()), sock.to_string());
+            prop_assert_eq!(source_ip(sock.to_string().as_bytes()), v4.to_string());
+            prop_assert_eq!(source_ip(v4.to_string().as_bytes()), v4.to_string());
+            let ip6 = std::net::Ipv6Addr::from(v6);
+            let sock6 = SocketAddr::from((ip6, port));
+            prop_assert_eq!(socket_address(sock6.to_string().as_bytes()), sock6.to_string());
+            prop_assert_eq!(source_ip(sock6.to_string().as_bytes()), ip6.to_string());
+        }
+
+        #[test]
+        fn timestamps(ms in 0u64..=253_402_300_799_999) {
+            let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+            // Independent check of the fields' widths and separators.
+            let t = format_rfc3339_millis(ms);
+            prop_assert_eq!(t.len(), 24, "{}", t);
+            prop_assert!(t.ends_with('Z'));
+            prop_assert_eq!(&t[20..23], format!("{:03}", ms % 1000));
+            prop_assert_eq!(&t[17..19], format!("{:02}", secs % 60));
         }
     }
 }
