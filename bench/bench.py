@@ -734,6 +734,7 @@ def measure_ttfb(group: str, uts: dict[str, UnderTest], args, ctx: dict) -> dict
 # ---------------------------------------------------------------------------- trace hook
 
 TRACE_MARK = "bedrock-guard trace:"
+PROBE_MARK = "bedrock-guard probe:"
 
 
 def run_trace(module: Path, group: str, setup: str, req: Request, args, ctx: dict,
@@ -754,10 +755,14 @@ def run_trace(module: Path, group: str, setup: str, req: Request, args, ctx: dic
         time.sleep(0.2)
     finally:
         ut.envoy.stop()
-    lines = [ln[ln.index(TRACE_MARK):] for ln in ut.envoy.log.read_text(errors="replace")
-             .splitlines() if TRACE_MARK in ln]
+    log = ut.envoy.log.read_text(errors="replace").splitlines()
+    lines = [ln[ln.index(TRACE_MARK):] for ln in log if TRACE_MARK in ln]
+    # The VM's one probe line: each kind of host call timed warm (plugin/src/trace.rs).
+    probes = [json.loads(ln[ln.index(PROBE_MARK) + len(PROBE_MARK):]) for ln in log
+              if PROBE_MARK in ln]
     return {"module": str(module), "bytes": module.stat().st_size, "group": group,
-            "setup": setup, "requests": requests, "lines": lines}
+            "setup": setup, "requests": requests, "lines": lines,
+            "host_call_ns": probes[0] if probes else None}
 
 
 # ---------------------------------------------------------------------------- report
@@ -920,6 +925,9 @@ def main() -> None:
             results["trace"] = run_trace(args.trace, tg, ts, requests[tg], args, ctx)
             print(f"trace: {len(results['trace']['lines'])} `{TRACE_MARK}` lines from "
                   f"{results['trace']['requests']} requests ({tg}/{ts}, {args.trace})")
+            if results["trace"]["host_call_ns"]:
+                print("trace: host calls timed warm, ns per call: " + ", ".join(
+                    f"{k} {v}" for k, v in results["trace"]["host_call_ns"].items()))
     finally:
         upstream.stop()
 

@@ -502,6 +502,8 @@ impl<H: Host> HttpContext for GuardHttp<H> {
             return Action::Continue;
         };
         self.host.mark("response_headers");
+        #[cfg(feature = "bench-trace")]
+        crate::trace::probe();
         let headers = self
             .host
             .header_map(MapType::HttpResponseHeaders)

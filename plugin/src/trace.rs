@@ -9,6 +9,11 @@
 //! `make bench` collects these lines for the cost breakdown. Each timestamp is itself a host
 //! call (`clock` in `calls`), so the times include that overhead; the clock's own cost is in
 //! the line as `clock_ns` (two reads back to back).
+//!
+//! Once per VM, at its first answer, [`probe`] also times each kind of host call the guard
+//! makes per request, warm (200 calls back to back, the mean), and logs one
+//! `bedrock-guard probe:` line: what a host call itself costs, apart from the cold caches a
+//! request meets (the trace's points include those).
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -157,4 +162,75 @@ impl Host for Traced {
         self.count(12);
         Envoy.dispatch_http_call(cluster, headers, body, timeout)
     }
+}
+
+/// Mean nanoseconds of `f` over 200 calls back to back.
+fn mean_ns(f: &dyn Fn()) -> u64 {
+    const N: u64 = 200;
+    let start = clock_ns();
+    for _ in 0..N {
+        f();
+    }
+    clock_ns().saturating_sub(start) / N
+}
+
+thread_local! {
+    static PROBED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Time each kind of host call once per VM (see the module documentation), from the response
+/// headers callback, where every header map and property the guard reads exists.
+pub fn probe() {
+    if PROBED.with(|p| p.replace(true)) {
+        return;
+    }
+    let response = MapType::HttpResponseHeaders;
+    let header_map = mean_ns(&|| {
+        let _ = crate::host::header_map(response);
+    });
+    // What reading the response headers the guard needs one by one would cost instead.
+    let six_gets = mean_ns(&|| {
+        for name in [
+            ":status",
+            "x-amzn-errortype",
+            "x-amzn-requestid",
+            "x-amzn-bedrock-input-token-count",
+            "x-amzn-bedrock-output-token-count",
+            "content-type",
+        ] {
+            let _ = hostcalls::get_map_value_bytes(response, name);
+        }
+    });
+    let property = mean_ns(&|| {
+        let _ = Envoy.property(&["upstream", "address"]);
+    });
+    let now = mean_ns(&|| {
+        let _ = Envoy.now_ms();
+    });
+    let shared_data = mean_ns(&|| {
+        let _ = crate::host::shared_data("bedrock_guard.probe.absent");
+    });
+    let set_property = mean_ns(&|| {
+        let _ = Envoy.set_property(&["bedrock_guard_probe"], &[b'x'; 700]);
+    });
+    let counter = Envoy.define_metric(MetricType::Counter, "bedrock_guard.probe_counter");
+    let histogram = Envoy.define_metric(MetricType::Histogram, "bedrock_guard.probe_histogram");
+    let (increment, record) = match (counter, histogram) {
+        (Ok(c), Ok(h)) => (
+            mean_ns(&|| {
+                let _ = Envoy.increment_metric(c, 1);
+            }),
+            mean_ns(&|| {
+                let _ = Envoy.record_metric(h, 1);
+            }),
+        ),
+        _ => (0, 0),
+    };
+    let headers = crate::host::header_map(response).map_or(0, |m| m.len());
+    log::info!(
+        "bedrock-guard probe: {{\"response_headers\":{headers},\"header_map_ns\":{header_map},\
+         \"six_header_gets_ns\":{six_gets},\"property_ns\":{property},\"now_ns\":{now},\
+         \"shared_data_ns\":{shared_data},\"set_property_700_bytes_ns\":{set_property},\
+         \"increment_metric_ns\":{increment},\"record_metric_ns\":{record}}}"
+    );
 }
