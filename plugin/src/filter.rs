@@ -583,6 +583,7 @@ impl<H: Host> HttpContext for GuardHttp<H> {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.host.mark("response_body");
         if let Some(reader) = &mut self.stream {
             // Each callback carries only the new chunk; it passes through unchanged.
             if body_size > 0 {
@@ -621,6 +622,7 @@ impl<H: Host> HttpContext for GuardHttp<H> {
                 self.unary = None;
             }
         }
+        self.host.mark("response_body_read");
         Action::Continue
     }
 
