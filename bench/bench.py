@@ -757,12 +757,14 @@ def run_trace(module: Path, group: str, setup: str, req: Request, args, ctx: dic
         ut.envoy.stop()
     log = ut.envoy.log.read_text(errors="replace").splitlines()
     lines = [ln[ln.index(TRACE_MARK):] for ln in log if TRACE_MARK in ln]
-    # The VM's one probe line: each kind of host call timed warm (plugin/src/trace.rs).
-    probes = [json.loads(ln[ln.index(PROBE_MARK) + len(PROBE_MARK):]) for ln in log
-              if PROBE_MARK in ln]
+    # The VM's probe lines: each kind of host call and the guard's own computations, timed
+    # warm (plugin/src/trace.rs), merged.
+    warm: dict = {}
+    for ln in log:
+        if PROBE_MARK in ln:
+            warm.update(json.loads(ln[ln.index(PROBE_MARK) + len(PROBE_MARK):]))
     return {"module": str(module), "bytes": module.stat().st_size, "group": group,
-            "setup": setup, "requests": requests, "lines": lines,
-            "host_call_ns": probes[0] if probes else None}
+            "setup": setup, "requests": requests, "lines": lines, "warm_ns": warm or None}
 
 
 # ---------------------------------------------------------------------------- report
@@ -925,9 +927,9 @@ def main() -> None:
             results["trace"] = run_trace(args.trace, tg, ts, requests[tg], args, ctx)
             print(f"trace: {len(results['trace']['lines'])} `{TRACE_MARK}` lines from "
                   f"{results['trace']['requests']} requests ({tg}/{ts}, {args.trace})")
-            if results["trace"]["host_call_ns"]:
-                print("trace: host calls timed warm, ns per call: " + ", ".join(
-                    f"{k} {v}" for k, v in results["trace"]["host_call_ns"].items()))
+            if results["trace"]["warm_ns"]:
+                print("trace: timed warm, ns per call: " + ", ".join(
+                    f"{k} {v}" for k, v in results["trace"]["warm_ns"].items()))
     finally:
         upstream.stop()
 

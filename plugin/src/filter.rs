@@ -417,6 +417,27 @@ impl<H: Host> HttpContext for GuardHttp<H> {
         }
         self.record = Some(record);
         self.host.mark("recorded");
+        #[cfg(feature = "bench-trace")]
+        crate::trace::probe_request(&[
+            ("header_map_parsed", &|| {
+                let _ = std::hint::black_box(crate::host::header_map(MapType::HttpRequestHeaders));
+            }),
+            ("evaluate", &|| {
+                let _ = std::hint::black_box(evaluate(policy, &facts));
+            }),
+            ("audit_record", &|| {
+                let mut record = AuditRecord::from_evaluation(policy, &evaluation, self.started_ms);
+                record
+                    .request_id(&self.request_id)
+                    .bundle(Arc::clone(&shared.bundle))
+                    .endpoint(authority)
+                    .source_address(b"127.0.0.1:40000");
+                let _ = std::hint::black_box(record);
+            }),
+            ("audit_line", &|| {
+                let _ = std::hint::black_box(self.record.as_ref().map(AuditRecord::to_json_line));
+            }),
+        ]);
         let target = evaluation.target;
         self.target = Some(target);
         let outcome = evaluation.outcome;

@@ -10,10 +10,11 @@
 //! call (`clock` in `calls`), so the times include that overhead; the clock's own cost is in
 //! the line as `clock_ns` (two reads back to back).
 //!
-//! Once per VM, at its first answer, [`probe`] also times each kind of host call the guard
-//! makes per request, warm (200 calls back to back, the mean), and logs one
-//! `bedrock-guard probe:` line: what a host call itself costs, apart from the cold caches a
-//! request meets (the trace's points include those).
+//! Once per VM, at its 20th answer, [`probe`] also times each kind of host call the guard
+//! makes per request, warm (200 calls back to back, the mean), and [`probe_request`] the
+//! guard's own computations (the engine's decision, the audit record, its JSON line), and each
+//! logs one `bedrock-guard probe:` line: what they cost apart from the cold caches a request
+//! meets (the trace's points include those).
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -174,14 +175,41 @@ fn mean_ns(f: &dyn Fn()) -> u64 {
     clock_ns().saturating_sub(start) / N
 }
 
+/// The probes run at a VM's 20th request (of the trace's 50), once V8 has compiled the hot
+/// code with its optimising tier, as it has under load.
+const PROBE_AT: u32 = 20;
+
 thread_local! {
-    static PROBED: Cell<bool> = const { Cell::new(false) };
+    static PROBED: Cell<u32> = const { Cell::new(0) };
+    static PROBED_REQUEST: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Time each kind of host call once per VM (see the module documentation), from the response
+/// Whether this call (counted in `calls`) is the one to probe at.
+fn probe_now(calls: &'static std::thread::LocalKey<Cell<u32>>) -> bool {
+    calls.with(|c| {
+        let n = c.get().saturating_add(1);
+        c.set(n);
+        n == PROBE_AT
+    })
+}
+
+/// Time the guard's own per-request computations warm, once per VM, at its 20th request (the
+/// filter passes them in from its request headers callback), as a `bedrock-guard probe:` line.
+pub fn probe_request(parts: &[(&str, &dyn Fn())]) {
+    if !probe_now(&PROBED_REQUEST) {
+        return;
+    }
+    let timed: Vec<String> = parts
+        .iter()
+        .map(|(name, f)| format!("\"{name}_ns\":{}", mean_ns(*f)))
+        .collect();
+    log::info!("bedrock-guard probe: {{{}}}", timed.join(","));
+}
+
+/// Time each kind of host call once per VM, at its 20th answer, from the response
 /// headers callback, where every header map and property the guard reads exists.
 pub fn probe() {
-    if PROBED.with(|p| p.replace(true)) {
+    if !probe_now(&PROBED) {
         return;
     }
     let response = MapType::HttpResponseHeaders;
