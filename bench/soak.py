@@ -54,21 +54,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# An application's own AWS configuration must not reach the clients (tests/conftest.py does the
-# same before boto3 is imported).
-for _k in list(os.environ):
-    if _k.startswith("AWS_") or _k.lower() in ("http_proxy", "https_proxy", "all_proxy"):
-        del os.environ[_k]
-os.environ["AWS_CONFIG_FILE"] = os.devnull
-os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
-os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-os.environ["NO_PROXY"] = "*"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+# An application's own AWS configuration must not reach the clients: cleared before botocore
+# is imported (as tests/conftest.py does).
+from tests.harness.isolation import isolate  # noqa: E402
+
+isolate()
 
 import yaml  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 from tests.harness import eventstream, rawhttp  # noqa: E402
 from tests.harness.audit_log import NO_RECORD, parse_line  # noqa: E402
 from tests.harness.awsreq import sign, to_http11, wire_parts  # noqa: E402

@@ -9,20 +9,15 @@ Nothing here resolves DNS or leaves loopback: boto3 hands absolute-form requests
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from tests.harness.isolation import isolate  # imports no boto3
+
 # An application's own AWS configuration must not leak into the tests (profiles, endpoints,
 # proxies, credential providers): clear it before boto3 is imported anywhere.
-for _k in list(os.environ):
-    if _k.startswith("AWS_") or _k.lower() in ("http_proxy", "https_proxy", "all_proxy"):
-        del os.environ[_k]
-os.environ["AWS_CONFIG_FILE"] = os.devnull
-os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
-os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-os.environ["NO_PROXY"] = "*"
+isolate()
 
 from tests.harness.clients import (  # noqa: E402,F401 (re-exported for the test files)
     ACCESS_KEY, BEDROCK_HOST, REGION, SECRET_KEY, SentRequests, bedrock_client as _bedrock_client,
