@@ -103,6 +103,17 @@ fn titan_headers_read() -> (Rc<FakeHost>, Rc<Shared>, GuardHttp<Rc<FakeHost>>) {
     (host, shared, f)
 }
 
+/// A fake host, the unit bundle's shared state, and a filter holding the head of a
+/// ChatCompletions request (the model is in the body still to come).
+fn chat_completions_held() -> (Rc<FakeHost>, Rc<Shared>, GuardHttp<Rc<FakeHost>>) {
+    let host = Rc::new(FakeHost::new());
+    let shared = shared(&bundle(), None);
+    let mut f = filter(&host, &shared);
+    chat_completions(&host);
+    assert_eq!(f.on_http_request_headers(5, false), Action::Pause);
+    (host, shared, f)
+}
+
 fn invoke(host: &FakeHost, model: &str, extra: &[(&str, &str)]) {
     let path = format!("/model/{model}/invoke");
     let mut pairs = vec![
@@ -370,11 +381,7 @@ fn a_body_carried_request_waits_for_its_body_then_is_decided() {
         ("openai.gpt-oss-20b-1:0", "allow", 0),
         ("meta.llama3-8b-instruct-v1:0", "deny", 1),
     ] {
-        let host = Rc::new(FakeHost::new());
-        let shared = shared(&bundle(), None);
-        let mut f = filter(&host, &shared);
-        chat_completions(&host);
-        assert_eq!(f.on_http_request_headers(5, false), Action::Pause);
+        let (host, _shared, mut f) = chat_completions_held();
         let body = json!({"model": model, "messages": []}).to_string();
         *host.request_body.borrow_mut() = body.as_bytes().to_vec();
         assert_eq!(f.on_http_request_body(10, false), Action::Pause);
@@ -396,11 +403,7 @@ fn a_body_carried_request_waits_for_its_body_then_is_decided() {
 
 #[test]
 fn an_oversized_or_unreadable_body_is_refused_once() {
-    let host = Rc::new(FakeHost::new());
-    let shared = shared(&bundle(), None);
-    let mut f = filter(&host, &shared);
-    chat_completions(&host);
-    assert_eq!(f.on_http_request_headers(5, false), Action::Pause);
+    let (host, shared, mut f) = chat_completions_held();
     let limit = usize::try_from(shared.policy.max_body_bytes()).unwrap();
     assert_eq!(f.on_http_request_body(limit + 1, false), Action::Pause);
     assert_eq!(host.sent.borrow()[0].status, 413);
@@ -666,11 +669,7 @@ fn envoys_own_answer_to_an_upstream_fault_is_not_the_upstreams() {
 /// no status (no answer was sent), never as allowed; no deny alert.
 #[test]
 fn a_body_carried_request_that_never_completes_is_counted_refused_never_allowed() {
-    let host = Rc::new(FakeHost::new());
-    let shared = shared(&bundle(), None);
-    let mut f = filter(&host, &shared);
-    chat_completions(&host);
-    assert_eq!(f.on_http_request_headers(5, false), Action::Pause);
+    let (host, shared, mut f) = chat_completions_held();
     let half = br#"{"model": "openai.gpt-oss-20b-1:0", "messa"#;
     *host.request_body.borrow_mut() = half.to_vec();
     assert_eq!(f.on_http_request_body(half.len(), false), Action::Pause);
