@@ -596,3 +596,24 @@ def test_config_carries_the_overload_manager(path):
     cfg = yaml.safe_load(path.read_text())
     assert cfg.get("overload_manager") == OVERLOAD_MANAGER, (
         f"{path.name}: overload_manager must be envoy/overload/overload_manager.yaml verbatim")
+
+
+# -- the allocator's background release: one block, in every shipped config ----------------------
+
+ALLOCATOR = REPO_ROOT / "envoy" / "overload" / "memory_allocator_manager.yaml"
+MEMORY_ALLOCATOR_MANAGER = yaml.safe_load(ALLOCATOR.read_text())
+
+
+def test_memory_allocator_manager_source_releases_in_the_background():
+    # bytes_to_release 0 (Envoy's default) would turn the release off.
+    assert MEMORY_ALLOCATOR_MANAGER == {"bytes_to_release": 16 << 20,
+                                        "memory_release_interval": "1s"}
+    assert "memory_allocator_manager.yaml" in (REPO_ROOT / "docs" / "operations.md").read_text()
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=ids(CONFIGS))
+def test_config_carries_the_memory_allocator_manager(path):
+    cfg = yaml.safe_load(path.read_text())
+    assert cfg.get("memory_allocator_manager") == MEMORY_ALLOCATOR_MANAGER, (
+        f"{path.name}: memory_allocator_manager must be "
+        f"envoy/overload/memory_allocator_manager.yaml verbatim")

@@ -11,6 +11,7 @@ use super::validate::Errors;
 /// Build the key set for `providers` (already validated field by field). Problems the identity
 /// module finds (an inline key it cannot use, a configuration it refuses) are reported under
 /// the provider's field path.
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 pub(crate) fn compile_key_set(providers: &[Provider], errs: &mut Errors) -> Option<KeySet> {
     if providers.is_empty() {
         return None;

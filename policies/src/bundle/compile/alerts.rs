@@ -4,6 +4,7 @@
 use crate::bundle::schema::Alerts;
 use crate::bundle::validate::Errors;
 
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 pub(super) fn compile_alerts(a: &Alerts, errs: &mut Errors) {
     match a.cluster.as_deref() {
         None | Some("") => errs.push(
@@ -86,6 +87,7 @@ fn printable(s: &str) -> bool {
     s.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 fn compile_json(a: &Alerts, errs: &mut Errors) {
     match a.path.as_deref() {
         None => errs.push("alerts.path", "required (e.g. \"/events\")"),
@@ -113,6 +115,7 @@ fn compile_json(a: &Alerts, errs: &mut Errors) {
     }
 }
 
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 fn compile_eventbridge(a: &Alerts, errs: &mut Errors) {
     if let Some(p) = a.path.as_deref() {
         if p != "/" {

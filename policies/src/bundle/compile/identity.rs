@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::bundle::schema::{Identity, Provider, DEFAULT_IDENTITY_HEADER, MAX_TOKEN_BYTES_LIMIT};
 use crate::bundle::validate::{self as v, Errors};
 
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 pub(super) fn compile_identity(
     identity: Option<&Identity>,
     errs: &mut Errors,
@@ -111,6 +112,7 @@ pub(super) fn compile_identity(
     (identity.header.clone(), identity.providers.clone())
 }
 
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 fn compile_keys(at: &str, p: &Provider, errs: &mut Errors) {
     if p.jwks.is_none() && p.remote_jwks.is_none() {
         errs.push(at.to_string(), "needs keys: set jwks, remote_jwks, or both");

@@ -3,6 +3,7 @@
 use crate::bundle::schema::Bundle;
 use crate::bundle::validate::{self as v, Errors};
 
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 pub(super) fn compile_metadata(bundle: &Bundle, errs: &mut Errors) -> (String, String) {
     let Some(meta) = bundle.metadata.as_ref() else {
         errs.push("metadata", "required (with name and revision)");

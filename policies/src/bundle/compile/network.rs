@@ -31,6 +31,7 @@ pub struct CompiledEndpoint {
     pub cidrs: Vec<Cidr>,
 }
 
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 pub(super) fn compile_endpoints(
     endpoints: &[Endpoint],
     fips_required: bool,
@@ -119,6 +120,7 @@ pub(super) fn compile_endpoints(
 
 /// The rules that depend on what the host is: private DNS only (and always) for service
 /// names, the `fips` flag and `network.fips_required` against the host's service label.
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 fn check_endpoint_shape(
     at: &str,
     ep: &Endpoint,
@@ -158,6 +160,7 @@ fn check_endpoint_shape(
 
 /// `network.profile_geographies`: each a profile prefix (`[a-z-]`, 2 to 8 characters), no
 /// duplicates. An empty list is allowed and refuses every cross-region profile.
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 pub(super) fn compile_network(network: &Network, errs: &mut Errors) -> Option<Vec<String>> {
     let geographies = network.profile_geographies.as_ref()?;
     for (j, geo) in geographies.iter().enumerate() {
@@ -178,6 +181,7 @@ pub(super) fn compile_network(network: &Network, errs: &mut Errors) -> Option<Ve
     Some(geographies.clone())
 }
 
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 pub(super) fn compile_accounts(
     accounts: Option<&[String]>,
     errs: &mut Errors,
@@ -205,6 +209,7 @@ pub(super) fn compile_accounts(
 /// `aws`: checked, not compiled (only `bedrock-guard iam` reads it). An empty object, an empty
 /// account list and a repeated account are refused, so that what is written is what the AWS
 /// side gets.
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 pub(super) fn check_aws(aws: Option<&AwsSide>, errs: &mut Errors) {
     let Some(aws) = aws else {
         return;

@@ -20,6 +20,7 @@ pub(crate) struct CompiledResources {
 }
 
 /// `resources`: each list's patterns checked for their kind's shape, no duplicates.
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 pub(super) fn compile_resources(r: &Resources, errs: &mut Errors) -> CompiledResources {
     let mut list = |field: &str, kind: ResourceKind, patterns: &[String]| {
         let mut set = PatternSet::default();

@@ -86,6 +86,7 @@ pub(crate) struct CompiledRule {
     pub(crate) principals: Option<PrincipalMatcher>,
 }
 
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 pub(super) fn compile_rule(
     i: usize,
     rule: &Rule,
@@ -234,6 +235,7 @@ pub(super) fn compile_rule(
     ))
 }
 
+#[inline(never)] // config-time: kept out of `compile` (see compile/mod.rs)
 fn compile_principals(
     at: &str,
     p: &Principals,
