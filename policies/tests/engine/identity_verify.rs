@@ -850,6 +850,52 @@ fn refuses_unexpected_typ() {
 }
 
 #[test]
+fn refuses_registered_string_parameters_of_another_type() {
+    // cty, x5t, x5t#S256, url and nonce are strings when present (null is as absent); a signed
+    // token that gives one another type is malformed, whatever its signature.
+    for name in ["cty", "x5t", "x5t#S256", "url", "nonce"] {
+        for value in ["1", "true", "{}", r#"["a"]"#] {
+            let token = with_header(&format!(r#""{name}":{value}"#));
+            assert_eq!(
+                refused(&token),
+                malformed(Malformed::BadHeader(name)),
+                "{name}: {value}"
+            );
+        }
+        for value in [r#""text""#, "null"] {
+            let token = with_header(&format!(r#""{name}":{value}"#));
+            assert!(check(&token).is_ok(), "{name}: {value}");
+        }
+    }
+}
+
+#[test]
+fn ignores_unknown_header_parameters_of_any_type() {
+    // RFC 7515 §4: parameters we do not understand (and no `crit` names) are ignored; the
+    // signature covers them.
+    for extra in [r#""x-trace":1"#, r#""ext":{"a":[1,2]}"#, r#""note":null"#] {
+        assert!(check(&with_header(extra)).is_ok(), "{extra}");
+    }
+}
+
+#[test]
+fn a_signature_over_another_header_or_payload_is_refused() {
+    // The signature is checked over the header and payload as sent: swap either and it fails.
+    let one = with_header(r#""cty":"a""#);
+    let two = with_header(r#""cty":"b""#);
+    let [h1, p1, s1]: [&str; 3] = one.split('.').collect::<Vec<_>>().try_into().unwrap();
+    let [h2, _, s2]: [&str; 3] = two.split('.').collect::<Vec<_>>().try_into().unwrap();
+    assert!(check(&one).is_ok() && check(&two).is_ok(), "control");
+    assert_eq!(refused(&format!("{h2}.{p1}.{s1}")), IdentityError::BadSignature);
+    assert_eq!(refused(&format!("{h1}.{p1}.{s2}")), IdentityError::BadSignature);
+    let mut claims = claims();
+    claims["sub"] = json!("someone-else");
+    let other_payload = mint_a(&claims);
+    let p3 = other_payload.split('.').nth(1).unwrap();
+    assert_eq!(refused(&format!("{h1}.{p3}.{s1}")), IdentityError::BadSignature);
+}
+
+#[test]
 fn refuses_non_string_alg() {
     let header = format!(r#"{{"alg":["RS256"],"kid":"{KID_RSA_A}"}}"#);
     let token = mint_raw_a(&header, &claims().to_string());
