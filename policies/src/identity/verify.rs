@@ -139,11 +139,14 @@ fn check_header(header: &Map<String, Value>) -> Result<Header<'_>, IdentityError
     // Registered parameters that jsonwebtoken's header type reads as optional strings: a token
     // whose header gives them another type (null aside) was refused as malformed JSON when the
     // header went through it, and still is.
-    if let Some(name) = ["cty", "x5t", "x5t#S256", "url", "nonce"].into_iter().find(|name| {
-        header
-            .get(*name)
-            .is_some_and(|v| !(v.is_string() || v.is_null()))
-    }) {
+    if let Some(name) = ["cty", "x5t", "x5t#S256", "url", "nonce"]
+        .into_iter()
+        .find(|name| {
+            header
+                .get(*name)
+                .is_some_and(|v| !(v.is_string() || v.is_null()))
+        })
+    {
         return Err(Malformed::BadHeader(name).into());
     }
     let kid = match header.get("kid") {

@@ -886,13 +886,22 @@ fn a_signature_over_another_header_or_payload_is_refused() {
     let [h1, p1, s1]: [&str; 3] = one.split('.').collect::<Vec<_>>().try_into().unwrap();
     let [h2, _, s2]: [&str; 3] = two.split('.').collect::<Vec<_>>().try_into().unwrap();
     assert!(check(&one).is_ok() && check(&two).is_ok(), "control");
-    assert_eq!(refused(&format!("{h2}.{p1}.{s1}")), IdentityError::BadSignature);
-    assert_eq!(refused(&format!("{h1}.{p1}.{s2}")), IdentityError::BadSignature);
+    assert_eq!(
+        refused(&format!("{h2}.{p1}.{s1}")),
+        IdentityError::BadSignature
+    );
+    assert_eq!(
+        refused(&format!("{h1}.{p1}.{s2}")),
+        IdentityError::BadSignature
+    );
     let mut claims = claims();
     claims["sub"] = json!("someone-else");
     let other_payload = mint_a(&claims);
     let p3 = other_payload.split('.').nth(1).unwrap();
-    assert_eq!(refused(&format!("{h1}.{p3}.{s1}")), IdentityError::BadSignature);
+    assert_eq!(
+        refused(&format!("{h1}.{p3}.{s1}")),
+        IdentityError::BadSignature
+    );
 }
 
 #[test]
