@@ -16,6 +16,7 @@ pub mod destination;
 pub mod engine;
 pub mod eventstream;
 pub mod identity;
+pub mod jose;
 mod json;
 pub mod matcher;
 pub mod request;

@@ -460,6 +460,7 @@ fn base_claims() -> Value {
 }
 
 fn mint(alg: Algorithm, kid: &str, claims: &Value) -> String {
+    policies::jose::ensure_provider();
     let key = match alg {
         Algorithm::EdDSA => EncodingKey::from_ed_pem(ED25519_KEY.as_bytes()).unwrap(),
         Algorithm::ES256 => EncodingKey::from_ec_pem(EC_P256_KEY.as_bytes()).unwrap(),

@@ -14,9 +14,10 @@
 //! `key_ops` without `verify`), unsupported key types, curves and algorithms (`RSA-OAEP`,
 //! `ES512`, `X25519`, ...). IdPs publish such keys next to their signing keys.
 //!
-//! Why 4096 bits rather than 8192: the `rsa` crate behind `jsonwebtoken`'s `rust_crypto` backend
-//! refuses larger moduli at verification time (`RsaPublicKey::MAX_SIZE`), so a larger key would
-//! load and then fail every token as `bad_signature`. Refusing it at load time names the problem.
+//! Why 4096 bits rather than 8192: the `rsa` crate the engine verifies with (`crate::jose`, as
+//! `jsonwebtoken`'s `rust_crypto` backend does) refuses larger moduli at verification time
+//! (`RsaPublicKey::MAX_SIZE`), so a larger key would load and then fail every token as
+//! `bad_signature`. Refusing it at load time names the problem.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -224,7 +225,6 @@ impl Jwks {
 
     /// Parses a JWKS document (RFC 7517 §5) strictly. See the module documentation.
     pub fn parse(document: &[u8]) -> Result<Jwks, JwksError> {
-        super::ensure_crypto_provider();
         if document.len() > MAX_JWKS_BYTES {
             return Err(JwksError::TooLarge);
         }
@@ -500,7 +500,7 @@ fn ed25519_key(index: usize, jwk: &Map<String, Value>) -> Result<DecodingKey, Jw
 /// encoding) is refused at load time. A key error surfaces as `Err`; the dummy signature only
 /// ever gives `Ok(false)`.
 fn probe(index: usize, key: &DecodingKey, alg: Algorithm) -> Result<(), JwksError> {
-    jsonwebtoken::crypto::verify("AA", b"probe", key, alg)
+    crate::jose::verify("AA", b"probe", key, alg)
         .map(|_| ())
         .map_err(|_| JwksError::InvalidKey { index })
 }

@@ -208,7 +208,6 @@ impl KeySet {
     /// Validates the providers (unique names and issuers, asymmetric algorithms only, sane
     /// bounds). Every provider starts with no keys; load them with [`KeySet::set_keys`].
     pub fn new(specs: Vec<ProviderSpec>) -> Result<KeySet, IdentityConfigError> {
-        super::ensure_crypto_provider();
         let mut providers: Vec<Provider> = Vec::with_capacity(specs.len());
         for spec in specs {
             spec.validate()?;

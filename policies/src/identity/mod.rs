@@ -196,16 +196,6 @@ impl fmt::Display for Malformed {
     }
 }
 
-/// Installs `jsonwebtoken`'s RustCrypto backend as the process default unless one is already
-/// installed. With both backends enabled (Cargo feature unification) the crate would otherwise
-/// pick a provider that panics at the first verification, which would take the VM down.
-pub(crate) fn ensure_crypto_provider() {
-    // Err only means a provider is already installed, which is what we want.
-    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-        &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
-    );
-}
-
 impl From<Malformed> for IdentityError {
     fn from(why: Malformed) -> Self {
         IdentityError::Malformed(why)

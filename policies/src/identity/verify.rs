@@ -170,7 +170,7 @@ fn check_signature(token: &[u8], key: &DecodingKey, alg: Algorithm) -> Result<()
         .and_then(|dot| Some((token.get(..dot)?, token.get(dot + 1..)?)))
         .ok_or(Malformed::Shape)?;
     let signature = std::str::from_utf8(signature).map_err(|_| Malformed::Charset)?;
-    match jsonwebtoken::crypto::verify(signature, message, key, alg) {
+    match crate::jose::verify(signature, message, key, alg) {
         Ok(true) => Ok(()),
         Ok(false) => Err(IdentityError::BadSignature),
         Err(error) => Err(match error.kind() {

@@ -4,7 +4,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::crypto;
 use serde_json::{Map, Value};
 
 use super::keys::check_kid;
@@ -24,7 +23,7 @@ pub fn sign_canonical(canonical: &[u8], key: &PrivateKey) -> Result<String, Sign
     let header = header_json(key.alg(), key.kid());
     let header_b64 = URL_SAFE_NO_PAD.encode(header.as_bytes());
     let input = signing_input(&header_b64, canonical);
-    let signature = crypto::sign(input.as_bytes(), &key.encoding, key.alg().jwt())
+    let signature = crate::jose::sign(input.as_bytes(), &key.encoding, key.alg().jwt())
         .map_err(|e| key_error(format!("signing failed: {e}")))?;
     Ok(format!("{header_b64}..{signature}"))
 }
@@ -107,7 +106,8 @@ pub fn verify_canonical(
     }
     let input = signing_input(header_b64, canonical);
     for key in candidates {
-        if let Ok(true) = crypto::verify(signature_b64, input.as_bytes(), &key.decoding, alg.jwt())
+        if let Ok(true) =
+            crate::jose::verify(signature_b64, input.as_bytes(), &key.decoding, alg.jwt())
         {
             return Ok(kid);
         }

@@ -4,8 +4,8 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
-use jsonwebtoken::{crypto, DecodingKey, EncodingKey};
+use jsonwebtoken::jwk::AlgorithmParameters;
+use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -147,7 +147,7 @@ impl PublicKey {
         // A zero signature never verifies; the call only fails when the key itself is not a
         // valid point, which is what this checks.
         let probe = URL_SAFE_NO_PAD.encode([0u8; 64]);
-        if crypto::verify(&probe, b"probe", &decoding, alg.jwt()).is_err() {
+        if crate::jose::verify(&probe, b"probe", &decoding, alg.jwt()).is_err() {
             return Err(key_error(format!("not a valid {alg} public key")));
         }
         let mut key = PublicKey {
@@ -427,8 +427,9 @@ impl PrivateKey {
                 let mut der = ED25519_PKCS8_V1_PREFIX.to_vec();
                 der.extend_from_slice(seed);
                 let encoding = EncodingKey::from_ed_der(&der);
-                let jwk = Jwk::from_encoding_key(&encoding, jsonwebtoken::Algorithm::EdDSA)
-                    .map_err(|e| key_error(format!("not a valid Ed25519 key: {e}")))?;
+                let jwk =
+                    crate::jose::jwk_from_encoding_key(&encoding, jsonwebtoken::Algorithm::EdDSA)
+                        .map_err(|e| key_error(format!("not a valid Ed25519 key: {e}")))?;
                 let AlgorithmParameters::OctetKeyPair(okp) = &jwk.algorithm else {
                     return Err(key_error("not a valid Ed25519 key"));
                 };
@@ -457,7 +458,7 @@ impl PrivateKey {
 
     fn from_ec_der(der: Vec<u8>, kid: Option<&str>) -> Result<PrivateKey, SigningError> {
         let encoding = EncodingKey::from_ec_der(&der);
-        let jwk = Jwk::from_encoding_key(&encoding, jsonwebtoken::Algorithm::ES256)
+        let jwk = crate::jose::jwk_from_encoding_key(&encoding, jsonwebtoken::Algorithm::ES256)
             .map_err(|e| key_error(format!("not a valid EC P-256 key: {e}")))?;
         let AlgorithmParameters::EllipticCurve(ec) = &jwk.algorithm else {
             return Err(key_error("not a valid EC P-256 key"));
@@ -476,9 +477,9 @@ impl PrivateKey {
         public: PublicKey,
     ) -> Result<PrivateKey, SigningError> {
         let alg = public.alg.jwt();
-        let sig = crypto::sign(b"probe", &encoding, alg)
+        let sig = crate::jose::sign(b"probe", &encoding, alg)
             .map_err(|e| key_error(format!("cannot sign with this key: {e}")))?;
-        match crypto::verify(&sig, b"probe", &public.decoding, alg) {
+        match crate::jose::verify(&sig, b"probe", &public.decoding, alg) {
             Ok(true) => Ok(PrivateKey {
                 encoding,
                 pkcs8,

@@ -451,6 +451,7 @@ fn refuses_hs256_signed_with_the_rsa_public_key() {
         b64(format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{KID_RSA_A}"}}"#).as_bytes()),
         b64(claims().to_string().as_bytes())
     );
+    policies::jose::ensure_provider();
     let hmac_key = jsonwebtoken::EncodingKey::from_secret(&fixture("rsa_a.pub.pem"));
     let signature =
         jsonwebtoken::crypto::sign(message.as_bytes(), &hmac_key, Algorithm::HS256).unwrap();

@@ -34,6 +34,7 @@ mod eventstream_reader;
 mod identity_cache;
 mod identity_jwks;
 mod identity_verify;
+mod jose_provider;
 mod matcher_glob;
 mod request_body;
 mod request_content_type;

@@ -109,6 +109,8 @@ pub fn claims() -> Value {
 }
 
 pub fn encoding_key(alg: Algorithm, private_key: &str) -> EncodingKey {
+    // The engine's provider, as in the guard (the first one used becomes the process's).
+    policies::jose::ensure_provider();
     let pem = fixture(private_key);
     match alg {
         Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 => {
