@@ -4,9 +4,12 @@ wasm32-wasip1, normal dependencies only (no dev or build dependencies, nothing o
 
     scripts/sbom.py --module dist/bedrock_guard.wasm --out dist/bedrock_guard.cdx.json
 
-The graph comes from `cargo metadata --filter-platform wasm32-wasip1` (walked from the plugin
-along normal dependency edges); each crate's sha256 is its `checksum` in Cargo.lock (absent for
-the workspace's own path crates). The module itself is the metadata component, with the sha256
+The graph is the plugin's own: `cargo tree -e normal --target wasm32-wasip1 -p
+bedrock-guard-plugin`, resolved with the plugin's features (the engine without its `signing`
+feature), not the whole workspace's as `cargo metadata` resolves them (that graph also holds the
+CLI's signing crates, which the module does not link). Each crate's description, licence and
+source come from `cargo metadata`; its sha256 is its `checksum` in Cargo.lock (absent for the
+workspace's own path crates). The module itself is the metadata component, with the sha256
 of the file given. Procedural macros and the crates only they reach run at build time and are
 not linked into the module: they are listed with `scope: excluded`. The standard library
 (built from the toolchain's rust-src) is not a cargo dependency and is not listed.
@@ -22,6 +25,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -46,33 +50,48 @@ def lock_checksums() -> dict[tuple[str, str], str]:
             for p in lock.get("package", []) if "checksum" in p}
 
 
-def plugin_graph(meta: dict) -> tuple[dict[str, dict], dict[str, list[str]], set[str]]:
-    """(packages by id, normal-dependency edges, ids linked into the module) reachable from
-    the plugin. Linked: reachable without passing through a proc-macro crate."""
-    packages = {p["id"]: p for p in meta["packages"]}
-    nodes = {n["id"]: n for n in meta["resolve"]["nodes"]}
-    [root] = [p["id"] for p in meta["packages"]
-              if p["name"] == PLUGIN and p["source"] is None]
+def plugin_tree() -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """The plugin's normal-dependency graph for the target, as cargo resolves it for the plugin
+    alone: {(name, version): {(name, version) of its dependencies}}, the plugin first."""
+    out = subprocess.run(
+        ["cargo", "tree", "-e", "normal", "--target", TARGET, "-p", PLUGIN, "--prefix", "depth",
+         "--locked", "--format", "{p}"],
+        cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    edges: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    path: list[tuple[str, str]] = []
+    for line in out.splitlines():
+        m = re.match(r"^(\d+)(\S+) v(\S+)", line)
+        if not m:
+            raise SystemExit(f"sbom: unexpected `cargo tree` line: {line!r}")
+        depth, key = int(m.group(1)), (m.group(2), m.group(3))
+        del path[depth:]
+        edges.setdefault(key, set())
+        if path:
+            edges[path[-1]].add(key)
+        path.append(key)
+    return edges
 
-    def normal_deps(pid: str) -> list[str]:
-        return sorted({d["pkg"] for d in nodes[pid]["deps"]
-                       if any(k["kind"] is None for k in d["dep_kinds"])})
+
+def plugin_graph(meta: dict) -> tuple[dict[str, dict], dict[str, list[str]], set[str]]:
+    """(packages by id, normal-dependency edges, ids linked into the module) of the plugin's own
+    graph (`plugin_tree`). Linked: reachable without passing through a proc-macro crate."""
+    packages = {p["id"]: p for p in meta["packages"]}
+    by_key = {(p["name"], p["version"]): p["id"] for p in meta["packages"]}
+    tree = plugin_tree()
+    [root] = [by_key[k] for k in tree if k[0] == PLUGIN]
 
     def is_proc_macro(pid: str) -> bool:
         return any("proc-macro" in t["kind"] for t in packages[pid]["targets"])
 
-    edges: dict[str, list[str]] = {}
+    edges = {by_key[k]: sorted(by_key[d] for d in deps) for k, deps in tree.items()}
     linked: set[str] = set()
-    stack = [(root, True)]
+    stack = [root]
     while stack:
-        pid, link = stack.pop()
-        if pid in edges and (not link or pid in linked):
+        pid = stack.pop()
+        if pid in linked or is_proc_macro(pid):
             continue
-        edges[pid] = normal_deps(pid)
-        if link and not is_proc_macro(pid):
-            linked.add(pid)
-        for dep in edges[pid]:
-            stack.append((dep, link and not is_proc_macro(pid)))
+        linked.add(pid)
+        stack.extend(edges[pid])
     return packages, edges, linked
 
 
@@ -119,7 +138,7 @@ def sbom(module: Path) -> dict:
     metadata: dict = {
         "tools": {"components": [{"type": "application", "name": "scripts/sbom.py",
                                   "description": "bedrock-guard's SBOM writer "
-                                                 "(cargo metadata + Cargo.lock)"}]},
+                                                 "(cargo tree + cargo metadata + Cargo.lock)"}]},
         "component": {
             "type": "application",
             "bom-ref": module_ref,

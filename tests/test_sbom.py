@@ -92,6 +92,22 @@ def test_lists_exactly_the_plugins_wasm_dependency_graph(sbom):
     assert not names & {"proptest", "wasm-bindgen-test", "criterion"}
 
 
+def test_the_graph_is_resolved_for_the_plugin_not_the_workspace(sbom):
+    # The engine's `signing` feature (the CLI's, not the plugin's) pulls in crates the module
+    # never has: Cargo's workspace-wide resolution (`cargo metadata`) lists them, the plugin's
+    # own does not, and neither does the SBOM.
+    names = {c["name"] for c in sbom["components"]}
+    meta = json.loads(subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--locked", "--filter-platform",
+         "wasm32-wasip1"], cwd=REPO_ROOT, check=True, capture_output=True, text=True,
+        timeout=120).stdout)
+    workspace = {p["name"] for p in meta["packages"]}
+    signing_only = {"hkdf", "pem-rfc7468"}
+    assert signing_only <= workspace, "control: the workspace graph holds them"
+    assert not names & signing_only, names & signing_only
+    assert {"rsa", "p256", "ed25519-dalek"} <= names, "control: the verifiers' crates are listed"
+
+
 def test_build_time_only_crates_are_marked_excluded(sbom):
     excluded = {c["name"] for c in sbom["components"] if c.get("scope") == "excluded"}
     linked = {n for n, _ in cargo_tree("normal", "no-proc-macro")}
