@@ -118,44 +118,50 @@ fn verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> 
     })
 }
 
-struct Es256(p256::ecdsa::VerifyingKey);
-struct Es384(p384::ecdsa::VerifyingKey);
-struct EdDsa(ed25519_dalek::VerifyingKey);
+type SigResult = std::result::Result<(), rsa::signature::Error>;
+
+/// A verifier holding a parsed public key whose signatures have one fixed-size encoding.
+macro_rules! fixed_key_verifier {
+    ($name:ident, $key:ty, $signature:ty, $alg:expr) => {
+        struct $name($key);
+
+        impl rsa::signature::Verifier<Vec<u8>> for $name {
+            fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> SigResult {
+                let signature = <$signature>::from_slice(signature)?;
+                rsa::signature::Verifier::verify(&self.0, msg, &signature)
+            }
+        }
+
+        impl JwtVerifier for $name {
+            fn algorithm(&self) -> Algorithm {
+                $alg
+            }
+        }
+    };
+}
+
+fixed_key_verifier!(
+    Es256,
+    p256::ecdsa::VerifyingKey,
+    p256::ecdsa::Signature,
+    Algorithm::ES256
+);
+fixed_key_verifier!(
+    Es384,
+    p384::ecdsa::VerifyingKey,
+    p384::ecdsa::Signature,
+    Algorithm::ES384
+);
+fixed_key_verifier!(
+    EdDsa,
+    ed25519_dalek::VerifyingKey,
+    ed25519_dalek::Signature,
+    Algorithm::EdDSA
+);
+
 struct Rsa {
     alg: Algorithm,
     key: DecodingKey,
-}
-
-type SigResult = std::result::Result<(), rsa::signature::Error>;
-
-impl rsa::signature::Verifier<Vec<u8>> for Es256 {
-    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> SigResult {
-        rsa::signature::Verifier::verify(
-            &self.0,
-            msg,
-            &p256::ecdsa::Signature::from_slice(signature)?,
-        )
-    }
-}
-
-impl rsa::signature::Verifier<Vec<u8>> for Es384 {
-    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> SigResult {
-        rsa::signature::Verifier::verify(
-            &self.0,
-            msg,
-            &p384::ecdsa::Signature::from_slice(signature)?,
-        )
-    }
-}
-
-impl rsa::signature::Verifier<Vec<u8>> for EdDsa {
-    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> SigResult {
-        rsa::signature::Verifier::verify(
-            &self.0,
-            msg,
-            &ed25519_dalek::Signature::from_slice(signature)?,
-        )
-    }
 }
 
 impl rsa::signature::Verifier<Vec<u8>> for Rsa {
@@ -198,21 +204,6 @@ fn rsa_verify<S: SignatureScheme, H: Digest + AssociatedOid>(
         .map_err(rsa::signature::Error::from_source)
 }
 
-impl JwtVerifier for Es256 {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::ES256
-    }
-}
-impl JwtVerifier for Es384 {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::ES384
-    }
-}
-impl JwtVerifier for EdDsa {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::EdDSA
-    }
-}
 impl JwtVerifier for Rsa {
     fn algorithm(&self) -> Algorithm {
         self.alg

@@ -29,10 +29,10 @@ const ACCEPTED_TYPES: [&str; 4] = ["JWT", "at+jwt", "application/JWT", "applicat
 /// Verifies `token` against the providers and keys in `keys`, at time `now` (seconds since the
 /// epoch). No caching: see [`Verifier`].
 pub fn verify(token: &[u8], keys: &KeySet, now: u64) -> Result<VerifiedToken, IdentityError> {
-    let (header_segment, payload_segment) = split(token, keys.max_token_bytes())?;
-    let header_members = decode_object(header_segment)?;
+    let segments = split(token, keys.max_token_bytes())?;
+    let header_members = decode_object(segments.header)?;
     let header = check_header(&header_members)?;
-    let claims = decode_object(payload_segment)?;
+    let claims = decode_object(segments.payload)?;
 
     // The unverified `iss` only selects the provider whose keys may verify the token.
     let provider = match claims.get("iss") {
@@ -57,7 +57,7 @@ pub fn verify(token: &[u8], keys: &KeySet, now: u64) -> Result<VerifiedToken, Id
     if !key.allows(header.alg) {
         return Err(IdentityError::AlgorithmNotAllowed);
     }
-    check_signature(token, key.decoding_key(), header.alg)?;
+    check_signature(&segments, key.decoding_key(), header.alg)?;
 
     let (principal, expires_at) = check_claims(claims, spec, now)?;
     Ok(VerifiedToken {
@@ -68,8 +68,8 @@ pub fn verify(token: &[u8], keys: &KeySet, now: u64) -> Result<VerifiedToken, Id
 
 /// Size cap, charset, and exactly three segments, header and payload non-empty. An empty
 /// signature is left to the algorithm and signature checks, so `alg: none` tokens (which carry
-/// one) are reported as `algorithm_not_allowed`. Returns header and payload.
-fn split(token: &[u8], max_bytes: usize) -> Result<(&[u8], &[u8]), Malformed> {
+/// one) are reported as `algorithm_not_allowed`.
+fn split(token: &[u8], max_bytes: usize) -> Result<Segments<'_>, Malformed> {
     if token.is_empty() {
         return Err(Malformed::Empty);
     }
@@ -89,13 +89,29 @@ fn split(token: &[u8], max_bytes: usize) -> Result<(&[u8], &[u8]), Malformed> {
         segments.next(),
         segments.next(),
     ) {
-        (Some(header), Some(payload), Some(_signature), None)
+        (Some(header), Some(payload), Some(signature), None)
             if !header.is_empty() && !payload.is_empty() =>
         {
-            Ok((header, payload))
+            Ok(Segments {
+                header,
+                payload,
+                signing_input: token
+                    .get(..header.len() + 1 + payload.len())
+                    .ok_or(Malformed::Shape)?,
+                // ASCII, checked above.
+                signature: std::str::from_utf8(signature).map_err(|_| Malformed::Charset)?,
+            })
         }
         _ => Err(Malformed::Shape),
     }
+}
+
+/// A token's three segments, and the signing input (`header.payload`, as sent).
+struct Segments<'t> {
+    header: &'t [u8],
+    payload: &'t [u8],
+    signing_input: &'t [u8],
+    signature: &'t str,
 }
 
 /// Canonical unpadded base64url (the `base64` engine refuses padding and non-zero trailing
@@ -162,15 +178,12 @@ fn check_header(header: &Map<String, Value>) -> Result<Header<'_>, IdentityError
 /// handed to `jsonwebtoken::decode`: its own header and claims parsing would repeat that work
 /// leniently, and linking it put about 50 KB of code in the module (its JWK and header
 /// deserialisers) that V8 compiles in every Envoy.
-fn check_signature(token: &[u8], key: &DecodingKey, alg: Algorithm) -> Result<(), IdentityError> {
-    // `split` has already checked three segments and the base64url charset.
-    let (message, signature) = token
-        .iter()
-        .rposition(|b| *b == b'.')
-        .and_then(|dot| Some((token.get(..dot)?, token.get(dot + 1..)?)))
-        .ok_or(Malformed::Shape)?;
-    let signature = std::str::from_utf8(signature).map_err(|_| Malformed::Charset)?;
-    match crate::jose::verify(signature, message, key, alg) {
+fn check_signature(
+    segments: &Segments<'_>,
+    key: &DecodingKey,
+    alg: Algorithm,
+) -> Result<(), IdentityError> {
+    match crate::jose::verify(segments.signature, segments.signing_input, key, alg) {
         Ok(true) => Ok(()),
         Ok(false) => Err(IdentityError::BadSignature),
         Err(error) => Err(match error.kind() {
