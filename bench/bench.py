@@ -72,9 +72,10 @@ from tests.harness.envoy import (  # noqa: E402
 from tests.harness.eventstream import decode_frames, encode_event  # noqa: E402
 
 GUARD_WASM = ROOT / "dist" / "bedrock_guard.wasm"
-# Where `scripts/cargo-wasm.sh build` writes (its `target-dir`); bench-only, never in dist/.
+# Where `make floor` writes it (scripts/cargo-wasm.sh's `target-dir`, after scripts/wasm-opt.sh,
+# as for the guard); bench-only, never in dist/.
 FLOOR_WASM = (Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target" / "wasm")
-              / "wasm32-wasip1" / "release" / "bedrock_guard_floor.wasm")
+              / "bedrock_guard_floor.wasm")
 PKI = ROOT / ".build" / "pki"
 RESULTS = ROOT / "bench" / "results.json"
 

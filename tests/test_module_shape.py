@@ -23,11 +23,13 @@ from tests.harness.stack import WASM_PATH
 from tests.harness.wasm_module import MAGIC, function_body_sizes
 
 # The largest function body allowed, in bytes. The largest today is p384's field arithmetic
-# (about 15 KB, straight-line code built at opt-level "z").
+# (about 15 KB, straight-line code built at opt-level "z"). It also holds scripts/wasm-opt.sh to
+# its word: with binaryen's default inlining the module has bodies of 60 and 92 KB.
 MAX_FUNCTION_BYTES = 16 * 1024
-# The module's size: 1,202,395 bytes on 2026-12-01 (bench/README.md: 1,202,305 as measured); growth past this needs a
-# measurement of what it costs in idle memory, and a new bound with its reason.
-MAX_MODULE_BYTES = 1_260_000
+# The module's size: 1,071,757 bytes on 2026-12-01 after scripts/wasm-opt.sh (1,202,395 as
+# linked); growth past this needs a measurement of what it costs in idle memory, and a new bound
+# with its reason. The module as linked, without the post-link pass, is over it.
+MAX_MODULE_BYTES = 1_110_000
 
 
 def _uleb(n: int) -> bytes:
