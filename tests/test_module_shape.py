@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 
 from tests.harness.stack import WASM_PATH
-from tests.harness.wasm_module import MAGIC, function_body_sizes
+from tests.harness.wasm_module import MAGIC, function_body_sizes, uleb_bytes
 
 # The largest function body allowed, in bytes. The largest today is p384's field arithmetic
 # (about 15 KB, straight-line code built at opt-level "z"). It also holds scripts/wasm-opt.sh to
@@ -32,19 +32,10 @@ MAX_FUNCTION_BYTES = 16 * 1024
 MAX_MODULE_BYTES = 1_110_000
 
 
-def _uleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _module_with_bodies(sizes: list[int]) -> bytes:
     """A module whose code section holds bodies of these sizes (only the framing is valid)."""
-    payload = _uleb(len(sizes)) + b"".join(_uleb(s) + b"\0" * s for s in sizes)
-    return MAGIC + bytes([10]) + _uleb(len(payload)) + payload
+    payload = uleb_bytes(len(sizes)) + b"".join(uleb_bytes(s) + b"\0" * s for s in sizes)
+    return MAGIC + bytes([10]) + uleb_bytes(len(payload)) + payload
 
 
 def test_reader_sees_each_body():

@@ -22,7 +22,8 @@ def _uleb(data: bytes, at: int) -> tuple[int, int]:
             return value, at
 
 
-def _leb_bytes(n: int) -> bytes:
+def uleb_bytes(n: int) -> bytes:
+    """`n` as an unsigned LEB128."""
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -32,8 +33,8 @@ def _leb_bytes(n: int) -> bytes:
 
 
 def _section(sid: int, items: list[bytes]) -> bytes:
-    payload = _leb_bytes(len(items)) + b"".join(items)
-    return bytes([sid]) + _leb_bytes(len(payload)) + payload
+    payload = uleb_bytes(len(items)) + b"".join(items)
+    return bytes([sid]) + uleb_bytes(len(payload)) + payload
 
 
 def module_of(export: str, bodies: list[bytes], data: list[tuple[int, bytes]] = ()) -> bytes:
@@ -44,11 +45,11 @@ def module_of(export: str, bodies: list[bytes], data: list[tuple[int, bytes]] = 
     each. For tests of tools that read or rewrite modules."""
     name = export.encode()
     functype = b"\x60\x01\x7f\x01\x7f"
-    code = [_leb_bytes(len(body) + 1) + b"\0" + body for body in bodies]
+    code = [uleb_bytes(len(body) + 1) + b"\0" + body for body in bodies]
     memory = [_section(5, [b"\x00\x01"])] if data else []
-    segments = [b"\x00\x41" + _sleb_bytes(at) + b"\x0b" + _leb_bytes(len(d)) + d for at, d in data]
+    segments = [b"\x00\x41" + _sleb_bytes(at) + b"\x0b" + uleb_bytes(len(d)) + d for at, d in data]
     return (MAGIC + _section(1, [functype]) + _section(3, [b"\0"] * len(bodies)) + b"".join(memory)
-            + _section(7, [_leb_bytes(len(name)) + name + b"\0\0"]
+            + _section(7, [uleb_bytes(len(name)) + name + b"\0\0"]
                        + ([b"\x06memory\x02\x00"] if data else []))
             + _section(CODE_SECTION, code)
             + (_section(DATA_SECTION, segments) if data else b""))
