@@ -23,9 +23,9 @@ fn find_slot(module: &[u8]) -> Result<usize, String> {
         .enumerate()
         .filter(|(_, w)| *w == magic)
         .map(|(i, _)| i);
-    let first = found
-        .next()
-        .ok_or("no anchor slot: not a bedrock-guard module (or one built before anchors)")?;
+    let Some(first) = found.next() else {
+        return Err(no_slot_reason(module).into());
+    };
     if found.next().is_some() {
         return Err("the anchor slot marker occurs more than once: refusing to guess".into());
     }
@@ -33,6 +33,24 @@ fn find_slot(module: &[u8]) -> Result<usize, String> {
         return Err("the anchor slot is truncated".into());
     }
     Ok(first)
+}
+
+/// Why a module has no slot. The marker's text without the zero bytes that end it means the
+/// slot's zeros were dropped after the build (the slot holds only zeros until stamped).
+fn no_slot_reason(module: &[u8]) -> &'static str {
+    let text_len = anchor::SLOT_MAGIC
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(anchor::SLOT_MAGIC.len());
+    let text = &anchor::SLOT_MAGIC[..text_len];
+    if module.windows(text.len()).any(|w| w == text) {
+        "the anchor slot is cut short: the module was rewritten by a tool that drops runs of \
+         zero bytes from its data (binaryen's memory-packing, part of wasm-opt -O, -Os and -Oz). \
+         Stamp the module as released (make build keeps the slot), and optimise only after \
+         stamping"
+    } else {
+        "no anchor slot: not a bedrock-guard module (or one built before anchors)"
+    }
 }
 
 /// The module with `anchor_json` written into its (empty) slot.

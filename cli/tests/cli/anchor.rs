@@ -130,7 +130,26 @@ fn refuses_what_it_cannot_stamp_safely() {
     let none = stamp("none.wasm", "d.wasm");
     assert_eq!(none.code, 1);
     assert!(none.stderr.contains("no anchor slot"), "{}", none.stderr);
+    assert!(!none.stderr.contains("cut short"), "{}", none.stderr);
+    // The slot's zeros dropped after the build (wasm-opt's memory-packing keeps the marker's
+    // text and cuts the run of zeros that follows it): named as such, nothing written.
+    let marker_text =
+        &anchor::SLOT_MAGIC[..anchor::SLOT_MAGIC.iter().position(|&b| b == 0).unwrap()];
+    let mut packed = b"\0asm\x01\0\0\0 some code".to_vec();
+    packed.extend_from_slice(marker_text);
+    packed.extend_from_slice(b"\x41\x80\x08\x0b next segment");
+    packed.extend_from_slice(&[0x20; 9000]);
+    std::fs::write(s.path("packed.wasm"), &packed).unwrap();
+    let cut = stamp("packed.wasm", "e.wasm");
+    assert_eq!(cut.code, 1);
+    assert!(
+        cut.stderr.contains("the anchor slot is cut short"),
+        "{}",
+        cut.stderr
+    );
+    assert!(cut.stderr.contains("memory-packing"), "{}", cut.stderr);
     assert!(!s.path("b.wasm").exists() && !s.path("c.wasm").exists());
+    assert!(!s.path("d.wasm").exists() && !s.path("e.wasm").exists());
 
     // Usage: every piece is required and named.
     for (args, says) in [
