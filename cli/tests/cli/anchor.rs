@@ -116,21 +116,18 @@ fn refuses_what_it_cannot_stamp_safely() {
             out,
         ])
     };
+    // Refused with exit code 1 and a message saying `says`; the refusal's stderr.
+    let refused = |wasm: &str, out: &str, says: &str| {
+        let run = stamp(wasm, out);
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(run.stderr.contains(says), "{}", run.stderr);
+        run.stderr
+    };
     assert_eq!(stamp("m.wasm", "a.wasm").code, 0);
-    let again = stamp("a.wasm", "b.wasm");
-    assert_eq!(again.code, 1);
-    assert!(
-        again.stderr.contains("already anchored"),
-        "{}",
-        again.stderr
-    );
-    let two = stamp("two.wasm", "c.wasm");
-    assert_eq!(two.code, 1);
-    assert!(two.stderr.contains("more than once"), "{}", two.stderr);
-    let none = stamp("none.wasm", "d.wasm");
-    assert_eq!(none.code, 1);
-    assert!(none.stderr.contains("no anchor slot"), "{}", none.stderr);
-    assert!(!none.stderr.contains("cut short"), "{}", none.stderr);
+    refused("a.wasm", "b.wasm", "already anchored");
+    refused("two.wasm", "c.wasm", "more than once");
+    let none = refused("none.wasm", "d.wasm", "no anchor slot");
+    assert!(!none.contains("cut short"), "{none}");
     // The slot's zeros dropped after the build (wasm-opt's memory-packing keeps the marker's
     // text and cuts the run of zeros that follows it): named as such, nothing written.
     let marker_text =
@@ -140,14 +137,8 @@ fn refuses_what_it_cannot_stamp_safely() {
     packed.extend_from_slice(b"\x41\x80\x08\x0b next segment");
     packed.extend_from_slice(&[0x20; 9000]);
     std::fs::write(s.path("packed.wasm"), &packed).unwrap();
-    let cut = stamp("packed.wasm", "e.wasm");
-    assert_eq!(cut.code, 1);
-    assert!(
-        cut.stderr.contains("the anchor slot is cut short"),
-        "{}",
-        cut.stderr
-    );
-    assert!(cut.stderr.contains("memory-packing"), "{}", cut.stderr);
+    let cut = refused("packed.wasm", "e.wasm", "the anchor slot is cut short");
+    assert!(cut.contains("memory-packing"), "{cut}");
     assert!(!s.path("b.wasm").exists() && !s.path("c.wasm").exists());
     assert!(!s.path("d.wasm").exists() && !s.path("e.wasm").exists());
 
