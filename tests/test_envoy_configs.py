@@ -514,23 +514,25 @@ def test_config_carries_the_stats_tags(path):
     assert cfg["stats_config"].get("use_all_default_tags", True) is True
 
 
-def test_istio_bootstrap_override_carries_the_stats_tags():
+def test_istio_bootstrap_override_carries_the_stats_tags_and_the_allocator_block():
     doc = yaml.safe_load((REPO_ROOT / "envoy" / "istio" / "stats-bootstrap.yaml").read_text())
     assert doc["kind"] == "ConfigMap"
     override = json.loads(doc["data"]["custom_bootstrap.json"])
-    assert override == {"stats_config": {"stats_tags": STATS_TAGS}}
+    assert override == {"stats_config": {"stats_tags": STATS_TAGS},
+                        "memory_allocator_manager": MEMORY_ALLOCATOR_MANAGER}
     text = (REPO_ROOT / "envoy" / "istio" / "stats-bootstrap.yaml").read_text()
     assert f"sidecar.istio.io/bootstrapOverride: {doc['metadata']['name']}" in text
     assert "inclusionPrefixes:\n#           - wasmcustom.bedrock_guard." in text
 
 
-def test_envoy_gateway_bootstrap_merge_carries_the_stats_tags():
+def test_envoy_gateway_bootstrap_merge_carries_the_stats_tags_and_the_allocator_block():
     doc = yaml.safe_load((REPO_ROOT / "envoy" / "envoy-gateway" / "envoyproxy-stats.yaml")
                          .read_text())
     assert doc["kind"] == "EnvoyProxy"
     assert doc["spec"]["bootstrap"]["type"] == "Merge"
     assert yaml.safe_load(doc["spec"]["bootstrap"]["value"]) == {
-        "stats_config": {"stats_tags": STATS_TAGS}}
+        "stats_config": {"stats_tags": STATS_TAGS},
+        "memory_allocator_manager": MEMORY_ALLOCATOR_MANAGER}
 
 
 def test_stats_tags_turn_family_names_into_labels():
