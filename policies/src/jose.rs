@@ -75,6 +75,17 @@ pub static PROVIDER: CryptoProvider = CryptoProvider {
     },
 };
 
+/// The RSA algorithms this provider verifies: PKCS#1 v1.5 and PSS, each with SHA-256, -384 and
+/// -512.
+pub const RSA_ALGORITHMS: [Algorithm; 6] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
 fn verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
     let family = match alg {
         Algorithm::RS256

@@ -28,6 +28,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::jose::RSA_ALGORITHMS;
 use crate::json::{self, JsonErrorKind};
 
 /// Largest JWKS document accepted, in bytes.
@@ -41,15 +42,6 @@ pub(crate) const MAX_RSA_BITS: usize = 4096;
 
 /// Members that carry private key material in RSA, EC and OKP JWKs (RFC 7518 §6, RFC 8037).
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
-
-const RSA_ALGORITHMS: [Algorithm; 6] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
 
 /// A parsed JWKS: usable verification keys by `kid`, plus the entries that were skipped.
 #[derive(Clone)]
