@@ -59,28 +59,16 @@ wasm-opt "${features[@]}" --optimize-level 2 --shrink-level 0 \
   --flexible-inline-max-function-size 0 --one-caller-inline-max-function-size 0 \
   "${passes[@]/#/--}" "$in" -o "$tmp"
 
-# The data section (id 11) as linked, byte for byte.
-python3 - "$in" "$tmp" <<'PY'
+# The data section as linked, byte for byte (read with the project's module reader,
+# tests/harness/wasm_module.py; this script's real directory, so a symlinked scripts/ works).
+root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+PYTHONPATH="$root" python3 - "$in" "$tmp" <<'PY'
 import sys
 
-def data_section(path):
-    b = open(path, "rb").read()
-    if b[:8] != b"\0asm\x01\0\0\0":
-        sys.exit(f"wasm-opt.sh: {path}: not a WebAssembly module")
-    at, found = 8, None
-    while at < len(b):
-        sid, size, shift, at = b[at], 0, 0, at + 1
-        while True:
-            byte = b[at]; at += 1
-            size |= (byte & 0x7F) << shift; shift += 7
-            if byte < 0x80:
-                break
-        if sid == 11:
-            found = b[at:at + size]
-        at += size
-    return found
+from tests.harness.wasm_module import DATA_SECTION, section
 
-if data_section(sys.argv[1]) != data_section(sys.argv[2]):
+linked, optimised = (open(path, "rb").read() for path in sys.argv[1:3])
+if section(linked, DATA_SECTION) != section(optimised, DATA_SECTION):
     sys.exit("wasm-opt.sh: the data section changed (the anchor slot must stay as linked): "
              "not written")
 PY
